@@ -1,0 +1,91 @@
+// Tier: one level of storage for immutable, content-addressed blocks.
+//
+// Every tier (dram/, nvme/, cold/) implements this interface, and one
+// conformance suite (tests/storage/tier_conformance_test.cc) checks them all.
+// Because a block never changes under its id, no tier needs invalidation:
+// Write of an id already present is a no-op that returns OK.
+//
+// Contract:
+//  - Every method is safe for concurrent use from multiple threads.
+//  - Read returns the block's bytes or NotFound (absent: the normal fall
+//    through to the next tier). A disk tier verifies what came off disk
+//    against the id and returns DataLoss on a mismatch, after dropping the
+//    entry (cache tiers) so the next Read is a clean NotFound.
+//  - Write REQUIRES that `block` hashes to `id`; tiers may check it and
+//    return InvalidArgument. ResourceExhausted means the tier has no room
+//    (a DRAM tier full of pinned blocks; a disk out of space).
+//  - Unavailable means a transient fault (I/O error): try another tier.
+//  - Callbacks passed to ReadAsync run exactly once, on a tier thread or on
+//    the caller's thread if the answer is known at once; they must not block.
+
+#ifndef PSTORE_STORAGE_TIER_H_
+#define PSTORE_STORAGE_TIER_H_
+
+#include <cstdint>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "codec/hash.h"
+#include "storage/block.h"
+
+namespace pstore {
+
+// Counters of one tier. Monotonic counters count since open.
+struct TierStats {
+  uint64_t capacity_bytes = 0;     // The budget; 0 means unbounded.
+  uint64_t used_bytes = 0;         // Bytes charged now.
+  uint64_t blocks = 0;             // Blocks held now.
+  uint64_t hits = 0;               // Reads that found the block.
+  uint64_t misses = 0;             // Reads that returned NotFound.
+  uint64_t writes = 0;             // Blocks written (not counting no-ops).
+  uint64_t write_bytes = 0;        // Bytes of those blocks.
+  uint64_t read_bytes = 0;         // Bytes returned by hits.
+  uint64_t evictions = 0;          // Blocks dropped to make room.
+  uint64_t erases = 0;             // Blocks dropped by Erase.
+  uint64_t checksum_failures = 0;  // Reads that returned DataLoss.
+  uint64_t io_errors = 0;          // Reads or writes failed by the device.
+  uint64_t reclaimed_regions = 0;  // NVMe only: regions recycled.
+};
+
+using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<BlockRef>) &&>;
+
+class Tier {
+ public:
+  virtual ~Tier() = default;
+
+  // Returns a short name for logs and metrics: "dram", "nvme", "cold".
+  virtual absl::string_view name() const = 0;
+
+  // Returns true if a Read of `id` would find it now (it may be gone by the
+  // time of the Read).
+  virtual bool Contains(const BlockId& id) const = 0;
+
+  // Returns the bytes of block `id`. Codes: NotFound, DataLoss, Unavailable.
+  virtual absl::StatusOr<BlockRef> Read(const BlockId& id) = 0;
+
+  // Reads block `id` and passes the result to `done`. The default calls
+  // Read on the caller's thread; disk tiers queue the I/O and return at once.
+  virtual void ReadAsync(const BlockId& id, ReadCallback done) {
+    std::move(done)(Read(id));
+  }
+
+  // Stores `block` under `id`. Codes: ResourceExhausted, InvalidArgument,
+  // Unavailable.
+  virtual absl::Status Write(const BlockId& id, const BlockRef& block) = 0;
+
+  // Drops block `id`. OK if it was absent.
+  virtual absl::Status Erase(const BlockId& id) = 0;
+
+  // Drops every block that may be dropped (unpinned blocks for DRAM; all
+  // for NVMe). The cold tier, the durable source of truth, returns
+  // FailedPrecondition.
+  virtual absl::Status Clear() = 0;
+
+  virtual TierStats Stats() const = 0;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_TIER_H_
