@@ -1,0 +1,267 @@
+#include "storage/cold/cold_tier.h"
+
+#include <cstring>
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/options.h"
+#include "rocksdb/table.h"
+#include "util/status.h"
+
+namespace pstore {
+namespace {
+
+constexpr const char* kFamilyNames[] = {"blocks", "refs", "staged", "catalog"};
+
+rocksdb::ColumnFamilyOptions BlocksFamilyOptions(
+    const ColdTierOptions& options) {
+  rocksdb::ColumnFamilyOptions family;
+  // Weights do not compress; compressing would only cost CPU.
+  family.compression = rocksdb::kNoCompression;
+  family.bottommost_compression = rocksdb::kNoCompression;
+  family.write_buffer_size = options.blocks_write_buffer_bytes;
+  family.target_file_size_base = uint64_t{256} << 20;
+  family.max_bytes_for_level_base = uint64_t{1} << 30;
+  rocksdb::BlockBasedTableOptions table;
+  table.checksum = rocksdb::kXXH3;
+  // The DRAM tier caches blocks; a second cache would hold them twice.
+  table.no_block_cache = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = false;
+  family.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  if (options.blob_files) {
+    family.enable_blob_files = true;
+    family.min_blob_size = 4096;
+    family.blob_file_size = uint64_t{256} << 20;
+    family.blob_compression_type = rocksdb::kNoCompression;
+    family.enable_blob_garbage_collection = true;
+  }
+  return family;
+}
+
+rocksdb::ColumnFamilyOptions SmallFamilyOptions(
+    const std::shared_ptr<rocksdb::Cache>& cache) {
+  rocksdb::ColumnFamilyOptions family;
+  family.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table;
+  table.checksum = rocksdb::kXXH3;
+  table.block_cache = cache;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  family.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return family;
+}
+
+}  // namespace
+
+absl::Status RocksToStatus(const rocksdb::Status& status,
+                           absl::string_view context) {
+  if (status.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(context, ": ", status.ToString());
+  if (status.IsNotFound()) return absl::NotFoundError(message);
+  if (status.IsCorruption()) return absl::DataLossError(message);
+  if (status.IsNoSpace() || status.IsMemoryLimit()) {
+    return absl::ResourceExhaustedError(message);
+  }
+  if (status.IsIOError() || status.IsBusy() || status.IsTimedOut() ||
+      status.IsTryAgain() || status.IsAborted() || status.IsIncomplete() ||
+      status.IsShutdownInProgress()) {
+    return absl::UnavailableError(message);
+  }
+  if (status.IsInvalidArgument()) return absl::InvalidArgumentError(message);
+  if (status.IsNotSupported()) return absl::UnimplementedError(message);
+  return absl::InternalError(message);
+}
+
+std::string BlockKey(const BlockId& id) { return id.ToByteString(); }
+
+absl::StatusOr<std::unique_ptr<ColdTier>> ColdTier::Open(
+    ColdTierOptions options) {
+  if (options.dir.empty()) {
+    return absl::InvalidArgumentError("cold tier: no directory given");
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.dir, error);
+  if (error) {
+    return ErrnoToStatus(error.value(),
+                         absl::StrCat("cold tier: mkdir ", options.dir));
+  }
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.bytes_per_sync = uint64_t{1} << 20;
+  db_options.wal_bytes_per_sync = uint64_t{1} << 20;
+  // Let a large WAL roll into SST files rather than grow without bound.
+  db_options.max_total_wal_size = uint64_t{512} << 20;
+  // Keep RocksDB's info LOG small; it rotates inside the cold directory.
+  db_options.max_log_file_size = uint64_t{16} << 20;
+  db_options.keep_log_file_num = 4;
+  db_options.use_direct_reads = options.direct_reads;
+
+  std::shared_ptr<rocksdb::Cache> cache =
+      rocksdb::NewLRUCache(options.catalog_cache_bytes);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
+                           rocksdb::ColumnFamilyOptions());
+  descriptors.emplace_back(kFamilyNames[0], BlocksFamilyOptions(options));
+  for (int i = 1; i < 4; ++i) {
+    descriptors.emplace_back(kFamilyNames[i], SmallFamilyOptions(cache));
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw_db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(db_options, options.dir,
+                                             descriptors, &handles, &raw_db);
+  if (!status.ok()) {
+    return RocksToStatus(status, absl::StrCat("cold tier: open ", options.dir));
+  }
+  std::unique_ptr<rocksdb::DB> db(raw_db);
+  // Handle 0 is the default family, which the DB object owns.
+  rocksdb::Status destroyed = db->DestroyColumnFamilyHandle(handles[0]);
+  if (!destroyed.ok()) return RocksToStatus(destroyed, "cold tier: open");
+  handles.erase(handles.begin());
+  return std::unique_ptr<ColdTier>(
+      new ColdTier(std::move(options), std::move(db), std::move(handles)));
+}
+
+ColdTier::ColdTier(ColdTierOptions options, std::unique_ptr<rocksdb::DB> db,
+                   std::vector<rocksdb::ColumnFamilyHandle*> families)
+    : options_(std::move(options)),
+      db_(std::move(db)),
+      families_(std::move(families)) {}
+
+ColdTier::~ColdTier() {
+  for (rocksdb::ColumnFamilyHandle* family : families_) {
+    // Failing to destroy a handle at close only leaks it until exit.
+    (void)db_->DestroyColumnFamilyHandle(family);
+  }
+  // Close reports errors of the last background work; they are in the
+  // RocksDB LOG and nothing here can act on them.
+  (void)db_->Close();
+}
+
+bool ColdTier::Contains(const BlockId& id) const {
+  // RocksDB has no existence check cheaper than a Get for a present key; the
+  // Bloom filter makes absent keys cheap. The tiered store asks the refs
+  // family instead, which is small and cached.
+  rocksdb::PinnableSlice ignored;
+  rocksdb::ReadOptions read_options;
+  read_options.fill_cache = false;
+  return db_->Get(read_options, blocks_family(), BlockKey(id), &ignored).ok();
+}
+
+absl::StatusOr<BlockRef> ColdTier::Read(const BlockId& id) {
+  rocksdb::ReadOptions read_options;
+  read_options.verify_checksums = options_.verify_rocksdb_checksums;
+  read_options.fill_cache = false;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status status =
+      db_->Get(read_options, blocks_family(), BlockKey(id), &value);
+  if (status.IsNotFound()) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    return absl::NotFoundError(
+        absl::StrCat("cold tier: no block ", id.ToHex()));
+  }
+  if (!status.ok()) {
+    if (status.IsCorruption()) {
+      checksum_failures_.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      io_errors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return RocksToStatus(status,
+                         absl::StrCat("cold tier: read block ", id.ToHex()));
+  }
+  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(value.data()),
+                                 value.size());
+  if (BlockId::Of(bytes) != id) {
+    checksum_failures_.fetch_add(1, std::memory_order_relaxed);
+    return absl::DataLossError(absl::StrCat("cold tier: block ", id.ToHex(),
+                                            " fails its XXH3-128 check (",
+                                            value.size(), " bytes read)"));
+  }
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  read_bytes_.fetch_add(value.size(), std::memory_order_relaxed);
+  return CopyBlock(bytes);
+}
+
+absl::Status ColdTier::Write(const BlockId& id, const BlockRef& block) {
+  rocksdb::WriteOptions write_options;
+  rocksdb::Slice value(block->view().data(), block->size());
+  rocksdb::Status status =
+      db_->Put(write_options, blocks_family(), BlockKey(id), value);
+  if (!status.ok()) {
+    io_errors_.fetch_add(1, std::memory_order_relaxed);
+    return RocksToStatus(status,
+                         absl::StrCat("cold tier: write block ", id.ToHex()));
+  }
+  writes_.fetch_add(1, std::memory_order_relaxed);
+  write_bytes_.fetch_add(block->size(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status ColdTier::Erase(const BlockId& id) {
+  rocksdb::Status status =
+      db_->Delete(rocksdb::WriteOptions(), blocks_family(), BlockKey(id));
+  if (!status.ok()) {
+    return RocksToStatus(status,
+                         absl::StrCat("cold tier: erase block ", id.ToHex()));
+  }
+  erases_.fetch_add(1, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status ColdTier::Clear() {
+  return absl::FailedPreconditionError(
+      "the cold tier is the durable copy of every block; it cannot be "
+      "dropped");
+}
+
+absl::Status ColdTier::Commit(rocksdb::WriteBatch* batch) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync_commits;
+  rocksdb::Status status = db_->Write(write_options, batch);
+  if (!status.ok()) {
+    io_errors_.fetch_add(1, std::memory_order_relaxed);
+    return RocksToStatus(status, "cold tier: commit");
+  }
+  return absl::OkStatus();
+}
+
+TierStats ColdTier::Stats() const {
+  TierStats stats;
+  uint64_t value = 0;
+  if (db_->GetIntProperty(blocks_family(), "rocksdb.estimate-num-keys",
+                          &value)) {
+    stats.blocks = value;
+  }
+  uint64_t used = 0;
+  for (rocksdb::ColumnFamilyHandle* family : families_) {
+    if (db_->GetIntProperty(family, "rocksdb.total-sst-files-size", &value)) {
+      used += value;
+    }
+    if (db_->GetIntProperty(family, "rocksdb.total-blob-file-size", &value)) {
+      used += value;
+    }
+    if (db_->GetIntProperty(family, "rocksdb.cur-size-all-mem-tables",
+                            &value)) {
+      used += value;
+    }
+  }
+  stats.used_bytes = used;
+  stats.hits = hits_.load(std::memory_order_relaxed);
+  stats.misses = misses_.load(std::memory_order_relaxed);
+  stats.writes = writes_.load(std::memory_order_relaxed);
+  stats.write_bytes = write_bytes_.load(std::memory_order_relaxed);
+  stats.read_bytes = read_bytes_.load(std::memory_order_relaxed);
+  stats.erases = erases_.load(std::memory_order_relaxed);
+  stats.checksum_failures = checksum_failures_.load(std::memory_order_relaxed);
+  stats.io_errors = io_errors_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+}  // namespace pstore
