@@ -1,0 +1,332 @@
+// TieredStore: the public face of storage/. It keeps tensors in three tiers
+// (DRAM, NVMe, cold RocksDB) behind one API: put a tensor from a byte
+// stream, read its blocks, manage revisions, pin, prefetch, drop caches.
+//
+// Write path: bytes are cut into blocks of Options::block_bytes (a multiple
+// of 4 KiB, so boundaries fall on multiples of 256 elements of every dtype
+// and every block quantizes on its own), hashed (XXH3-128 = block id),
+// deduplicated against stored blocks after a byte compare, written to cold,
+// and committed with the tensor record in one synced batch; blocks enter
+// DRAM as they are written.
+//
+// Read path: DRAM -> NVMe -> cold. Blocks read from disk are verified
+// against their id (the tiers do it) and enter DRAM (S3-FIFO admission);
+// concurrent readers of the same missing block share one disk read. DRAM
+// evictions spill to NVMe on a background thread. Blocks whose reference
+// count reaches zero are erased from every tier.
+//
+// Thread-safe. ReadBlockAsync never blocks; every other method may do I/O
+// and must not be called on a thread that may not block.
+
+#ifndef PSTORE_STORAGE_TIERED_STORE_H_
+#define PSTORE_STORAGE_TIERED_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "codec/dtype.h"
+#include "codec/hash.h"
+#include "storage/block.h"
+#include "storage/catalog.h"
+#include "storage/names.h"
+#include "storage/tier.h"
+#include "util/thread_pool.h"
+
+namespace pstore {
+
+class DramTier;
+class NvmeTier;
+class ColdTier;
+struct CacheKey;
+
+struct TieredStoreOptions {
+  // RocksDB directory of the cold tier. Default: none (required).
+  std::string cold_dir;
+
+  // Directory of the NVMe tier's region files; empty disables the tier.
+  // Default: none.
+  std::string nvme_dir;
+
+  // DRAM budget. Default: 1 GiB.
+  uint64_t dram_bytes = uint64_t{1} << 30;
+
+  // Bytes pins may hold; at most dram_bytes. Default: 0, meaning 3/4 of
+  // dram_bytes.
+  uint64_t pin_budget_bytes = 0;
+
+  // Disk the NVMe tier may use. Default: 16 GiB.
+  uint64_t nvme_bytes = uint64_t{16} << 30;
+
+  // Size of one NVMe region file. Default: 256 MiB, or nvme_bytes / 4 when
+  // that is smaller (rounded down to 1 MiB).
+  uint64_t nvme_region_bytes = 0;
+
+  // Use io_uring for the NVMe tier where the kernel allows. Default: true.
+  bool use_io_uring = true;
+
+  // Size of a block: a multiple of 4 KiB in [64 KiB, 256 MiB].
+  // Default: 4 MiB.
+  uint64_t block_bytes = uint64_t{4} << 20;
+
+  // Threads reading the cold tier. Default: 4.
+  int cold_read_threads = 4;
+
+  // Blocks waiting to spill to NVMe; past it evicted blocks are not
+  // spilled (they stay in cold). Default: 32.
+  size_t spill_queue_blocks = 32;
+
+  // Sync commits to disk (see ColdTierOptions). Default: true.
+  bool sync_commits = true;
+
+  // Keep cold block values in RocksDB blob files. Default: false.
+  bool cold_blob_files = false;
+
+  // Re-pin, in the background after Open, the revisions pinned before the
+  // last shutdown. Default: true.
+  bool repin_on_open = true;
+};
+
+// What PutTensor needs to know before the bytes arrive.
+struct PutTensorSpec {
+  TensorName name;  // Must name its revision.
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  // The XXH3-64 of the whole tensor, checked at Commit when set.
+  std::optional<uint64_t> expected_xxh3_64;
+};
+
+// The part of one block that a byte range covers.
+struct BlockSlice {
+  size_t index = 0;  // Block index in the tensor.
+  BlockId id;
+  uint64_t block_size = 0;     // Size of the whole block.
+  uint64_t tensor_offset = 0;  // Offset of the block in the tensor.
+  uint64_t offset = 0;         // First byte of the range in the block.
+  uint64_t length = 0;         // Bytes of the range in the block.
+};
+
+// Returns the blocks covering bytes [offset, offset + length) of `tensor`;
+// length 0 means to the end. OutOfRange if the range passes the end.
+absl::StatusOr<std::vector<BlockSlice>> SliceTensor(const TensorMeta& tensor,
+                                                    uint64_t offset,
+                                                    uint64_t length);
+
+enum class TierKind { kDram = 0, kNvme = 1, kCold = 2 };
+
+// Returns "dram", "nvme" or "cold".
+absl::string_view TierKindName(TierKind kind);
+
+struct StoreStats {
+  TierStats dram;
+  TierStats nvme;
+  TierStats cold;
+  bool nvme_enabled = false;
+  bool io_uring = false;
+  uint64_t reads_from[3] = {0, 0, 0};  // Block reads served, by TierKind.
+  uint64_t coalesced_reads = 0;        // Readers that joined a read in flight.
+  uint64_t spills = 0;                 // Evicted blocks written to NVMe.
+  uint64_t spills_dropped = 0;         // Evicted blocks not spilled.
+  uint64_t spill_failures = 0;         // NVMe writes of spills that failed.
+  uint64_t dedup_blocks = 0;           // Put blocks found already stored.
+  uint64_t collected_blocks = 0;       // Blocks erased at refcount zero.
+  uint64_t pinned_bytes = 0;
+  uint64_t pin_budget_bytes = 0;
+};
+
+struct PrefetchResult {
+  uint64_t blocks = 0;           // Distinct blocks of the revision.
+  uint64_t bytes = 0;            // Their bytes.
+  uint64_t already_present = 0;  // Blocks the tier held before.
+};
+
+class TieredStore;
+
+// Receives the bytes of one tensor, in order, and commits it. Destroying a
+// writer that has not committed aborts it. Owned by one thread at a time.
+class TensorWriter {
+ public:
+  ~TensorWriter();
+  TensorWriter(const TensorWriter&) = delete;
+  TensorWriter& operator=(const TensorWriter&) = delete;
+
+  // Appends the next bytes of the tensor. InvalidArgument if they pass the
+  // tensor's byte length; errors of the cold tier (ResourceExhausted when
+  // the disk is full). After an error the writer is aborted.
+  absl::Status Append(std::span<const uint8_t> bytes);
+
+  // Makes the tensor visible. InvalidArgument if fewer bytes arrived than
+  // the shape says; DataLoss if the expected XXH3-64 does not match;
+  // FailedPrecondition if the revision was published meanwhile. Any error
+  // aborts the writer.
+  absl::StatusOr<TensorMeta> Commit();
+
+  // Drops what was written. Idempotent.
+  void Abort();
+
+  uint64_t bytes_received() const { return received_; }
+  uint64_t byte_length() const { return byte_length_; }
+
+ private:
+  friend class TieredStore;
+  TensorWriter(TieredStore* store, PutTensorSpec spec, uint64_t byte_length,
+               uint64_t block_bytes);
+  absl::Status SealBlock();
+
+  TieredStore* const store_;
+  const PutTensorSpec spec_;
+  const uint64_t byte_length_;
+  const uint64_t block_bytes_;
+  uint64_t received_ = 0;
+  Buffer current_;
+  size_t current_size_ = 0;
+  Xxh3_64Hasher hasher_;
+  std::vector<BlockId> blocks_;
+  std::vector<BlockId> staged_;  // One entry per StageBlock call.
+  bool done_ = false;
+};
+
+class TieredStore {
+ public:
+  // Opens the tiers. Codes: InvalidArgument for bad options; errors of the
+  // tiers' Open.
+  static absl::StatusOr<std::unique_ptr<TieredStore>> Open(
+      TieredStoreOptions options);
+
+  // Waits for reads in flight, stops the spill thread and closes the tiers.
+  ~TieredStore();
+
+  // --- Tensors ---
+  // Starts a put. InvalidArgument for a bad name, shape (over 8 dims,
+  // negative or overflowing) or a name without revision;
+  // FailedPrecondition if the revision is published. Creates the revision,
+  // open, if it does not exist.
+  absl::StatusOr<std::unique_ptr<TensorWriter>> PutTensor(PutTensorSpec spec);
+
+  // Returns the record of tensor `name`. NotFound if absent.
+  absl::StatusOr<TensorMeta> StatTensor(const TensorName& name) const;
+
+  absl::StatusOr<TensorPage> ListTensors(const RevisionName& revision,
+                                         absl::string_view prefix,
+                                         int page_size,
+                                         absl::string_view page_token) const;
+
+  // Deletes a tensor of an open revision (see Catalog::DeleteTensor).
+  absl::Status DeleteTensor(const TensorName& name);
+
+  // Reads block `id` through the tiers and passes it to `done` (on this
+  // thread for a DRAM hit, else on a tier thread). Codes: NotFound if no
+  // tier has it (deleted meanwhile); DataLoss if the cold copy is corrupt;
+  // Unavailable for I/O errors.
+  void ReadBlockAsync(const BlockId& id, ReadCallback done);
+  absl::StatusOr<BlockRef> ReadBlock(const BlockId& id);
+
+  // Returns bytes [offset, offset + length) of tensor `name` (length 0: to
+  // the end), read through the tiers. For tests and tools; servers stream
+  // blocks with ReadBlockAsync.
+  absl::StatusOr<std::string> ReadTensor(const TensorName& name,
+                                         uint64_t offset = 0,
+                                         uint64_t length = 0);
+
+  // --- Revisions ---
+  const Catalog& catalog() const { return *catalog_; }
+  absl::Status CreateRevision(
+      const RevisionName& name,
+      const std::map<std::string, std::string>& metadata);
+  absl::Status PublishRevision(const RevisionName& name);
+  // Deletes a revision, unpinning it first, and erases blocks no longer
+  // referenced from every tier.
+  absl::Status DeleteRevision(const RevisionName& name);
+
+  // --- Caching ---
+  // Pins every block of revision `name` in DRAM, all or none, and records
+  // the pin so that it survives a restart. ResourceExhausted past the pin
+  // budget; AlreadyExists if pinned.
+  absl::Status Pin(const RevisionName& name);
+  // NotFound if the revision is not pinned.
+  absl::Status Unpin(const RevisionName& name);
+  // Returns the pinned revisions.
+  std::vector<std::string> ListPins() const;
+
+  // Loads every block of revision `name` into `tier` (DRAM or NVMe).
+  // FailedPrecondition for NVMe when the tier is disabled; InvalidArgument
+  // for cold.
+  absl::StatusOr<PrefetchResult> Prefetch(const RevisionName& name,
+                                          TierKind tier);
+
+  // Drops the cached contents of `tier` (unpinned blocks for DRAM).
+  // InvalidArgument for cold.
+  absl::Status DropCache(TierKind tier);
+
+  StoreStats Stats() const;
+  const TieredStoreOptions& options() const { return options_; }
+
+  // The tiers, for tests and benchmarks. nvme() is null when disabled.
+  DramTier* dram() const { return dram_.get(); }
+  NvmeTier* nvme() const { return nvme_.get(); }
+  ColdTier* cold() const { return cold_.get(); }
+
+ private:
+  friend class TensorWriter;
+  explicit TieredStore(TieredStoreOptions options);
+
+  void StartDiskRead(const BlockId& id);
+  void ReadFromCold(const BlockId& id);
+  void FinishRead(const BlockId& id, absl::StatusOr<BlockRef> result,
+                  TierKind source);
+  // Reads `id` from NVMe or cold without touching DRAM.
+  absl::StatusOr<BlockRef> ReadBelowDram(const BlockId& id);
+  void EraseFromCaches(const std::vector<BlockId>& ids);
+  void OnEvict(const CacheKey& key, BlockRef block);
+  void SpillLoop();
+  void RepinLoop(std::vector<RevisionName> pins);
+  // Returns the distinct blocks of a revision with their sizes.
+  absl::StatusOr<
+      std::pair<RevisionName, std::vector<std::pair<BlockId, uint64_t>>>>
+  RevisionBlocks(const RevisionName& name) const;
+
+  const TieredStoreOptions options_;
+  std::unique_ptr<ColdTier> cold_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<NvmeTier> nvme_;
+  std::unique_ptr<DramTier> dram_;
+  std::unique_ptr<ThreadPool> cold_readers_;
+
+  absl::Mutex inflight_mu_;
+  absl::flat_hash_map<BlockId, std::vector<ReadCallback>> inflight_
+      ABSL_GUARDED_BY(inflight_mu_);
+
+  absl::Mutex spill_mu_;
+  std::deque<std::pair<BlockId, BlockRef>> spill_queue_
+      ABSL_GUARDED_BY(spill_mu_);
+  bool spill_stop_ ABSL_GUARDED_BY(spill_mu_) = false;
+  bool spill_warned_ ABSL_GUARDED_BY(spill_mu_) = false;
+  std::thread spill_thread_;
+
+  std::atomic<bool> stopping_{false};
+  std::thread repin_thread_;
+
+  std::atomic<uint64_t> reads_from_[3] = {0, 0, 0};
+  std::atomic<uint64_t> coalesced_reads_{0};
+  std::atomic<uint64_t> spills_{0};
+  std::atomic<uint64_t> spills_dropped_{0};
+  std::atomic<uint64_t> spill_failures_{0};
+  std::atomic<uint64_t> dedup_blocks_{0};
+  std::atomic<uint64_t> collected_blocks_{0};
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_TIERED_STORE_H_
