@@ -1,0 +1,641 @@
+// pstore-cli: the command line of pstore. `pstore-cli --help` and
+// `pstore-cli COMMAND --help` list everything; README.md shows the common
+// uses. Errors print one line naming the status code and what to do, and
+// exit 1; usage errors exit 2.
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "client/progress.h"
+#include "client/pstore_client.h"
+#include "client/safetensors.h"
+#include "codec/dtype.h"
+#include "util/status.h"
+#include "util/units.h"
+
+namespace pstore {
+namespace {
+
+// What to do about an error of each code, for the one-line message.
+std::string Advice(absl::StatusCode code, const std::string& address) {
+  switch (code) {
+    case absl::StatusCode::kUnavailable:
+      return absl::StrCat("is pstored running at ", address,
+                          "? set --addr or $PSTORE_ADDR; retry later");
+    case absl::StatusCode::kNotFound:
+      return "check the name with `pstore-cli ls`";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return "fix the arguments; see `pstore-cli COMMAND --help`";
+    case absl::StatusCode::kFailedPrecondition:
+      return "published revisions are immutable: write to a new revision";
+    case absl::StatusCode::kAlreadyExists:
+      return "use another name, or delete the existing one first";
+    case absl::StatusCode::kResourceExhausted:
+      return "free space or budget on the server (see `pstore-cli status`)";
+    case absl::StatusCode::kDataLoss:
+      return "bytes failed their checksum; retry, and report it if it stays";
+    case absl::StatusCode::kDeadlineExceeded:
+      return "the call took too long; retry or raise --timeout";
+    default:
+      return "see the pstored log";
+  }
+}
+
+int Fail(const absl::Status& status, const std::string& address) {
+  std::fprintf(stderr, "pstore-cli: %s: %s (%s)\n",
+               absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str(),
+               Advice(status.code(), address).c_str());
+  return 1;
+}
+
+absl::StatusOr<std::vector<int64_t>> ParseShape(const std::string& text) {
+  std::vector<int64_t> shape;
+  if (text.empty() || text == "scalar") return shape;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    int64_t dim = 0;
+    if (!absl::SimpleAtoi(part, &dim) || dim < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad --shape '", text, "': want dims like 1024,4096 (or 'scalar')"));
+    }
+    shape.push_back(dim);
+  }
+  return shape;
+}
+
+v1::Tier ParseTier(const std::string& text) {
+  if (text == "dram") return v1::TIER_DRAM;
+  if (text == "nvme") return v1::TIER_NVME;
+  if (text == "cold") return v1::TIER_COLD;
+  return v1::TIER_UNSPECIFIED;
+}
+
+std::string ShapeString(const v1::TensorInfo& info) {
+  return absl::StrCat("[", absl::StrJoin(info.shape(), ", "), "]");
+}
+
+// A file descriptor closed on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+absl::Status WriteAll(int fd, std::span<const uint8_t> bytes,
+                      const std::string& path) {
+  while (!bytes.empty()) {
+    ssize_t written = write(fd, bytes.data(), bytes.size());
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, absl::StrCat("write ", path));
+    }
+    bytes = bytes.subspan(written);
+  }
+  return absl::OkStatus();
+}
+
+// --- Commands ---
+
+absl::Status Put(Client& client, const std::string& name,
+                 const std::string& path, const std::string& dtype,
+                 const std::string& shape_text) {
+  ASSIGN_OR_RETURN(DType parsed, ParseDType(dtype));
+  ASSIGN_OR_RETURN(std::vector<int64_t> shape, ParseShape(shape_text));
+  ASSIGN_OR_RETURN(uint64_t expected, TensorByteLength(parsed, shape));
+  std::vector<uint8_t> stdin_bytes;
+  int fd = -1;
+  uint64_t size = 0;
+  if (path == "-") {
+    stdin_bytes.assign(std::istreambuf_iterator<char>(std::cin),
+                       std::istreambuf_iterator<char>());
+    size = stdin_bytes.size();
+  } else {
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+    std::error_code error;
+    size = std::filesystem::file_size(path, error);
+  }
+  Fd closer(fd);
+  if (size != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " holds ", size, " bytes but ", dtype, " ",
+                     shape_text, " makes ", expected));
+  }
+  ProgressBar progress(absl::StrCat("put ", name), 2 * size);
+  auto read = [&](uint64_t offset, std::span<uint8_t> out) -> absl::Status {
+    if (fd < 0) {
+      std::memcpy(out.data(), stdin_bytes.data() + offset, out.size());
+    } else {
+      ssize_t got = pread(fd, out.data(), out.size(), offset);
+      if (got < 0) return ErrnoToStatus(errno, absl::StrCat("read ", path));
+      if (static_cast<size_t>(got) != out.size()) {
+        return absl::DataLossError(absl::StrCat(path, " shrank while read"));
+      }
+    }
+    progress.Add(out.size());
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(v1::TensorInfo info,
+                   client.PutTensorFrom(name, dtype, shape, size, read));
+  std::printf("%s %s %s %s xxh3=%016lx\n", info.name().c_str(),
+              info.dtype().c_str(), ShapeString(info).c_str(),
+              FormatBytes(info.stored_byte_length()).c_str(),
+              static_cast<unsigned long>(info.stored_xxh3_64()));
+  return absl::OkStatus();
+}
+
+absl::Status Get(Client& client, const std::string& name,
+                 const std::string& output, const GetOptions& options) {
+  int fd = STDOUT_FILENO;
+  std::string temp;
+  if (!output.empty() && output != "-") {
+    temp = output + ".tmp";
+    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
+  }
+  Fd closer(fd == STDOUT_FILENO ? -1 : fd);
+  std::unique_ptr<ProgressBar> progress;
+  absl::StatusOr<v1::TensorInfo> info = client.GetTensorTo(
+      name, options,
+      [&](const v1::TensorInfo& tensor, std::span<const uint8_t> bytes) {
+        if (progress == nullptr) {
+          progress = std::make_unique<ProgressBar>(
+              absl::StrCat("get ", tensor.name()), tensor.byte_length());
+        }
+        progress->Add(bytes.size());
+        return WriteAll(fd, bytes, output.empty() ? "stdout" : output);
+      });
+  if (!info.ok()) {
+    if (!temp.empty()) std::filesystem::remove(temp);
+    return info.status();
+  }
+  if (!temp.empty()) {
+    if (fsync(fd) != 0)
+      return ErrnoToStatus(errno, absl::StrCat("fsync ", temp));
+    std::error_code error;
+    std::filesystem::rename(temp, output, error);
+    if (error) {
+      return ErrnoToStatus(error.value(), absl::StrCat("rename ", temp));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Stat(Client& client, const std::string& name) {
+  ASSIGN_OR_RETURN(v1::TensorInfo info, client.StatTensor(name));
+  std::printf(
+      "name: %s\ndtype: %s\nshape: %s\nbytes: %lu\nxxh3_64: %016lx\n"
+      "created: %s\n",
+      info.name().c_str(), info.dtype().c_str(), ShapeString(info).c_str(),
+      static_cast<unsigned long>(info.stored_byte_length()),
+      static_cast<unsigned long>(info.stored_xxh3_64()),
+      absl::FormatTime(absl::FromUnixMicros(info.created_unix_micros()),
+                       absl::UTCTimeZone())
+          .c_str());
+  return absl::OkStatus();
+}
+
+absl::Status List(Client& client, const std::string& prefix) {
+  if (prefix.empty()) {
+    ASSIGN_OR_RETURN(std::vector<v1::Model> models, client.ListModels());
+    for (const v1::Model& model : models) {
+      for (const v1::Revision& revision : model.revisions()) {
+        std::printf("%s\t%s%s\n", revision.name().c_str(),
+                    revision.published() ? "published" : "open",
+                    revision.latest() ? "\tlatest" : "");
+      }
+    }
+    return absl::OkStatus();
+  }
+  std::string revision = prefix;
+  std::string tensor_prefix;
+  size_t slash = prefix.find('/');
+  if (slash != std::string::npos) {
+    revision = prefix.substr(0, slash);
+    tensor_prefix = prefix.substr(slash + 1);
+  }
+  ASSIGN_OR_RETURN(std::vector<v1::TensorInfo> tensors,
+                   client.ListTensors(revision, tensor_prefix));
+  for (const v1::TensorInfo& info : tensors) {
+    std::printf("%s\t%s\t%s\t%lu\n", info.name().c_str(), info.dtype().c_str(),
+                ShapeString(info).c_str(),
+                static_cast<unsigned long>(info.stored_byte_length()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Import(Client& client, const std::string& path,
+                    const std::string& revision, bool publish, int jobs) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                   SafetensorsFile::Open(path));
+  if (revision.find('@') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "import into '", revision, "': name a revision, MODEL@REV"));
+  }
+  ASSIGN_OR_RETURN(v1::Revision created,
+                   client.CreateRevision(revision, file->metadata()));
+  uint64_t total = 0;
+  for (const SafetensorsTensor& tensor : file->tensors()) {
+    total += tensor.byte_length;
+  }
+  ProgressBar progress(absl::StrCat("import ", revision), total);
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status first_error;
+  auto worker = [&] {
+    while (true) {
+      size_t index = next.fetch_add(1);
+      if (index >= file->tensors().size()) return;
+      {
+        absl::MutexLock lock(&mu);
+        if (!first_error.ok()) return;
+      }
+      const SafetensorsTensor& tensor = file->tensors()[index];
+      absl::StatusOr<v1::TensorInfo> put = client.PutTensorFrom(
+          absl::StrCat(revision, "/", tensor.name), DTypeName(tensor.dtype),
+          tensor.shape, tensor.byte_length,
+          [&](uint64_t offset, std::span<uint8_t> out) {
+            return file->ReadAt(tensor, offset, out);
+          });
+      absl::MutexLock lock(&mu);
+      if (!put.ok() && first_error.ok()) first_error = put.status();
+      if (put.ok()) progress.Add(tensor.byte_length);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 1; i < jobs; ++i) threads.emplace_back(worker);
+  worker();
+  for (std::thread& thread : threads) thread.join();
+  RETURN_IF_ERROR(first_error);
+  if (publish) RETURN_IF_ERROR(client.PublishRevision(revision).status());
+  std::printf("imported %zu tensors (%s) from %s into %s%s\n",
+              file->tensors().size(), FormatBytes(total).c_str(), path.c_str(),
+              created.name().c_str(), publish ? ", published" : "");
+  return absl::OkStatus();
+}
+
+// Returns the writer specs of a manifest.
+std::vector<SafetensorsTensorSpec> SpecsOf(const v1::Revision& revision) {
+  std::vector<SafetensorsTensorSpec> specs;
+  for (const v1::TensorInfo& info : revision.tensors()) {
+    SafetensorsTensorSpec spec;
+    spec.name = info.tensor();
+    // The server only stores valid dtypes.
+    spec.dtype = *ParseDType(info.dtype());
+    spec.shape.assign(info.shape().begin(), info.shape().end());
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+absl::Status Export(Client& client, const std::string& name,
+                    const std::string& path) {
+  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+  std::map<std::string, std::string> metadata(revision.metadata().begin(),
+                                              revision.metadata().end());
+  std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
+                   SafetensorsWriter::Create(path, specs, metadata));
+  ProgressBar progress(absl::StrCat("export ", revision.name()),
+                       revision.total_bytes());
+  for (const SafetensorsTensor& tensor : writer->layout().tensors) {
+    std::string tensor_name = absl::StrCat(revision.name(), "/", tensor.name);
+    ASSIGN_OR_RETURN(v1::TensorInfo info,
+                     client.GetTensorTo(tensor_name, GetOptions{},
+                                        [&](const v1::TensorInfo&,
+                                            std::span<const uint8_t> bytes) {
+                                          progress.Add(bytes.size());
+                                          return writer->Append(bytes);
+                                        }));
+    (void)info;
+  }
+  RETURN_IF_ERROR(writer->Finish());
+  std::printf("exported %s (%d tensors, %s) to %s\n", revision.name().c_str(),
+              revision.tensors_size(),
+              FormatBytes(revision.total_bytes()).c_str(), path.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Pull(Client& client, const std::string& name,
+                  const std::string& path, int streams) {
+  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+  std::map<std::string, std::string> metadata(revision.metadata().begin(),
+                                              revision.metadata().end());
+  std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
+  ASSIGN_OR_RETURN(SafetensorsLayout layout,
+                   ComputeSafetensorsLayout(specs, metadata));
+  std::map<std::string, uint64_t> offsets;
+  for (const SafetensorsTensor& tensor : layout.tensors) {
+    offsets[tensor.name] = tensor.data_offset;
+  }
+
+  // Streams write straight into the file, mapped; renamed when complete.
+  std::string temp = path + ".tmp";
+  int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
+  Fd closer(fd);
+  auto fail = [&](absl::Status status) {
+    std::filesystem::remove(temp);
+    return status;
+  };
+  if (int error = posix_fallocate(fd, 0, layout.file_size); error != 0) {
+    return fail(ErrnoToStatus(error, absl::StrCat("allocate ", temp)));
+  }
+  uint8_t* map = nullptr;
+  if (layout.file_size > 0) {
+    void* mapped = mmap(nullptr, layout.file_size, PROT_READ | PROT_WRITE,
+                        MAP_SHARED, fd, 0);
+    if (mapped == MAP_FAILED) {
+      return fail(ErrnoToStatus(errno, absl::StrCat("mmap ", temp)));
+    }
+    map = static_cast<uint8_t*>(mapped);
+  }
+  std::memcpy(map, layout.header_bytes.data(), layout.header_bytes.size());
+
+  ProgressBar progress(absl::StrCat("pull ", revision.name()),
+                       revision.total_bytes());
+  PullCallbacks callbacks;
+  callbacks.allocate =
+      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
+    return std::span<uint8_t>(map + offsets[info.tensor()], info.byte_length());
+  };
+  callbacks.progress = [&](uint64_t received, uint64_t) {
+    progress.Update(received);
+  };
+  PullOptions options;
+  options.streams = streams;
+  absl::StatusOr<PullResult> result =
+      client.PullModel(revision.name(), options, callbacks);
+  absl::Status synced = absl::OkStatus();
+  if (map != nullptr) {
+    if (result.ok() && msync(map, layout.file_size, MS_SYNC) != 0) {
+      synced = ErrnoToStatus(errno, absl::StrCat("msync ", temp));
+    }
+    munmap(map, layout.file_size);
+  }
+  if (!result.ok()) return fail(result.status());
+  if (!synced.ok()) return fail(synced);
+  std::error_code error;
+  std::filesystem::rename(temp, path, error);
+  if (error) return fail(ErrnoToStatus(error.value(), "rename " + temp));
+  std::printf("pulled %s (%d tensors, %s, %d streams) to %s\n",
+              revision.name().c_str(), revision.tensors_size(),
+              FormatBytes(revision.total_bytes()).c_str(), streams,
+              path.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status Status(Client& client) {
+  ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
+  std::printf("pstored %s, up %lds, io_uring %s, block %s\n",
+              status.version().c_str(),
+              static_cast<long>(status.uptime_seconds()),
+              status.io_uring() ? "on" : "off",
+              FormatBytes(status.block_bytes()).c_str());
+  std::printf("%-5s %10s %10s %8s %10s %10s %10s %8s\n", "tier", "used",
+              "capacity", "blocks", "hits", "misses", "served", "bad");
+  for (const v1::TierStatus& tier : status.tiers()) {
+    if (!tier.enabled()) {
+      std::printf("%-5s disabled\n", tier.name().c_str());
+      continue;
+    }
+    std::printf("%-5s %10s %10s %8lu %10lu %10lu %10lu %8lu\n",
+                tier.name().c_str(), FormatBytes(tier.used_bytes()).c_str(),
+                tier.capacity_bytes() == 0
+                    ? "-"
+                    : FormatBytes(tier.capacity_bytes()).c_str(),
+                static_cast<unsigned long>(tier.blocks()),
+                static_cast<unsigned long>(tier.hits()),
+                static_cast<unsigned long>(tier.misses()),
+                static_cast<unsigned long>(tier.reads_served()),
+                static_cast<unsigned long>(tier.checksum_failures()));
+  }
+  std::printf(
+      "pinned %s of %s: %s\n", FormatBytes(status.pinned_bytes()).c_str(),
+      FormatBytes(status.pin_budget_bytes()).c_str(),
+      status.pins().empty() ? "-" : absl::StrJoin(status.pins(), ", ").c_str());
+  return absl::OkStatus();
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app(
+      "pstore-cli: put, get, import, export and manage tensors in pstored",
+      "pstore-cli");
+  app.require_subcommand(1);
+  std::string address;
+  if (const char* env = std::getenv("PSTORE_ADDR"); env != nullptr && *env) {
+    address = env;
+  } else {
+    address = "127.0.0.1:7070";
+  }
+  double timeout_seconds = 600;
+  int channels = 4;
+  app.add_option("--addr", address,
+                 "pstored address (default $PSTORE_ADDR, "
+                 "then 127.0.0.1:7070)");
+  app.add_option("--timeout", timeout_seconds, "deadline of each call, seconds")
+      ->check(CLI::PositiveNumber);
+
+  std::string name, path, dtype, shape, output, encoding = "raw", tier;
+  uint64_t offset = 0, length = 0;
+  bool publish = false;
+  int jobs = 2, streams = 4;
+  std::map<std::string, std::string> metadata;
+  std::vector<std::string> meta_pairs;
+
+  CLI::App* put = app.add_subcommand("put", "put a tensor from a raw file");
+  put->add_option("name", name, "MODEL@REV/TENSOR")->required();
+  put->add_option("file", path, "file of raw bytes ('-' for stdin)")
+      ->required();
+  put->add_option("--dtype", dtype,
+                  "F64 F32 F16 BF16 F8_E4M3 F8_E5M2 I64 I32 "
+                  "I16 I8 U8 BOOL")
+      ->required();
+  put->add_option("--shape", shape, "dims, e.g. 1024,4096 (or 'scalar')")
+      ->required();
+
+  CLI::App* get = app.add_subcommand("get", "get a tensor's bytes");
+  get->add_option("name", name, "MODEL@REV/TENSOR or MODEL/TENSOR")->required();
+  get->add_option("-o,--output", output, "file to write (default stdout)");
+  get->add_option("--encoding", encoding, "raw f32 f16 bf16 q8_0 q4_0");
+  get->add_option("--offset", offset, "first byte");
+  get->add_option("--length", length, "bytes to read (0: to the end)");
+
+  CLI::App* stat = app.add_subcommand("stat", "show a tensor's record");
+  stat->add_option("name", name, "MODEL@REV/TENSOR or MODEL/TENSOR")
+      ->required();
+
+  CLI::App* ls = app.add_subcommand(
+      "ls", "list revisions, or the tensors of MODEL[@REV][/PREFIX]");
+  ls->add_option("prefix", name, "MODEL, MODEL@REV or MODEL@REV/PREFIX");
+
+  CLI::App* rm = app.add_subcommand(
+      "rm", "delete a tensor (MODEL@REV/TENSOR) or a revision (MODEL@REV)");
+  rm->add_option("name", name, "MODEL@REV/TENSOR or MODEL@REV")->required();
+
+  CLI::App* create = app.add_subcommand("create", "create an open revision");
+  create->add_option("name", name, "MODEL@REV")->required();
+  create->add_option("--meta", meta_pairs, "metadata KEY=VALUE (repeatable)");
+
+  CLI::App* publish_cmd = app.add_subcommand(
+      "publish", "publish a revision: immutable, and the model's latest");
+  publish_cmd->add_option("name", name, "MODEL@REV")->required();
+
+  CLI::App* import = app.add_subcommand(
+      "import", "import a safetensors file as a new revision");
+  import->add_option("file", path, "FILE.safetensors")->required();
+  import->add_option("name", name, "MODEL@REV")->required();
+  import->add_flag("--publish", publish, "publish when imported");
+  import->add_option("--jobs", jobs, "tensors put in parallel")
+      ->check(CLI::Range(1, 64));
+
+  CLI::App* export_cmd =
+      app.add_subcommand("export", "export a revision to a safetensors file");
+  export_cmd->add_option("name", name, "MODEL[@REV]")->required();
+  export_cmd->add_option("file", path, "FILE.safetensors")->required();
+
+  CLI::App* pull = app.add_subcommand(
+      "pull", "pull a revision over parallel streams into a safetensors file");
+  pull->add_option("name", name, "MODEL[@REV]")->required();
+  pull->add_option("file", path, "FILE.safetensors")->required();
+  pull->add_option("--streams", streams, "parallel streams")
+      ->check(CLI::Range(1, 64));
+
+  CLI::App* pin = app.add_subcommand("pin", "pin a revision in DRAM");
+  pin->add_option("name", name, "MODEL[@REV]")->required();
+  CLI::App* unpin = app.add_subcommand("unpin", "unpin a revision");
+  unpin->add_option("name", name, "MODEL[@REV]")->required();
+
+  CLI::App* prefetch = app.add_subcommand(
+      "prefetch", "load a revision into a tier ahead of use");
+  prefetch->add_option("name", name, "MODEL[@REV]")->required();
+  prefetch->add_option("--tier", tier, "dram or nvme")->required();
+
+  CLI::App* drop = app.add_subcommand(
+      "drop-cache", "drop a tier's cached blocks (cold keeps every block)");
+  drop->add_option("--tier", tier, "dram or nvme")->required();
+
+  CLI::App* status_cmd =
+      app.add_subcommand("status", "show the server's tiers");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error) == 0 ? 0 : 2;
+  }
+
+  ClientOptions options;
+  options.address = address;
+  options.call_timeout = absl::Seconds(timeout_seconds);
+  options.channels = pull->parsed() ? std::min(streams, 16) : 1;
+  options.channels = std::max(1, std::min(options.channels, channels));
+  absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
+  if (!client.ok()) return Fail(client.status(), address);
+  Client& c = **client;
+
+  absl::Status status;
+  if (put->parsed()) {
+    status = Put(c, name, path, dtype, shape);
+  } else if (get->parsed()) {
+    GetOptions get_options;
+    get_options.encoding = encoding;
+    get_options.offset = offset;
+    get_options.length = length;
+    status = Get(c, name, output, get_options);
+  } else if (stat->parsed()) {
+    status = Stat(c, name);
+  } else if (ls->parsed()) {
+    status = List(c, name);
+  } else if (rm->parsed()) {
+    status = name.find('/') == std::string::npos ? c.DeleteRevision(name)
+                                                 : c.DeleteTensor(name);
+  } else if (create->parsed()) {
+    for (const std::string& pair : meta_pairs) {
+      size_t equals = pair.find('=');
+      if (equals == std::string::npos) {
+        std::fprintf(stderr, "pstore-cli: --meta wants KEY=VALUE, got '%s'\n",
+                     pair.c_str());
+        return 2;
+      }
+      metadata[pair.substr(0, equals)] = pair.substr(equals + 1);
+    }
+    status = c.CreateRevision(name, metadata).status();
+  } else if (publish_cmd->parsed()) {
+    absl::StatusOr<v1::Revision> revision = c.PublishRevision(name);
+    status = revision.status();
+    if (status.ok()) std::printf("published %s\n", revision->name().c_str());
+  } else if (import->parsed()) {
+    status = Import(c, path, name, publish, jobs);
+  } else if (export_cmd->parsed()) {
+    status = Export(c, name, path);
+  } else if (pull->parsed()) {
+    status = Pull(c, name, path, streams);
+  } else if (pin->parsed()) {
+    absl::StatusOr<uint64_t> pinned = c.Pin(name);
+    status = pinned.status();
+    if (status.ok()) {
+      std::printf("pinned %s; %s pinned in all\n", name.c_str(),
+                  FormatBytes(*pinned).c_str());
+    }
+  } else if (unpin->parsed()) {
+    status = c.Unpin(name);
+  } else if (prefetch->parsed() || drop->parsed()) {
+    v1::Tier wire_tier = ParseTier(tier);
+    if (wire_tier == v1::TIER_UNSPECIFIED) {
+      std::fprintf(stderr, "pstore-cli: --tier wants dram or nvme, got '%s'\n",
+                   tier.c_str());
+      return 2;
+    }
+    if (prefetch->parsed()) {
+      absl::StatusOr<v1::PrefetchResponse> result = c.Prefetch(name, wire_tier);
+      status = result.status();
+      if (status.ok()) {
+        std::printf("prefetched %lu blocks (%s) into %s; %lu were there\n",
+                    static_cast<unsigned long>(result->blocks()),
+                    FormatBytes(result->bytes()).c_str(), tier.c_str(),
+                    static_cast<unsigned long>(result->already_present()));
+      }
+    } else {
+      status = c.DropCache(wire_tier);
+    }
+  } else if (status_cmd->parsed()) {
+    status = Status(c);
+  }
+  if (!status.ok()) return Fail(status, address);
+  return 0;
+}
+
+}  // namespace
+}  // namespace pstore
+
+int main(int argc, char** argv) { return pstore::Main(argc, argv); }

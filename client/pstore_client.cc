@@ -1,0 +1,645 @@
+#include "client/pstore_client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "codec/hash.h"
+#include "grpcpp/grpcpp.h"
+#include "pstore/v1/pstore.grpc.pb.h"
+
+namespace pstore {
+namespace {
+
+constexpr int kMaxMessageBytes = 64 << 20;
+constexpr int kListPageSize = 1000;
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+absl::Status WithContext(const absl::Status& status, absl::string_view what) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(what, ": ", status.message()));
+}
+
+std::string Hex(uint64_t value) {
+  return absl::StrCat(absl::Hex(value, absl::kZeroPad16));
+}
+
+}  // namespace
+
+class Client::Channels {
+ public:
+  explicit Channels(const ClientOptions& options) {
+    for (int i = 0; i < options.channels; ++i) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+      args.SetMaxSendMessageSize(kMaxMessageBytes);
+      // A separate subchannel pool per channel gives each its own TCP
+      // connection, so parallel streams do not share one.
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt("pstore.channel_index", i);
+      stubs_.push_back(v1::ParamStore::NewStub(grpc::CreateCustomChannel(
+          options.address, grpc::InsecureChannelCredentials(), args)));
+    }
+  }
+
+  v1::ParamStore::Stub* Get(size_t index) {
+    return stubs_[index % stubs_.size()].get();
+  }
+  v1::ParamStore::Stub* Next() {
+    return Get(next_.fetch_add(1, std::memory_order_relaxed));
+  }
+
+ private:
+  std::vector<std::unique_ptr<v1::ParamStore::Stub>> stubs_;
+  std::atomic<size_t> next_{0};
+};
+
+namespace {
+
+// Runs `attempt` until it succeeds, fails with a code other than
+// UNAVAILABLE, or runs out of attempts; sleeps with backoff in between.
+template <typename Fn>
+absl::Status WithRetries(const ClientOptions& options, Fn attempt,
+                         uint64_t* retries = nullptr) {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  absl::Duration backoff = options.initial_backoff;
+  absl::Status status;
+  for (int i = 0; i < std::max(1, options.max_attempts); ++i) {
+    if (i > 0) {
+      if (retries != nullptr) ++*retries;
+      std::uniform_real_distribution<double> jitter(0.5, 1.0);
+      absl::SleepFor(backoff * jitter(rng));
+      backoff = std::min(backoff * 2, options.max_backoff);
+    }
+    status = attempt();
+    if (!absl::IsUnavailable(status)) return status;
+  }
+  return status;
+}
+
+void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
+  if (options.call_timeout > absl::ZeroDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(options.call_timeout));
+  }
+}
+
+// Checks a chunk's own hash and that it comes where expected.
+absl::Status CheckChunk(const v1::TensorChunk& chunk, uint64_t expected_offset,
+                        uint64_t remaining, absl::string_view name) {
+  if (chunk.offset() != expected_offset) {
+    return absl::DataLossError(
+        absl::StrCat(name, ": chunk at offset ", chunk.offset(),
+                     " arrived where offset ", expected_offset, " was due"));
+  }
+  if (chunk.data().size() > remaining) {
+    return absl::DataLossError(absl::StrCat(
+        name, ": chunk at offset ", chunk.offset(), " runs past the end"));
+  }
+  uint64_t hash = Xxh3_64(chunk.data().data(), chunk.data().size());
+  if (hash != chunk.xxh3_64()) {
+    return absl::DataLossError(
+        absl::StrCat(name, ": chunk at offset ", chunk.offset(), " hashes to ",
+                     Hex(hash), ", not ", Hex(chunk.xxh3_64())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Client::Client(ClientOptions options)
+    : options_(std::move(options)),
+      channels_(std::make_unique<Channels>(options_)) {}
+
+Client::~Client() = default;
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
+  if (options.address.empty()) {
+    return absl::InvalidArgumentError("no server address given");
+  }
+  if (options.channels < 1 || options.channels > 64) {
+    return absl::InvalidArgumentError("channels must be in 1..64");
+  }
+  if (options.chunk_bytes == 0 || options.chunk_bytes > (16u << 20)) {
+    return absl::InvalidArgumentError("chunk_bytes must be in 1..16 MiB");
+  }
+  return std::unique_ptr<Client>(new Client(std::move(options)));
+}
+
+// --- Puts ---
+
+absl::StatusOr<v1::TensorInfo> Client::PutTensor(absl::string_view name,
+                                                 absl::string_view dtype,
+                                                 std::span<const int64_t> shape,
+                                                 std::span<const uint8_t> data,
+                                                 const PutOptions& options) {
+  return PutTensorFrom(
+      name, dtype, shape, data.size(),
+      [&](uint64_t offset, std::span<uint8_t> out) {
+        std::memcpy(out.data(), data.data() + offset, out.size());
+        return absl::OkStatus();
+      },
+      options);
+}
+
+absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
+    absl::string_view name, absl::string_view dtype,
+    std::span<const int64_t> shape, uint64_t byte_length,
+    absl::FunctionRef<absl::Status(uint64_t, std::span<uint8_t>)> read,
+    const PutOptions& options) {
+  std::vector<uint8_t> buffer(std::min<uint64_t>(
+      options_.chunk_bytes, std::max<uint64_t>(1, byte_length)));
+  v1::PutTensorRequest header;
+  header.mutable_header()->set_name(std::string(name));
+  header.mutable_header()->set_dtype(std::string(dtype));
+  for (int64_t dim : shape) header.mutable_header()->add_shape(dim);
+  if (options.send_hash) {
+    Xxh3_64Hasher hasher;
+    for (uint64_t offset = 0; offset < byte_length; offset += buffer.size()) {
+      std::span<uint8_t> piece(
+          buffer.data(),
+          std::min<uint64_t>(buffer.size(), byte_length - offset));
+      absl::Status status = read(offset, piece);
+      if (!status.ok()) return status;
+      hasher.Update(piece);
+    }
+    header.mutable_header()->set_xxh3_64(hasher.Digest());
+  }
+
+  v1::TensorInfo info;
+  absl::Status status = WithRetries(options_, [&]() -> absl::Status {
+    grpc::ClientContext context;
+    SetDeadline(options_, &context);
+    info.Clear();
+    std::unique_ptr<grpc::ClientWriter<v1::PutTensorRequest>> writer =
+        channels_->Next()->PutTensor(&context, &info);
+    bool open = writer->Write(header);
+    v1::PutTensorRequest message;
+    for (uint64_t offset = 0; open && offset < byte_length;
+         offset += buffer.size()) {
+      std::span<uint8_t> piece(
+          buffer.data(),
+          std::min<uint64_t>(buffer.size(), byte_length - offset));
+      absl::Status read_status = read(offset, piece);
+      if (!read_status.ok()) {
+        context.TryCancel();
+        (void)writer->Finish();  // The read error is what matters.
+        return read_status;
+      }
+      message.set_data(piece.data(), piece.size());
+      open = writer->Write(message);
+    }
+    // A write fails when the server already ended the call; its status
+    // comes from Finish.
+    if (open) writer->WritesDone();
+    return FromGrpc(writer->Finish());
+  });
+  if (!status.ok()) return WithContext(status, absl::StrCat("put ", name));
+  return info;
+}
+
+// --- Reads ---
+
+absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
+    absl::string_view name, const GetOptions& options,
+    const std::function<absl::Status(const v1::TensorInfo&,
+                                     std::span<const uint8_t>)>& sink) {
+  bool have_info = false;
+  v1::TensorInfo info;
+  uint64_t received = 0;
+  Xxh3_64Hasher hasher;
+  absl::Status sink_status;
+  absl::Status status = WithRetries(options_, [&]() -> absl::Status {
+    grpc::ClientContext context;
+    SetDeadline(options_, &context);
+    v1::GetTensorRequest request;
+    request.set_encoding(options.encoding);
+    request.set_max_chunk_bytes(options_.chunk_bytes);
+    if (have_info) {
+      // Resume after the bytes already received, of the same revision.
+      request.set_name(info.name());
+      request.set_offset(info.offset() + received);
+      request.set_length(info.byte_length() - received);
+      if (request.length() == 0) return absl::OkStatus();
+    } else {
+      request.set_name(std::string(name));
+      request.set_offset(options.offset);
+      request.set_length(options.length);
+    }
+    std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
+        channels_->Next()->GetTensor(&context, request);
+    v1::TensorChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (chunk.has_info()) {
+        if (!have_info) {
+          info = chunk.info();
+          have_info = true;
+        } else if (chunk.info().stored_xxh3_64() != info.stored_xxh3_64()) {
+          context.TryCancel();
+          (void)reader->Finish();
+          return absl::AbortedError("the tensor changed during the read");
+        }
+      }
+      if (!have_info) {
+        context.TryCancel();
+        (void)reader->Finish();
+        return absl::DataLossError("the first chunk carries no tensor info");
+      }
+      absl::Status checked =
+          CheckChunk(chunk, info.offset() + received,
+                     info.byte_length() - received, info.name());
+      if (checked.ok()) {
+        std::span<const uint8_t> bytes(
+            reinterpret_cast<const uint8_t*>(chunk.data().data()),
+            chunk.data().size());
+        hasher.Update(bytes);
+        received += bytes.size();
+        sink_status = sink(info, bytes);
+        checked = sink_status;
+      }
+      if (!checked.ok()) {
+        context.TryCancel();
+        (void)reader->Finish();  // The check's error is what matters.
+        return checked;
+      }
+    }
+    return FromGrpc(reader->Finish());
+  });
+  if (!status.ok()) return WithContext(status, absl::StrCat("get ", name));
+  if (!have_info)
+    return absl::DataLossError(absl::StrCat("get ", name, ": no data"));
+  if (received != info.byte_length()) {
+    return absl::DataLossError(absl::StrCat("get ", name, ": received ",
+                                            received, " of ",
+                                            info.byte_length(), " bytes"));
+  }
+  if (info.byte_length() == 0) {
+    // An empty tensor still goes through the sink once, for its info.
+    absl::Status empty = sink(info, {});
+    if (!empty.ok()) return empty;
+  }
+  if (info.has_xxh3_64() && hasher.Digest() != info.xxh3_64()) {
+    return absl::DataLossError(
+        absl::StrCat("get ", name, ": the tensor hashes to ",
+                     Hex(hasher.Digest()), ", not ", Hex(info.xxh3_64())));
+  }
+  return info;
+}
+
+absl::StatusOr<v1::TensorInfo> Client::GetTensor(absl::string_view name,
+                                                 std::span<uint8_t> out,
+                                                 const GetOptions& options) {
+  uint64_t position = 0;
+  return GetTensorTo(
+      name, options,
+      [&](const v1::TensorInfo& info, std::span<const uint8_t> bytes) {
+        if (info.byte_length() != out.size()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("the read sends ", info.byte_length(),
+                           " bytes but the buffer holds ", out.size()));
+        }
+        if (!bytes.empty()) {
+          std::memcpy(out.data() + position, bytes.data(), bytes.size());
+        }
+        position += bytes.size();
+        return absl::OkStatus();
+      });
+}
+
+absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>>
+Client::GetTensor(absl::string_view name, const GetOptions& options) {
+  std::vector<uint8_t> bytes;
+  absl::StatusOr<v1::TensorInfo> info = GetTensorTo(
+      name, options,
+      [&](const v1::TensorInfo& tensor, std::span<const uint8_t> piece) {
+        if (bytes.capacity() < tensor.byte_length()) {
+          bytes.reserve(tensor.byte_length());
+        }
+        bytes.insert(bytes.end(), piece.begin(), piece.end());
+        return absl::OkStatus();
+      });
+  if (!info.ok()) return info.status();
+  return std::make_pair(*std::move(info), std::move(bytes));
+}
+
+// --- Unary calls ---
+
+#define PSTORE_UNARY(method, request, response)                              \
+  WithRetries(options_, [&]() -> absl::Status {                              \
+    grpc::ClientContext context;                                             \
+    SetDeadline(options_, &context);                                         \
+    return FromGrpc(channels_->Next()->method(&context, request, response)); \
+  })
+
+absl::StatusOr<v1::TensorInfo> Client::StatTensor(absl::string_view name) {
+  v1::StatTensorRequest request;
+  request.set_name(std::string(name));
+  v1::TensorInfo response;
+  absl::Status status = PSTORE_UNARY(StatTensor, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("stat ", name));
+  return response;
+}
+
+absl::StatusOr<std::vector<v1::TensorInfo>> Client::ListTensors(
+    absl::string_view revision, absl::string_view prefix) {
+  std::vector<v1::TensorInfo> tensors;
+  v1::ListTensorsRequest request;
+  request.set_revision(std::string(revision));
+  request.set_prefix(std::string(prefix));
+  request.set_page_size(kListPageSize);
+  while (true) {
+    v1::ListTensorsResponse response;
+    absl::Status status = PSTORE_UNARY(ListTensors, request, &response);
+    if (!status.ok()) {
+      return WithContext(status, absl::StrCat("list ", revision));
+    }
+    for (v1::TensorInfo& info : *response.mutable_tensors()) {
+      tensors.push_back(std::move(info));
+    }
+    if (response.next_page_token().empty()) break;
+    request.set_page_token(response.next_page_token());
+  }
+  return tensors;
+}
+
+absl::Status Client::DeleteTensor(absl::string_view name) {
+  v1::DeleteTensorRequest request;
+  request.set_name(std::string(name));
+  v1::DeleteTensorResponse response;
+  return WithContext(PSTORE_UNARY(DeleteTensor, request, &response),
+                     absl::StrCat("delete ", name));
+}
+
+absl::StatusOr<v1::Revision> Client::CreateRevision(
+    absl::string_view name,
+    const std::map<std::string, std::string>& metadata) {
+  v1::CreateRevisionRequest request;
+  request.set_name(std::string(name));
+  request.mutable_metadata()->insert(metadata.begin(), metadata.end());
+  v1::Revision response;
+  absl::Status status = PSTORE_UNARY(CreateRevision, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("create ", name));
+  return response;
+}
+
+absl::StatusOr<v1::Revision> Client::PublishRevision(absl::string_view name) {
+  v1::PublishRevisionRequest request;
+  request.set_name(std::string(name));
+  v1::Revision response;
+  absl::Status status = PSTORE_UNARY(PublishRevision, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("publish ", name));
+  return response;
+}
+
+absl::Status Client::DeleteRevision(absl::string_view name) {
+  v1::DeleteRevisionRequest request;
+  request.set_name(std::string(name));
+  v1::DeleteRevisionResponse response;
+  return WithContext(PSTORE_UNARY(DeleteRevision, request, &response),
+                     absl::StrCat("delete ", name));
+}
+
+absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name) {
+  v1::GetRevisionRequest request;
+  request.set_name(std::string(name));
+  v1::Revision response;
+  absl::Status status = PSTORE_UNARY(GetRevision, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("revision ", name));
+  return response;
+}
+
+absl::StatusOr<std::vector<v1::Model>> Client::ListModels() {
+  v1::ListModelsRequest request;
+  v1::ListModelsResponse response;
+  absl::Status status = PSTORE_UNARY(ListModels, request, &response);
+  if (!status.ok()) return WithContext(status, "list models");
+  return std::vector<v1::Model>(response.models().begin(),
+                                response.models().end());
+}
+
+absl::StatusOr<uint64_t> Client::Pin(absl::string_view name) {
+  v1::PinRequest request;
+  request.set_name(std::string(name));
+  v1::PinResponse response;
+  absl::Status status = PSTORE_UNARY(Pin, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("pin ", name));
+  return response.pinned_bytes();
+}
+
+absl::Status Client::Unpin(absl::string_view name) {
+  v1::UnpinRequest request;
+  request.set_name(std::string(name));
+  v1::UnpinResponse response;
+  return WithContext(PSTORE_UNARY(Unpin, request, &response),
+                     absl::StrCat("unpin ", name));
+}
+
+absl::StatusOr<v1::PrefetchResponse> Client::Prefetch(absl::string_view name,
+                                                      v1::Tier tier) {
+  v1::PrefetchRequest request;
+  request.set_name(std::string(name));
+  request.set_tier(tier);
+  v1::PrefetchResponse response;
+  absl::Status status = PSTORE_UNARY(Prefetch, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("prefetch ", name));
+  return response;
+}
+
+absl::Status Client::DropCache(v1::Tier tier) {
+  v1::DropCacheRequest request;
+  request.set_tier(tier);
+  v1::DropCacheResponse response;
+  return WithContext(PSTORE_UNARY(DropCache, request, &response), "drop cache");
+}
+
+absl::StatusOr<v1::ServerStatus> Client::GetServerStatus() {
+  v1::GetServerStatusRequest request;
+  v1::ServerStatus response;
+  absl::Status status = PSTORE_UNARY(GetServerStatus, request, &response);
+  if (!status.ok()) return WithContext(status, "status");
+  return response;
+}
+
+#undef PSTORE_UNARY
+
+// --- Pull ---
+
+absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
+                                             const PullOptions& options,
+                                             const PullCallbacks& callbacks) {
+  if (options.streams < 1 || options.streams > 256) {
+    return absl::InvalidArgumentError("streams must be in 1..256");
+  }
+  PullResult result;
+  {
+    absl::StatusOr<v1::Revision> revision = GetRevision(name);
+    if (!revision.ok()) return revision.status();
+    result.revision = *std::move(revision);
+  }
+  const v1::Revision& manifest = result.revision;
+  const size_t num_tensors = manifest.tensors_size();
+
+  // Destinations and per-tensor progress.
+  struct TensorState {
+    std::span<uint8_t> memory;
+    std::atomic<uint64_t> received{0};
+    std::atomic<bool> done{false};
+  };
+  std::vector<TensorState> tensors(num_tensors);
+  uint64_t total = 0;
+  for (size_t i = 0; i < num_tensors; ++i) {
+    const v1::TensorInfo& info = manifest.tensors(i);
+    if (options.encoding != "raw" && !options.encoding.empty()) {
+      return absl::UnimplementedError(
+          "encoded pulls need the tensor sizes per encoding; use raw");
+    }
+    absl::StatusOr<std::span<uint8_t>> memory = callbacks.allocate(info);
+    if (!memory.ok()) return memory.status();
+    if (memory->size() != info.byte_length()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("allocate gave ", memory->size(), " bytes for ",
+                       info.name(), " of ", info.byte_length()));
+    }
+    tensors[i].memory = *memory;
+    total += info.byte_length();
+  }
+
+  absl::Mutex callback_mu;
+  uint64_t received_total = 0;
+  // Marks tensor `index` done once all its bytes are in and checked.
+  auto complete = [&](size_t index) -> absl::Status {
+    TensorState& state = tensors[index];
+    const v1::TensorInfo& info = manifest.tensors(index);
+    if (state.received.load() != info.byte_length()) return absl::OkStatus();
+    if (state.done.exchange(true)) return absl::OkStatus();
+    uint64_t hash = Xxh3_64(state.memory.data(), state.memory.size());
+    if (hash != info.stored_xxh3_64()) {
+      return absl::DataLossError(
+          absl::StrCat("pull ", info.name(), ": the tensor hashes to ",
+                       Hex(hash), ", not ", Hex(info.stored_xxh3_64())));
+    }
+    if (callbacks.done) {
+      absl::MutexLock lock(&callback_mu);
+      callbacks.done(info);
+    }
+    return absl::OkStatus();
+  };
+
+  std::atomic<uint64_t> retries{0};
+  std::vector<absl::Status> shard_status(options.streams);
+  auto run_shard = [&](int shard) {
+    v1::ParamStore::Stub* stub = channels_->Get(shard);
+    uint64_t shard_retries = 0;
+    // Bytes this shard added to each tensor in the current attempt, taken
+    // back if the attempt fails, so a retry can resend them.
+    std::vector<std::pair<size_t, uint64_t>> added;
+    shard_status[shard] = WithRetries(
+        options_,
+        [&]() -> absl::Status {
+          for (auto [index, bytes] : added) {
+            if (!tensors[index].done) tensors[index].received -= bytes;
+          }
+          added.clear();
+          grpc::ClientContext context;
+          SetDeadline(options_, &context);
+          v1::PullModelRequest request;
+          request.set_name(manifest.name());
+          request.set_encoding(options.encoding);
+          request.set_shard_index(shard);
+          request.set_shard_count(options.streams);
+          request.set_max_chunk_bytes(options_.chunk_bytes);
+          std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
+              stub->PullModel(&context, request);
+          v1::TensorChunk chunk;
+          absl::Status failed;
+          uint64_t expected_offset = 0;
+          size_t current = SIZE_MAX;
+          while (failed.ok() && reader->Read(&chunk)) {
+            size_t index = chunk.tensor_index();
+            if (index >= num_tensors) {
+              failed = absl::DataLossError("chunk names an unknown tensor");
+              break;
+            }
+            const v1::TensorInfo& info = manifest.tensors(index);
+            if (chunk.has_info()) {
+              if (chunk.info().stored_xxh3_64() != info.stored_xxh3_64()) {
+                failed = absl::DataLossError(
+                    absl::StrCat(info.name(), " differs from the manifest"));
+                break;
+              }
+              current = index;
+              expected_offset = chunk.info().offset();
+            }
+            if (index != current) {
+              failed = absl::DataLossError("chunk arrived out of order");
+              break;
+            }
+            failed =
+                CheckChunk(chunk, expected_offset,
+                           info.byte_length() - expected_offset, info.name());
+            if (!failed.ok()) break;
+            const std::string& data = chunk.data();
+            std::memcpy(tensors[index].memory.data() + chunk.offset(),
+                        data.data(), data.size());
+            expected_offset += data.size();
+            tensors[index].received += data.size();
+            if (added.empty() || added.back().first != index) {
+              added.emplace_back(index, 0);
+            }
+            added.back().second += data.size();
+            if (callbacks.progress && !data.empty()) {
+              absl::MutexLock lock(&callback_mu);
+              received_total += data.size();
+              callbacks.progress(received_total, total);
+            }
+            if (chunk.last()) failed = complete(index);
+          }
+          if (!failed.ok()) {
+            context.TryCancel();
+            (void)reader->Finish();  // The failure found here is the cause.
+            return failed;
+          }
+          return FromGrpc(reader->Finish());
+        },
+        &shard_retries);
+    retries += shard_retries;
+  };
+
+  std::vector<std::thread> threads;
+  for (int shard = 1; shard < options.streams; ++shard) {
+    threads.emplace_back(run_shard, shard);
+  }
+  run_shard(0);
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : shard_status) {
+    if (!status.ok()) return WithContext(status, absl::StrCat("pull ", name));
+  }
+  for (size_t i = 0; i < num_tensors; ++i) {
+    if (!tensors[i].done) {
+      absl::Status status = complete(i);
+      if (!status.ok()) return status;
+      if (!tensors[i].done) {
+        return absl::DataLossError(absl::StrCat(
+            "pull ", name, ": ", manifest.tensors(i).name(), " is incomplete"));
+      }
+    }
+  }
+  result.bytes = total;
+  result.retries = retries;
+  return result;
+}
+
+}  // namespace pstore

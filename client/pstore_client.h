@@ -1,0 +1,193 @@
+// pstore::Client: the C++ client library of pstored.
+//
+// One object talks to one pstored over one or more gRPC channels. Every
+// call returns absl::Status or absl::StatusOr with the server's code
+// (see proto/pstore/v1/pstore.proto for what each code means).
+//
+// Integrity: reads check the XXH3-64 of every chunk as it arrives and the
+// XXH3-64 of each whole tensor once it is complete; a mismatch is DataLoss
+// and the bytes are never handed over as good. Puts send the XXH3-64 of the
+// tensor in their header, so the server refuses bytes damaged on the way.
+//
+// Retries: calls that fail with UNAVAILABLE are retried with exponential
+// backoff up to ClientOptions::max_attempts; reads resume where they
+// stopped. Deadlines: every call gets ClientOptions::call_timeout unless a
+// call's options say otherwise.
+//
+// Thread-safe: one Client may be used from many threads at once.
+
+#ifndef PSTORE_CLIENT_PSTORE_CLIENT_H_
+#define PSTORE_CLIENT_PSTORE_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "pstore/v1/pstore.pb.h"
+
+namespace pstore {
+
+struct ClientOptions {
+  // host:port of pstored. Default: 127.0.0.1:7070.
+  std::string address = "127.0.0.1:7070";
+
+  // Deadline of each call, from its start; 0 means none.
+  // Default: 10 minutes (a large pull over a slow link takes a while).
+  absl::Duration call_timeout = absl::Minutes(10);
+
+  // Attempts of a call that fails with UNAVAILABLE (1: no retry).
+  // Default: 4.
+  int max_attempts = 4;
+
+  // First retry delay; doubles each attempt, with jitter, up to
+  // max_backoff. Defaults: 100 ms, 5 s.
+  absl::Duration initial_backoff = absl::Milliseconds(100);
+  absl::Duration max_backoff = absl::Seconds(5);
+
+  // gRPC channels (TCP connections) to open; parallel pulls spread their
+  // streams over them. Default: 1.
+  int channels = 1;
+
+  // Bytes of tensor data per message, on puts and (as the server's
+  // max_chunk_bytes) on reads. Default: 1 MiB.
+  uint32_t chunk_bytes = 1 << 20;
+};
+
+struct PutOptions {
+  // Send the XXH3-64 of the tensor, computed before sending (a first pass
+  // over the bytes), so the server refuses damaged bytes. Default: true.
+  bool send_hash = true;
+};
+
+struct GetOptions {
+  // "raw" (the stored bytes), "f32", "f16", "bf16", "q8_0" or "q4_0".
+  std::string encoding = "raw";
+  // Byte range of the encoded tensor; length 0 means to the end.
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+struct PullOptions {
+  std::string encoding = "raw";
+  // Parallel streams, spread over the client's channels. Default: 1.
+  int streams = 1;
+};
+
+// Where a pull puts each tensor and what it tells the caller.
+struct PullCallbacks {
+  // Returns memory for tensor `info` (info.byte_length() bytes). Called on
+  // the calling thread, once per tensor, in manifest order, before any byte
+  // arrives. An error aborts the pull.
+  std::function<absl::StatusOr<std::span<uint8_t>>(const v1::TensorInfo& info)>
+      allocate;
+  // Called once per tensor when all its bytes are in place and its hash
+  // checked. Calls are serialized, from the stream threads. Optional.
+  std::function<void(const v1::TensorInfo& info)> done;
+  // Called with the bytes received so far, from the stream threads, at
+  // most once per chunk; calls are serialized. Optional.
+  std::function<void(uint64_t received, uint64_t total)> progress;
+};
+
+struct PullResult {
+  v1::Revision revision;  // The manifest, revision resolved.
+  uint64_t bytes = 0;
+  uint64_t retries = 0;
+};
+
+class Client {
+ public:
+  // Creates a client; connects lazily. InvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
+  ~Client();
+
+  // --- Tensors ---
+  // Stores `data` as tensor `name` ("MODEL@REV/TENSOR").
+  absl::StatusOr<v1::TensorInfo> PutTensor(absl::string_view name,
+                                           absl::string_view dtype,
+                                           std::span<const int64_t> shape,
+                                           std::span<const uint8_t> data,
+                                           const PutOptions& options = {});
+
+  // Stores `byte_length` bytes that `read` supplies, in pieces: read(offset,
+  // out) fills `out` with bytes [offset, offset + out.size()). It may be
+  // called twice per byte when PutOptions::send_hash is set.
+  absl::StatusOr<v1::TensorInfo> PutTensorFrom(
+      absl::string_view name, absl::string_view dtype,
+      std::span<const int64_t> shape, uint64_t byte_length,
+      absl::FunctionRef<absl::Status(uint64_t offset, std::span<uint8_t> out)>
+          read,
+      const PutOptions& options = {});
+
+  // Reads tensor `name` into `out`, which must hold exactly the bytes the
+  // read sends (Stat the tensor, or use the overload below).
+  // InvalidArgument if `out` has the wrong size.
+  absl::StatusOr<v1::TensorInfo> GetTensor(absl::string_view name,
+                                           std::span<uint8_t> out,
+                                           const GetOptions& options = {});
+
+  // Reads tensor `name` into a new buffer.
+  absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>> GetTensor(
+      absl::string_view name, const GetOptions& options = {});
+
+  // Streams tensor `name` to `sink` in order, chunk by chunk, each checked
+  // before it is passed on; the whole-tensor hash is checked at the end.
+  // For reads too large to hold in memory (pstore-cli get).
+  absl::StatusOr<v1::TensorInfo> GetTensorTo(
+      absl::string_view name, const GetOptions& options,
+      const std::function<absl::Status(const v1::TensorInfo& info,
+                                       std::span<const uint8_t> bytes)>& sink);
+
+  absl::StatusOr<v1::TensorInfo> StatTensor(absl::string_view name);
+  // Returns every tensor of `revision` whose name starts with `prefix`,
+  // following pages.
+  absl::StatusOr<std::vector<v1::TensorInfo>> ListTensors(
+      absl::string_view revision, absl::string_view prefix = "");
+  absl::Status DeleteTensor(absl::string_view name);
+
+  // --- Revisions ---
+  absl::StatusOr<v1::Revision> CreateRevision(
+      absl::string_view name,
+      const std::map<std::string, std::string>& metadata = {});
+  absl::StatusOr<v1::Revision> PublishRevision(absl::string_view name);
+  absl::Status DeleteRevision(absl::string_view name);
+  // Returns the manifest of `name` ("MODEL@REV" or "MODEL").
+  absl::StatusOr<v1::Revision> GetRevision(absl::string_view name);
+  absl::StatusOr<std::vector<v1::Model>> ListModels();
+
+  // Pulls every tensor of revision `name` over PullOptions::streams
+  // parallel streams into memory the callbacks provide. The revision is
+  // resolved once, so a publish during the pull does not mix revisions.
+  absl::StatusOr<PullResult> PullModel(absl::string_view name,
+                                       const PullOptions& options,
+                                       const PullCallbacks& callbacks);
+
+  // --- Operator calls ---
+  absl::StatusOr<uint64_t> Pin(absl::string_view name);
+  absl::Status Unpin(absl::string_view name);
+  absl::StatusOr<v1::PrefetchResponse> Prefetch(absl::string_view name,
+                                                v1::Tier tier);
+  absl::Status DropCache(v1::Tier tier);
+  absl::StatusOr<v1::ServerStatus> GetServerStatus();
+
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  class Channels;
+  explicit Client(ClientOptions options);
+
+  const ClientOptions options_;
+  std::unique_ptr<Channels> channels_;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_CLIENT_PSTORE_CLIENT_H_

@@ -1,0 +1,37 @@
+// Conversions between storage types and the pstore.v1 wire messages, and
+// from absl::Status to grpc::Status (the same canonical codes).
+//
+// Pure functions; thread-safe.
+
+#ifndef PSTORE_SERVER_CONVERT_H_
+#define PSTORE_SERVER_CONVERT_H_
+
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "grpcpp/support/status.h"
+#include "pstore/v1/pstore.pb.h"
+#include "storage/catalog.h"
+#include "storage/tiered_store.h"
+
+namespace pstore {
+
+// Returns `status` as a grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// Fills the stored-tensor fields of `info` from `meta`; the fields of what
+// a read sends (encoding, byte_length, offset, xxh3_64) describe the whole
+// raw tensor.
+void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info);
+
+// Fills `revision` from `info` (without tensors).
+void ToRevision(const RevisionInfo& info, v1::Revision* revision);
+
+// Returns the TierKind of a wire tier. InvalidArgument for
+// TIER_UNSPECIFIED or unknown values.
+absl::StatusOr<TierKind> FromWireTier(v1::Tier tier);
+
+}  // namespace pstore
+
+#endif  // PSTORE_SERVER_CONVERT_H_

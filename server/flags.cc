@@ -1,0 +1,131 @@
+#include "server/flags.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "util/units.h"
+
+namespace pstore {
+namespace {
+
+// Parses a size flag's text into `*out`, naming the flag on error.
+absl::Status ParseSizeFlag(const std::string& flag, const std::string& text,
+                           uint64_t* out) {
+  absl::StatusOr<uint64_t> size = ParseByteSize(text);
+  if (!size.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, ": ", size.status().message()));
+  }
+  *out = *size;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
+                                              const char* const* argv) {
+  DaemonConfig config;
+  std::string data_dir = "./pstore-data";
+  std::string nvme_dir, cold_dir;
+  std::string dram_bytes = "1GiB", nvme_bytes = "4GiB", block_bytes = "4MiB";
+  std::string pin_budget_bytes = "0", readahead_bytes = "32MiB";
+  double drain_seconds = 30;
+  bool io_uring = true;
+  bool sync_commits = true;
+  int worker_threads = 8;
+
+  CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
+  app.option_defaults()->always_capture_default();
+  app.add_option("--listen", config.server.listen,
+                 "host:port of the gRPC service (port 0: any free port)");
+  app.add_option("--data_dir", data_dir,
+                 "holds nvme/ and cold/ unless --nvme_dir/--cold_dir say "
+                 "otherwise");
+  app.add_option("--nvme_dir", nvme_dir,
+                 "NVMe tier region files (default DATA_DIR/nvme)");
+  app.add_option("--cold_dir", cold_dir,
+                 "cold tier RocksDB, the durable copy (default DATA_DIR/cold)");
+  app.add_option("--dram_bytes", dram_bytes, "DRAM tier budget");
+  app.add_option("--pin_budget_bytes", pin_budget_bytes,
+                 "bytes pins may hold (0: 3/4 of --dram_bytes)");
+  app.add_option("--nvme_bytes", nvme_bytes,
+                 "disk the NVMe tier may use (0 disables the tier)");
+  app.add_option("--block_bytes", block_bytes,
+                 "block size, a multiple of 4KiB in [64KiB, 256MiB]");
+  app.add_option("--readahead_bytes", readahead_bytes,
+                 "bytes each read stream reads ahead of the network");
+  app.add_option("--drain_seconds", drain_seconds,
+                 "on SIGTERM/SIGINT, time calls in flight get to finish")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--io_uring", io_uring,
+                 "use io_uring for the NVMe tier (false: pread/pwrite)");
+  app.add_option("--sync_commits", sync_commits,
+                 "sync every put and publish to disk before acknowledging");
+  app.add_option("--worker_threads", worker_threads,
+                 "threads running store calls for RPCs")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--port_file", config.port_file,
+                 "write the bound port to this file once serving");
+  app.add_option("--log_level", config.log_level,
+                 "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember(
+          {"trace", "debug", "info", "warn", "error", "critical", "off"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    return absl::CancelledError(app.help());
+  } catch (const CLI::ParseError& error) {
+    return absl::InvalidArgumentError(error.what());
+  }
+
+  TieredStoreOptions& store = config.server.store;
+  uint64_t nvme = 0;
+  uint64_t readahead = 0;
+  for (auto [flag, text, out] :
+       std::vector<std::tuple<std::string, std::string, uint64_t*>>{
+           {"dram_bytes", dram_bytes, &store.dram_bytes},
+           {"pin_budget_bytes", pin_budget_bytes, &store.pin_budget_bytes},
+           {"nvme_bytes", nvme_bytes, &nvme},
+           {"block_bytes", block_bytes, &store.block_bytes},
+           {"readahead_bytes", readahead_bytes, &readahead},
+       }) {
+    absl::Status status = ParseSizeFlag(flag, text, out);
+    if (!status.ok()) return status;
+  }
+  store.cold_dir = cold_dir.empty() ? data_dir + "/cold" : cold_dir;
+  if (nvme > 0) {
+    store.nvme_dir = nvme_dir.empty() ? data_dir + "/nvme" : nvme_dir;
+    store.nvme_bytes = nvme;
+  }
+  store.use_io_uring = io_uring;
+  store.sync_commits = sync_commits;
+  config.server.service.readahead_bytes = readahead;
+  config.server.service.worker_threads = worker_threads;
+  config.drain = absl::Seconds(drain_seconds);
+  return config;
+}
+
+std::string DescribeConfig(const DaemonConfig& config) {
+  const TieredStoreOptions& store = config.server.store;
+  return absl::StrCat(
+      "listen=", config.server.listen, " cold_dir=", store.cold_dir,
+      " nvme_dir=", store.nvme_dir.empty() ? "(disabled)" : store.nvme_dir,
+      " dram_bytes=", FormatBytes(store.dram_bytes), " pin_budget_bytes=",
+      store.pin_budget_bytes == 0 ? FormatBytes(store.dram_bytes / 4 * 3)
+                                  : FormatBytes(store.pin_budget_bytes),
+      " nvme_bytes=",
+      store.nvme_dir.empty() ? "0" : FormatBytes(store.nvme_bytes),
+      " block_bytes=", FormatBytes(store.block_bytes),
+      " readahead_bytes=", FormatBytes(config.server.service.readahead_bytes),
+      " io_uring=", store.use_io_uring ? "true" : "false",
+      " sync_commits=", store.sync_commits ? "true" : "false",
+      " drain_seconds=", absl::ToDoubleSeconds(config.drain),
+      " worker_threads=", config.server.service.worker_threads,
+      " log_level=", config.log_level);
+}
+
+}  // namespace pstore

@@ -1,0 +1,36 @@
+// Command-line flags of pstored, parsed with CLI11 into a ServerConfig.
+
+#ifndef PSTORE_SERVER_FLAGS_H_
+#define PSTORE_SERVER_FLAGS_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/server.h"
+
+namespace pstore {
+
+struct DaemonConfig {
+  ServerConfig server;
+  // Time calls in flight get to finish after SIGTERM or SIGINT.
+  absl::Duration drain = absl::Seconds(30);
+  // File to write the bound port to, once serving (for tests and tools
+  // that pass port 0). Default: none.
+  std::string port_file;
+  // spdlog level: trace, debug, info, warn, error, critical, off.
+  std::string log_level = "info";
+};
+
+// Parses pstored's command line. Returns the config; for --help, a status
+// of code Cancelled whose message is the help text (print it, exit 0); for
+// a bad flag or value, InvalidArgument with a one-line message.
+absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
+                                              const char* const* argv);
+
+// Returns a one-line summary of the effective configuration, for the log.
+std::string DescribeConfig(const DaemonConfig& config);
+
+}  // namespace pstore
+
+#endif  // PSTORE_SERVER_FLAGS_H_

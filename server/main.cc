@@ -1,0 +1,94 @@
+// pstored: the pstore daemon. See server/flags.h for the flags and
+// `pstored --help` for their defaults.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "server/flags.h"
+#include "server/server.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+
+#ifndef PSTORE_VERSION
+#define PSTORE_VERSION "unknown"
+#endif
+
+namespace {
+
+// Writes `port` to `path` atomically (write a temporary, rename).
+bool WritePortFile(const std::string& path, int port) {
+  std::string temp = path + ".tmp";
+  {
+    std::ofstream out(temp, std::ios::trunc);
+    out << port << "\n";
+    if (!out.good()) return false;
+  }
+  std::error_code error;
+  std::filesystem::rename(temp, path, error);
+  return !error;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Every thread inherits this mask; only sigwait below sees the signals.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<pstore::DaemonConfig> config =
+      pstore::ParseDaemonFlags(argc, argv);
+  if (absl::IsCancelled(config.status())) {
+    std::fputs(std::string(config.status().message()).c_str(), stdout);
+    return 0;
+  }
+  if (!config.ok()) {
+    std::fprintf(stderr, "pstored: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 2;
+  }
+
+  auto logger = spdlog::stderr_color_mt("pstored");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  spdlog::info("event=start version={} {}", PSTORE_VERSION,
+               pstore::DescribeConfig(*config));
+
+  config->server.service.version = PSTORE_VERSION;
+  absl::StatusOr<std::unique_ptr<pstore::PstoreServer>> server =
+      pstore::PstoreServer::Start(config->server);
+  if (!server.ok()) {
+    spdlog::critical("event=start_failed status=\"{}\"",
+                     server.status().ToString());
+    return 1;
+  }
+  spdlog::info("event=serving port={}", (*server)->port());
+  if (!config->port_file.empty() &&
+      !WritePortFile(config->port_file, (*server)->port())) {
+    spdlog::critical("event=start_failed reason=\"cannot write {}\"",
+                     config->port_file);
+    return 1;
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("event=draining signal={} drain_seconds={}",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+               absl::ToDoubleSeconds(config->drain));
+  (*server)->Shutdown(config->drain);
+  spdlog::info("event=stopped");
+  spdlog::shutdown();
+  // The store is closed. Skip static destructors: gRPC may still be saying
+  // goodbye to a slow client on its own threads.
+  std::fflush(nullptr);
+  std::_Exit(0);
+}

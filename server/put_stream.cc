@@ -1,0 +1,128 @@
+#include "server/put_stream.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/convert.h"
+#include "storage/names.h"
+
+namespace pstore {
+
+PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
+                                   TieredStore* store, ThreadPool* pool,
+                                   v1::TensorInfo* response,
+                                   PutCounters* counters, CallGate* gate)
+    : context_(context),
+      store_(store),
+      pool_(pool),
+      response_(response),
+      counters_(counters),
+      gate_(gate) {
+  counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
+  StartRead(&request_);
+}
+
+void PutTensorReactor::OnReadDone(bool ok) {
+  if (!ok) {
+    // Either the client half-closed (commit) or the call is cancelled.
+    if (context_->IsCancelled()) {
+      pool_->Schedule([this] { Fail(absl::CancelledError("put cancelled")); });
+    } else {
+      pool_->Schedule([this] { Commit(); });
+    }
+    return;
+  }
+  pool_->Schedule([this] { Process(); });
+}
+
+void PutTensorReactor::Process() {
+  if (request_.has_header()) {
+    if (writer_ != nullptr) {
+      Fail(absl::InvalidArgumentError(
+          "PutTensor got a second header; send one header, then data"));
+      return;
+    }
+    const v1::PutTensorRequest::Header& header = request_.header();
+    absl::StatusOr<TensorName> name = ParseTensorName(header.name());
+    if (!name.ok()) {
+      Fail(name.status());
+      return;
+    }
+    absl::StatusOr<DType> dtype = ParseDType(header.dtype());
+    if (!dtype.ok()) {
+      Fail(dtype.status());
+      return;
+    }
+    PutTensorSpec spec;
+    spec.name = *std::move(name);
+    spec.dtype = *dtype;
+    spec.shape.assign(header.shape().begin(), header.shape().end());
+    if (header.has_xxh3_64()) spec.expected_xxh3_64 = header.xxh3_64();
+    absl::StatusOr<std::unique_ptr<TensorWriter>> writer =
+        store_->PutTensor(std::move(spec));
+    if (!writer.ok()) {
+      Fail(writer.status());
+      return;
+    }
+    writer_ = *std::move(writer);
+  } else if (request_.part_case() == v1::PutTensorRequest::kData) {
+    if (writer_ == nullptr) {
+      Fail(absl::InvalidArgumentError(
+          "PutTensor got data before its header; send the header first"));
+      return;
+    }
+    const std::string& data = request_.data();
+    counters_->bytes_received.fetch_add(data.size(), std::memory_order_relaxed);
+    absl::Status appended = writer_->Append(
+        {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+    if (!appended.ok()) {
+      Fail(appended);
+      return;
+    }
+  } else {
+    Fail(absl::InvalidArgumentError(
+        "PutTensor got a message with neither header nor data"));
+    return;
+  }
+  request_.Clear();
+  StartRead(&request_);
+}
+
+void PutTensorReactor::Commit() {
+  if (writer_ == nullptr) {
+    Fail(absl::InvalidArgumentError("PutTensor stream ended without a header"));
+    return;
+  }
+  absl::StatusOr<TensorMeta> meta = writer_->Commit();
+  if (!meta.ok()) {
+    Fail(meta.status());
+    return;
+  }
+  writer_.reset();
+  ToTensorInfo(*meta, response_);
+  Finish(grpc::Status::OK);
+}
+
+void PutTensorReactor::Fail(const absl::Status& status) {
+  if (writer_ != nullptr) writer_->Abort();
+  writer_.reset();
+  Finish(ToGrpcStatus(status));
+}
+
+void PutTensorReactor::OnDone() {
+  counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  CallGate* gate = gate_;
+  if (writer_ == nullptr) {
+    delete this;
+    gate->Leave();
+    return;
+  }
+  // Aborting a put does I/O: not on a gRPC thread.
+  pool_->Schedule([this, gate] {
+    writer_.reset();
+    delete this;
+    gate->Leave();
+  });
+}
+
+}  // namespace pstore

@@ -1,0 +1,214 @@
+#include "server/read_stream.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/chunk.h"
+#include "server/convert.h"
+#include "util/status.h"
+
+namespace pstore {
+
+ReadStreamReactor::ReadStreamReactor(TieredStore* store, ThreadPool* pool,
+                                     Planner planner, ReadStreamOptions options,
+                                     StreamCounters* counters, CallGate* gate)
+    : store_(store),
+      pool_(pool),
+      options_(options),
+      counters_(counters),
+      gate_(gate) {
+  counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
+  pool_->Schedule([this, planner = std::move(planner)]() mutable {
+    Plan(std::move(planner));
+  });
+}
+
+void ReadStreamReactor::Plan(Planner planner) {
+  absl::StatusOr<std::vector<StreamSource>> sources = planner();
+  Action action;
+  {
+    absl::MutexLock lock(&mu_);
+    --outstanding_;
+    planned_ = true;
+    if (!sources.ok()) {
+      error_ = sources.status();
+    } else {
+      sources_ = *std::move(sources);
+      for (size_t s = 0; s < sources_.size(); ++s) {
+        if (sources_[s].slices.empty()) {
+          units_.push_back(Unit{s, -1});
+        }
+        for (size_t i = 0; i < sources_[s].slices.size(); ++i) {
+          units_.push_back(Unit{s, static_cast<int>(i)});
+        }
+      }
+    }
+    action = NextAction();
+  }
+  Act(std::move(action));
+}
+
+uint64_t ReadStreamReactor::UnitBytes(size_t unit) const {
+  const Unit& u = units_[unit];
+  if (u.slice < 0) return 0;
+  return sources_[u.source].slices[u.slice].block_size;
+}
+
+ReadStreamReactor::Action ReadStreamReactor::NextAction() {
+  Action action;
+  if (finished_) return action;
+  bool stopping = cancelled_ || !error_.ok();
+  if (!stopping && planned_) {
+    // Read ahead within the budget; always at least the front block.
+    while (next_unit_ < units_.size() &&
+           (slots_.empty() || window_bytes_ + UnitBytes(next_unit_) <=
+                                  options_.readahead_bytes)) {
+      size_t unit = next_unit_++;
+      bool empty = units_[unit].slice < 0;
+      slots_.push_back(Slot{unit, empty, absl::StatusOr<BlockRef>(nullptr)});
+      if (!empty) {
+        window_bytes_ += UnitBytes(unit);
+        ++outstanding_;
+        action.reads.push_back(unit);
+      }
+    }
+    if (!write_in_flight_ && !slots_.empty() && slots_.front().ready) {
+      if (slots_.front().block.ok()) {
+        action.write = true;
+        write_buffer_ = NextChunk();
+        write_in_flight_ = true;
+        return action;
+      }
+      const StreamSource& source = sources_[units_[slots_.front().unit].source];
+      error_ = Annotate(slots_.front().block.status(), source.info.name());
+      stopping = true;
+    }
+  }
+  if (write_in_flight_ || outstanding_ > 0) return action;
+  if (stopping) {
+    finished_ = true;
+    action.finish = true;
+    action.status = cancelled_ ? grpc::Status::CANCELLED : ToGrpcStatus(error_);
+    return action;
+  }
+  if (planned_ && next_unit_ == units_.size() && slots_.empty()) {
+    finished_ = true;
+    action.finish = true;
+    action.status = grpc::Status::OK;
+  }
+  return action;
+}
+
+grpc::ByteBuffer ReadStreamReactor::NextChunk() {
+  Slot& slot = slots_.front();
+  const Unit& unit = units_[slot.unit];
+  const StreamSource& source = sources_[unit.source];
+  bool first_of_source = (unit.slice <= 0) && sent_in_slot_ == 0;
+  if (first_of_source) source_hash_.Reset();
+
+  v1::TensorChunk fields;
+  fields.set_tensor_index(source.tensor_index);
+  if (first_of_source) *fields.mutable_info() = source.info;
+  uint64_t length = 0;
+  uint64_t offset_in_block = 0;
+  if (unit.slice >= 0) {
+    const BlockSlice& slice = source.slices[unit.slice];
+    offset_in_block = slice.offset + sent_in_slot_;
+    length = std::min<uint64_t>(options_.max_chunk_bytes,
+                                slice.length - sent_in_slot_);
+    fields.set_offset(slice.tensor_offset + offset_in_block);
+  } else {
+    fields.set_offset(source.info.offset());
+  }
+  const BlockRef& block = *slot.block;
+  std::span<const uint8_t> data;
+  if (length > 0) data = block->bytes().subspan(offset_in_block, length);
+  fields.set_xxh3_64(Xxh3_64(data));
+  source_hash_.Update(data);
+  sent_in_slot_ += length;
+
+  bool slot_done =
+      unit.slice < 0 || sent_in_slot_ == source.slices[unit.slice].length;
+  bool last_of_source =
+      slot_done && (unit.slice < 0 ||
+                    unit.slice + 1 == static_cast<int>(source.slices.size()));
+  if (last_of_source) {
+    fields.set_last(true);
+    fields.set_xxh3_64_of_all(source_hash_.Digest());
+  }
+  grpc::ByteBuffer buffer =
+      length > 0 ? MakeChunkBuffer(fields, block, offset_in_block, length)
+                 : MakeChunkBuffer(fields, nullptr, 0, 0);
+  counters_->bytes_sent.fetch_add(length, std::memory_order_relaxed);
+  counters_->chunks_sent.fetch_add(1, std::memory_order_relaxed);
+  if (slot_done) {
+    window_bytes_ -= UnitBytes(slot.unit);
+    slots_.pop_front();
+    sent_in_slot_ = 0;
+  }
+  return buffer;
+}
+
+void ReadStreamReactor::OnBlock(size_t unit, absl::StatusOr<BlockRef> block) {
+  Action action;
+  {
+    absl::MutexLock lock(&mu_);
+    --outstanding_;
+    for (Slot& slot : slots_) {
+      if (slot.unit == unit) {
+        slot.ready = true;
+        slot.block = std::move(block);
+        break;
+      }
+    }
+    action = NextAction();
+  }
+  Act(std::move(action));
+}
+
+void ReadStreamReactor::Act(Action action) {
+  for (size_t unit : action.reads) {
+    BlockId id;
+    {
+      absl::MutexLock lock(&mu_);
+      const Unit& u = units_[unit];
+      id = sources_[u.source].slices[u.slice].id;
+    }
+    store_->ReadBlockAsync(id, [this, unit](absl::StatusOr<BlockRef> block) {
+      OnBlock(unit, std::move(block));
+    });
+  }
+  if (action.write) StartWrite(&write_buffer_);
+  if (action.finish) Finish(action.status);
+}
+
+void ReadStreamReactor::OnWriteDone(bool ok) {
+  Action action;
+  {
+    absl::MutexLock lock(&mu_);
+    write_in_flight_ = false;
+    if (!ok) cancelled_ = true;  // The client went away.
+    action = NextAction();
+  }
+  Act(std::move(action));
+}
+
+void ReadStreamReactor::OnCancel() {
+  Action action;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    action = NextAction();
+  }
+  Act(std::move(action));
+}
+
+void ReadStreamReactor::OnDone() {
+  counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  CallGate* gate = gate_;
+  delete this;
+  gate->Leave();
+}
+
+}  // namespace pstore

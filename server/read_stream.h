@@ -1,0 +1,128 @@
+// ReadStreamReactor streams tensors to a client: GetTensor (one tensor or a
+// byte range of it) and PullModel (every tensor of a revision, or a shard).
+//
+// The reactor reads blocks through TieredStore::ReadBlockAsync ahead of the
+// network, up to a byte budget (so memory per stream is bounded), and keeps
+// one write in flight; each block is cut into chunks sent without copying
+// (server/chunk.h). Catalog lookups run on a worker pool, never on a gRPC
+// thread. Cancellation stops new reads; Finish is called once, after the
+// last storage callback has returned, and OnDone deletes the reactor.
+//
+// Thread-safe: reactions and storage callbacks may run on any thread.
+
+#ifndef PSTORE_SERVER_READ_STREAM_H_
+#define PSTORE_SERVER_READ_STREAM_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "codec/hash.h"
+#include "grpcpp/grpcpp.h"
+#include "pstore/v1/pstore.pb.h"
+#include "server/call_gate.h"
+#include "storage/tiered_store.h"
+#include "util/thread_pool.h"
+
+namespace pstore {
+
+// One tensor's part of a stream.
+struct StreamSource {
+  uint32_t tensor_index = 0;
+  // Sent on the first chunk of this part.
+  v1::TensorInfo info;
+  // The blocks to send, in order; empty for an empty part (an empty tensor
+  // still gets one chunk, with its info).
+  std::vector<BlockSlice> slices;
+};
+
+// Counters shared by every stream of a server.
+struct StreamCounters {
+  std::atomic<uint64_t> streams_in_flight{0};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> chunks_sent{0};
+};
+
+struct ReadStreamOptions {
+  // Largest `data` per chunk.
+  uint32_t max_chunk_bytes = 1 << 20;
+  // Bytes of blocks read ahead of the network (at least one block).
+  uint64_t readahead_bytes = uint64_t{32} << 20;
+};
+
+class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  // Returns what to send; runs on the worker pool.
+  using Planner = std::function<absl::StatusOr<std::vector<StreamSource>>()>;
+
+  // Starts the stream: `planner` runs on `pool`, then blocks are read from
+  // `store`. The call has Entered `gate`; OnDone Leaves it. None of the
+  // pointers is owned; all outlive the reactor.
+  ReadStreamReactor(TieredStore* store, ThreadPool* pool, Planner planner,
+                    ReadStreamOptions options, StreamCounters* counters,
+                    CallGate* gate);
+
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  // What the reactor does next, decided under mu_ and done outside it.
+  struct Action {
+    std::vector<size_t> reads;  // Units whose blocks to read.
+    bool write = false;         // Send write_buffer_.
+    bool finish = false;
+    grpc::Status status;
+  };
+  struct Unit {
+    size_t source = 0;
+    int slice = -1;  // -1: an empty part.
+  };
+  struct Slot {
+    size_t unit = 0;
+    bool ready = false;
+    absl::StatusOr<BlockRef> block;
+  };
+
+  void Plan(Planner planner);
+  void OnBlock(size_t unit, absl::StatusOr<BlockRef> block);
+  Action NextAction() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Builds the next chunk from the ready front slot.
+  grpc::ByteBuffer NextChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Act(Action action);
+  uint64_t UnitBytes(size_t unit) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  TieredStore* const store_;
+  ThreadPool* const pool_;
+  const ReadStreamOptions options_;
+  StreamCounters* const counters_;
+  CallGate* const gate_;
+
+  absl::Mutex mu_;
+  std::vector<StreamSource> sources_ ABSL_GUARDED_BY(mu_);
+  std::vector<Unit> units_ ABSL_GUARDED_BY(mu_);
+  size_t next_unit_ ABSL_GUARDED_BY(mu_) = 0;  // Next unit to read.
+  std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);
+  uint64_t window_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Read or in flight.
+  uint64_t sent_in_slot_ ABSL_GUARDED_BY(mu_) = 0;  // Of the front slot.
+  Xxh3_64Hasher source_hash_ ABSL_GUARDED_BY(mu_);
+  // Storage work not yet returned: the plan, then each block read.
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 1;
+  bool planned_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // The message being written; replaced only once its write is done.
+  grpc::ByteBuffer write_buffer_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_SERVER_READ_STREAM_H_

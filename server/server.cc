@@ -1,0 +1,108 @@
+#include "server/server.h"
+
+#include <chrono>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "spdlog/spdlog.h"
+#include "util/status.h"
+
+namespace pstore {
+
+absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
+    ServerConfig config) {
+  std::unique_ptr<PstoreServer> server(new PstoreServer());
+  ASSIGN_OR_RETURN(server->store_, TieredStore::Open(config.store));
+  server->service_ =
+      std::make_unique<ParamStoreService>(server->store_.get(), config.service);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.RegisterService(server->service_.get());
+  builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
+  builder.SetMaxSendMessageSize(-1);
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", config.listen,
+                     ": the address is in use or not valid here"));
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  return server;
+}
+
+PstoreServer::~PstoreServer() {
+  if (!shut_down_) Shutdown(absl::ZeroDuration());
+  server_.reset();
+  service_.reset();
+}
+
+void PstoreServer::Shutdown(absl::Duration drain) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ == nullptr) {
+    store_.reset();
+    return;
+  }
+  // Load balancers and probes see NOT_SERVING first; new calls are refused
+  // with UNAVAILABLE, so clients retry elsewhere, while calls in flight get
+  // up to `drain` to finish.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  CallGate& gate = service_->gate();
+  gate.Close();
+  spdlog::info("event=drain_start calls_in_flight={}", gate.in_flight());
+  if (!gate.WaitIdle(absl::Now() + drain)) {
+    spdlog::warn("event=drain_timeout calls_cancelled={}", gate.in_flight());
+  }
+
+  // Cancels what is left and closes the connections. gRPC waits for every
+  // client to acknowledge its GOAWAY, up to 20 s for one that does not
+  // read its socket, so this runs on its own thread and the store closes
+  // as soon as no call uses it.
+  auto stopped = std::make_shared<absl::Notification>();
+  std::thread stopper([server = server_.get(), stopped] {
+    server->Shutdown(std::chrono::system_clock::now());
+    server->Wait();
+    stopped->Notify();
+  });
+  if (!gate.WaitIdle(absl::Now() + absl::Seconds(10))) {
+    // Cannot happen unless a storage callback is stuck: keep the store
+    // open rather than pull it from under that call.
+    spdlog::error("event=store_in_use calls={}", gate.in_flight());
+    stopper.detach();
+    (void)server_.release();
+    (void)service_.release();
+    (void)store_.release();
+    return;
+  }
+  store_.reset();
+  spdlog::info("event=store_closed");
+
+  if (stopped->WaitForNotificationWithTimeout(absl::Seconds(2))) {
+    stopper.join();
+    // The grpc::Server object stays until the destructor: destroying the
+    // last one shuts gRPC down, which can wait seconds for an idle poller
+    // thread. The daemon exits without it.
+    spdlog::info("event=grpc_stopped");
+    return;
+  }
+  // A client has not acknowledged the GOAWAY yet. Nothing uses the store
+  // any more; leave gRPC's shutdown running and let the process exit.
+  spdlog::info(
+      "event=grpc_stop_pending reason=\"a client has not closed "
+      "its connection\"");
+  stopper.detach();
+  (void)server_.release();
+  (void)service_.release();
+}
+
+}  // namespace pstore

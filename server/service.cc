@@ -1,0 +1,429 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/convert.h"
+#include "storage/names.h"
+#include "util/status.h"
+
+namespace pstore {
+namespace {
+
+constexpr uint32_t kDefaultChunkBytes = 1 << 20;
+constexpr uint32_t kMaxChunkBytes = 16 << 20;
+constexpr uint32_t kMaxShards = 1024;
+constexpr int kDefaultPageSize = 1000;
+
+// Parses a small request message from a raw byte buffer.
+template <typename Message>
+absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
+  std::vector<grpc::Slice> slices;
+  grpc::Status dumped = buffer.Dump(&slices);
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  if (!dumped.ok() || !message->ParseFromString(bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request is not a valid ", Message::descriptor()->full_name()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckEncoding(const std::string& encoding) {
+  if (encoding.empty() || encoding == "raw") return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown encoding '", encoding,
+                   "': want raw, f32, f16, bf16, q8_0 or "
+                   "q4_0"));
+}
+
+absl::StatusOr<uint32_t> ChunkBytes(uint32_t requested) {
+  if (requested == 0) return kDefaultChunkBytes;
+  if (requested > kMaxChunkBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_chunk_bytes ", requested, " is above the limit ", kMaxChunkBytes));
+  }
+  return requested;
+}
+
+// A stream that fails at once with `status`.
+class FailedStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+ public:
+  explicit FailedStream(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+// A put refused before it starts.
+class RefusedPut : public grpc::ServerReadReactor<v1::PutTensorRequest> {
+ public:
+  explicit RefusedPut(const absl::Status& status) {
+    Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
+absl::Status DrainingError() {
+  return absl::UnavailableError(
+      "pstored is shutting down; retry on another replica or after restart");
+}
+
+// Returns the sources of shard `shard` of `count` of a pull of `tensors`:
+// the revision's blocks, in manifest order, cut into `count` contiguous
+// runs of about equal bytes.
+std::vector<StreamSource> PlanShard(const std::vector<TensorMeta>& tensors,
+                                    uint32_t shard, uint32_t count) {
+  uint64_t total = 0;
+  for (const TensorMeta& tensor : tensors) total += tensor.byte_length;
+  auto shard_of = [&](uint64_t offset) -> uint32_t {
+    if (total == 0) return 0;
+    unsigned __int128 scaled =
+        static_cast<unsigned __int128>(offset) * count / total;
+    return static_cast<uint32_t>(
+        std::min<unsigned __int128>(scaled, count - 1));
+  };
+  std::vector<StreamSource> sources;
+  uint64_t base = 0;
+  for (size_t index = 0; index < tensors.size(); ++index) {
+    const TensorMeta& tensor = tensors[index];
+    // SliceTensor of the whole tensor cannot fail.
+    std::vector<BlockSlice> slices = *SliceTensor(tensor, 0, 0);
+    StreamSource source;
+    source.tensor_index = static_cast<uint32_t>(index);
+    ToTensorInfo(tensor, &source.info);
+    bool included = false;
+    uint64_t bytes = 0;
+    if (slices.empty()) {
+      included = shard_of(base) == shard;
+    }
+    for (const BlockSlice& slice : slices) {
+      if (shard_of(base + slice.tensor_offset) != shard) continue;
+      if (!included) source.info.set_offset(slice.tensor_offset);
+      included = true;
+      bytes += slice.length;
+      source.slices.push_back(slice);
+    }
+    base += tensor.byte_length;
+    if (!included) continue;
+    source.info.set_byte_length(bytes);
+    if (bytes != tensor.byte_length) source.info.clear_xxh3_64();
+    sources.push_back(std::move(source));
+  }
+  return sources;
+}
+
+}  // namespace
+
+ParamStoreService::ParamStoreService(TieredStore* store, ServiceOptions options)
+    : store_(store),
+      options_(std::move(options)),
+      started_(absl::Now()),
+      workers_(
+          std::make_unique<ThreadPool>("pstore-rpc", options_.worker_threads)),
+      admin_(std::make_unique<ThreadPool>("pstore-admin",
+                                          options_.admin_threads)) {}
+
+ParamStoreService::~ParamStoreService() = default;
+
+template <typename Fn>
+grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
+    grpc::CallbackServerContext* context, ThreadPool* pool, Fn fn) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!gate_.Enter()) {
+    reactor->Finish(ToGrpcStatus(DrainingError()));
+    return reactor;
+  }
+  pool->Schedule([this, context, reactor, fn = std::move(fn)]() mutable {
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status::CANCELLED);
+    } else {
+      reactor->Finish(ToGrpcStatus(fn()));
+    }
+    gate_.Leave();
+  });
+  return reactor;
+}
+
+grpc::ServerReadReactor<v1::PutTensorRequest>* ParamStoreService::PutTensor(
+    grpc::CallbackServerContext* context, v1::TensorInfo* response) {
+  if (!gate_.Enter()) return new RefusedPut(DrainingError());
+  return new PutTensorReactor(context, store_, workers_.get(), response,
+                              &put_counters_, &gate_);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
+    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
+  v1::GetTensorRequest request;
+  absl::Status status = ParseRaw(*raw, &request);
+  if (status.ok()) status = CheckEncoding(request.encoding());
+  absl::StatusOr<uint32_t> chunk_bytes = ChunkBytes(request.max_chunk_bytes());
+  if (status.ok()) status = chunk_bytes.status();
+  absl::StatusOr<TensorName> name = ParseTensorName(request.name());
+  if (status.ok()) status = name.status();
+  if (!status.ok()) return new FailedStream(status);
+  if (!gate_.Enter()) return new FailedStream(DrainingError());
+
+  TieredStore* store = store_;
+  auto planner = [store, name = *std::move(name),
+                  request]() -> absl::StatusOr<std::vector<StreamSource>> {
+    ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name));
+    ASSIGN_OR_RETURN(std::vector<BlockSlice> slices,
+                     SliceTensor(meta, request.offset(), request.length()));
+    StreamSource source;
+    ToTensorInfo(meta, &source.info);
+    uint64_t length = request.length() == 0
+                          ? meta.byte_length - request.offset()
+                          : request.length();
+    source.info.set_offset(request.offset());
+    source.info.set_byte_length(length);
+    if (length != meta.byte_length) source.info.clear_xxh3_64();
+    source.slices = std::move(slices);
+    std::vector<StreamSource> sources;
+    sources.push_back(std::move(source));
+    return sources;
+  };
+  ReadStreamOptions options;
+  options.max_chunk_bytes = *chunk_bytes;
+  options.readahead_bytes = options_.readahead_bytes;
+  return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
+                               options, &stream_counters_, &gate_);
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
+    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
+  v1::PullModelRequest request;
+  absl::Status status = ParseRaw(*raw, &request);
+  if (status.ok()) status = CheckEncoding(request.encoding());
+  absl::StatusOr<uint32_t> chunk_bytes = ChunkBytes(request.max_chunk_bytes());
+  if (status.ok()) status = chunk_bytes.status();
+  absl::StatusOr<RevisionName> name = ParseRevisionName(request.name());
+  if (status.ok()) status = name.status();
+  uint32_t shard_count = std::max<uint32_t>(1, request.shard_count());
+  if (status.ok() &&
+      (shard_count > kMaxShards || request.shard_index() >= shard_count)) {
+    status = absl::InvalidArgumentError(absl::StrCat(
+        "shard ", request.shard_index(), " of ", shard_count,
+        " is not valid: want shard_index < shard_count <= ", kMaxShards));
+  }
+  if (!status.ok()) return new FailedStream(status);
+  if (!gate_.Enter()) return new FailedStream(DrainingError());
+
+  TieredStore* store = store_;
+  uint32_t shard = request.shard_index();
+  auto planner = [store, name = *std::move(name), shard,
+                  shard_count]() -> absl::StatusOr<std::vector<StreamSource>> {
+    ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
+    return PlanShard(manifest.second, shard, shard_count);
+  };
+  ReadStreamOptions options;
+  options.max_chunk_bytes = *chunk_bytes;
+  options.readahead_bytes = options_.readahead_bytes;
+  return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
+                               options, &stream_counters_, &gate_);
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
+    grpc::CallbackServerContext* context, const v1::StatTensorRequest* request,
+    v1::TensorInfo* response) {
+  return RunUnary(context, workers_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
+    ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
+    ToTensorInfo(meta, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
+    grpc::CallbackServerContext* context, const v1::ListTensorsRequest* request,
+    v1::ListTensorsResponse* response) {
+  return RunUnary(context, workers_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->revision()));
+    int page_size =
+        request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+    ASSIGN_OR_RETURN(TensorPage page,
+                     store_->ListTensors(name, request->prefix(), page_size,
+                                         request->page_token()));
+    for (const TensorMeta& meta : page.tensors) {
+      ToTensorInfo(meta, response->add_tensors());
+    }
+    response->set_next_page_token(page.next_page_token);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteTensorRequest* request,
+    v1::DeleteTensorResponse* /*response*/) {
+  return RunUnary(context, workers_.get(), [this, request] {
+    ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
+    return store_->DeleteTensor(name);
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
+    grpc::CallbackServerContext* context,
+    const v1::CreateRevisionRequest* request, v1::Revision* response) {
+  return RunUnary(context, workers_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    std::map<std::string, std::string> metadata(request->metadata().begin(),
+                                                request->metadata().end());
+    RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
+    ASSIGN_OR_RETURN(RevisionInfo info, store_->catalog().GetRevision(name));
+    ToRevision(info, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
+    grpc::CallbackServerContext* context,
+    const v1::PublishRevisionRequest* request, v1::Revision* response) {
+  return RunUnary(context, workers_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    RETURN_IF_ERROR(store_->PublishRevision(name));
+    ASSIGN_OR_RETURN(RevisionInfo info, store_->catalog().GetRevision(name));
+    ToRevision(info, response);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
+    grpc::CallbackServerContext* context,
+    const v1::DeleteRevisionRequest* request,
+    v1::DeleteRevisionResponse* /*response*/) {
+  return RunUnary(context, workers_.get(), [this, request] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    return store_->DeleteRevision(name);
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
+    grpc::CallbackServerContext* context, const v1::GetRevisionRequest* request,
+    v1::Revision* response) {
+  return RunUnary(context, workers_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
+    ToRevision(manifest.first, response);
+    uint64_t total = 0;
+    for (const TensorMeta& meta : manifest.second) {
+      ToTensorInfo(meta, response->add_tensors());
+      total += meta.byte_length;
+    }
+    response->set_total_bytes(total);
+    std::vector<std::string> pins = store_->ListPins();
+    response->set_pinned(
+        std::find(pins.begin(), pins.end(), manifest.first.name.ToString()) !=
+        pins.end());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::ListModels(
+    grpc::CallbackServerContext* context,
+    const v1::ListModelsRequest* /*request*/,
+    v1::ListModelsResponse* response) {
+  return RunUnary(context, workers_.get(), [this, response] {
+    ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
+                     store_->catalog().ListModels());
+    for (const ModelInfo& model : models) {
+      v1::Model* out = response->add_models();
+      out->set_name(model.name);
+      out->set_latest_revision(model.latest_revision);
+      for (const RevisionInfo& revision : model.revisions) {
+        ToRevision(revision, out->add_revisions());
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::Pin(
+    grpc::CallbackServerContext* context, const v1::PinRequest* request,
+    v1::PinResponse* response) {
+  return RunUnary(context, admin_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    RETURN_IF_ERROR(store_->Pin(name));
+    response->set_pinned_bytes(store_->Stats().pinned_bytes);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::Unpin(
+    grpc::CallbackServerContext* context, const v1::UnpinRequest* request,
+    v1::UnpinResponse* /*response*/) {
+  return RunUnary(context, workers_.get(), [this, request] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    return store_->Unpin(name);
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
+    grpc::CallbackServerContext* context, const v1::PrefetchRequest* request,
+    v1::PrefetchResponse* response) {
+  return RunUnary(context, admin_.get(), [this, request, response] {
+    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+    ASSIGN_OR_RETURN(PrefetchResult result, store_->Prefetch(name, tier));
+    response->set_blocks(result.blocks);
+    response->set_bytes(result.bytes);
+    response->set_already_present(result.already_present);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::DropCache(
+    grpc::CallbackServerContext* context, const v1::DropCacheRequest* request,
+    v1::DropCacheResponse* /*response*/) {
+  return RunUnary(context, workers_.get(), [this, request] {
+    ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+    return store_->DropCache(tier);
+  });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
+    grpc::CallbackServerContext* context,
+    const v1::GetServerStatusRequest* /*request*/, v1::ServerStatus* response) {
+  return RunUnary(context, workers_.get(), [this, response] {
+    StoreStats stats = store_->Stats();
+    response->set_version(options_.version);
+    response->set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - started_));
+    auto add_tier = [&](v1::Tier tier, TierKind kind,
+                        const TierStats& tier_stats, bool enabled) {
+      v1::TierStatus* status = response->add_tiers();
+      status->set_tier(tier);
+      status->set_name(std::string(TierKindName(kind)));
+      status->set_enabled(enabled);
+      status->set_capacity_bytes(tier_stats.capacity_bytes);
+      status->set_used_bytes(tier_stats.used_bytes);
+      status->set_blocks(tier_stats.blocks);
+      status->set_hits(tier_stats.hits);
+      status->set_misses(tier_stats.misses);
+      status->set_evictions(tier_stats.evictions);
+      status->set_reads_served(stats.reads_from[static_cast<int>(kind)]);
+      status->set_read_bytes(tier_stats.read_bytes);
+      status->set_checksum_failures(tier_stats.checksum_failures);
+      status->set_io_errors(tier_stats.io_errors);
+    };
+    add_tier(v1::TIER_DRAM, TierKind::kDram, stats.dram, true);
+    add_tier(v1::TIER_NVME, TierKind::kNvme, stats.nvme, stats.nvme_enabled);
+    add_tier(v1::TIER_COLD, TierKind::kCold, stats.cold, true);
+    response->set_pinned_bytes(stats.pinned_bytes);
+    response->set_pin_budget_bytes(stats.pin_budget_bytes);
+    for (const std::string& pin : store_->ListPins()) response->add_pins(pin);
+    response->set_spills(stats.spills);
+    response->set_dedup_blocks(stats.dedup_blocks);
+    response->set_collected_blocks(stats.collected_blocks);
+    response->set_coalesced_reads(stats.coalesced_reads);
+    response->set_io_uring(stats.io_uring);
+    response->set_block_bytes(store_->options().block_bytes);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace pstore

@@ -1,0 +1,131 @@
+// ParamStoreService: the pstore.v1.ParamStore service on the callback API.
+// Thin: each method validates its request, calls the TieredStore on a
+// worker thread (never on a gRPC thread: the store does disk I/O) and maps
+// the status. GetTensor and PullModel are "raw" methods: they send chunks
+// built as byte buffers that point into cached blocks (server/chunk.h).
+//
+// Thread-safe. The store and pools must outlive the service.
+
+#ifndef PSTORE_SERVER_SERVICE_H_
+#define PSTORE_SERVER_SERVICE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "pstore/v1/pstore.grpc.pb.h"
+#include "server/call_gate.h"
+#include "server/put_stream.h"
+#include "server/read_stream.h"
+#include "storage/tiered_store.h"
+#include "util/thread_pool.h"
+
+namespace pstore {
+
+struct ServiceOptions {
+  // Bytes each read stream reads ahead of the network.
+  // Default: 32 MiB.
+  uint64_t readahead_bytes = uint64_t{32} << 20;
+  // Threads running store calls for RPCs.
+  // Default: 8.
+  int worker_threads = 8;
+  // Threads for long operator calls (Pin, Prefetch).
+  // Default: 2.
+  int admin_threads = 2;
+  // Reported by GetServerStatus.
+  std::string version;
+};
+
+using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_GetTensor<
+    v1::ParamStore::WithRawCallbackMethod_PullModel<
+        v1::ParamStore::CallbackService>>;
+
+class ParamStoreService final : public ParamStoreBase {
+ public:
+  ParamStoreService(TieredStore* store, ServiceOptions options);
+  ~ParamStoreService() override;
+
+  grpc::ServerReadReactor<v1::PutTensorRequest>* PutTensor(
+      grpc::CallbackServerContext* context, v1::TensorInfo* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* GetTensor(
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* PullModel(
+      grpc::CallbackServerContext* context,
+      const grpc::ByteBuffer* request) override;
+
+  grpc::ServerUnaryReactor* StatTensor(grpc::CallbackServerContext* context,
+                                       const v1::StatTensorRequest* request,
+                                       v1::TensorInfo* response) override;
+  grpc::ServerUnaryReactor* ListTensors(
+      grpc::CallbackServerContext* context,
+      const v1::ListTensorsRequest* request,
+      v1::ListTensorsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteTensor(
+      grpc::CallbackServerContext* context,
+      const v1::DeleteTensorRequest* request,
+      v1::DeleteTensorResponse* response) override;
+  grpc::ServerUnaryReactor* CreateRevision(
+      grpc::CallbackServerContext* context,
+      const v1::CreateRevisionRequest* request,
+      v1::Revision* response) override;
+  grpc::ServerUnaryReactor* PublishRevision(
+      grpc::CallbackServerContext* context,
+      const v1::PublishRevisionRequest* request,
+      v1::Revision* response) override;
+  grpc::ServerUnaryReactor* DeleteRevision(
+      grpc::CallbackServerContext* context,
+      const v1::DeleteRevisionRequest* request,
+      v1::DeleteRevisionResponse* response) override;
+  grpc::ServerUnaryReactor* GetRevision(grpc::CallbackServerContext* context,
+                                        const v1::GetRevisionRequest* request,
+                                        v1::Revision* response) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const v1::ListModelsRequest* request,
+      v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* Pin(grpc::CallbackServerContext* context,
+                                const v1::PinRequest* request,
+                                v1::PinResponse* response) override;
+  grpc::ServerUnaryReactor* Unpin(grpc::CallbackServerContext* context,
+                                  const v1::UnpinRequest* request,
+                                  v1::UnpinResponse* response) override;
+  grpc::ServerUnaryReactor* Prefetch(grpc::CallbackServerContext* context,
+                                     const v1::PrefetchRequest* request,
+                                     v1::PrefetchResponse* response) override;
+  grpc::ServerUnaryReactor* DropCache(grpc::CallbackServerContext* context,
+                                      const v1::DropCacheRequest* request,
+                                      v1::DropCacheResponse* response) override;
+  grpc::ServerUnaryReactor* GetServerStatus(
+      grpc::CallbackServerContext* context,
+      const v1::GetServerStatusRequest* request,
+      v1::ServerStatus* response) override;
+
+  const StreamCounters& stream_counters() const { return stream_counters_; }
+  const PutCounters& put_counters() const { return put_counters_; }
+
+  // Counts the calls that use the store; closed to refuse new calls with
+  // UNAVAILABLE while the server drains.
+  CallGate& gate() { return gate_; }
+
+ private:
+  // Runs `fn` (returning absl::Status) on `pool` and finishes the call
+  // with its status.
+  template <typename Fn>
+  grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
+                                     ThreadPool* pool, Fn fn);
+
+  TieredStore* const store_;
+  const ServiceOptions options_;
+  const absl::Time started_;
+  std::unique_ptr<ThreadPool> workers_;
+  std::unique_ptr<ThreadPool> admin_;
+  StreamCounters stream_counters_;
+  PutCounters put_counters_;
+  CallGate gate_;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_SERVER_SERVICE_H_

@@ -1,0 +1,216 @@
+// End-to-end tests of pstore-cli against a real pstored: import the
+// safetensors files other tools wrote, pull and export them back, and check
+// every tensor's bytes; errors give one line and a non-zero exit.
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/safetensors.h"
+#include "gtest/gtest.h"
+#include "tests/testing/pstored_process.h"
+#include "tests/testing/random_bytes.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace pstore {
+namespace {
+
+using ::pstore::testing::PstoreCliPath;
+using ::pstore::testing::PstoredProcess;
+using ::pstore::testing::TempDir;
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr.
+};
+
+std::string FixturesDir() {
+  const char* dir = std::getenv("PSTORE_FIXTURES_DIR");
+  return dir == nullptr ? "" : std::string(dir) + "/safetensors";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+std::vector<uint8_t> ReadTensor(const SafetensorsFile& file,
+                                const SafetensorsTensor& tensor) {
+  std::vector<uint8_t> bytes(tensor.byte_length);
+  EXPECT_OK(file.ReadAt(tensor, 0, std::span<uint8_t>(bytes)));
+  return bytes;
+}
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = std::make_unique<PstoredProcess>(dir_.Sub("data"),
+                                               std::vector<std::string>{});
+    ASSERT_OK(server_->Start());
+  }
+
+  CliResult Run(const std::string& args) {
+    std::string command = absl::StrCat(PstoreCliPath(), " --addr ",
+                                       server_->address(), " ", args, " 2>&1");
+    CliResult result;
+    FILE* pipe = popen(command.c_str(), "r");
+    if (pipe == nullptr) return result;
+    char buffer[4096];
+    size_t got;
+    while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+      result.out.append(buffer, got);
+    }
+    int status = pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return result;
+  }
+
+  // Checks that `a` and `b` hold the same tensors with the same bytes.
+  void ExpectSameTensors(const std::string& a, const std::string& b) {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SafetensorsFile> left,
+                         SafetensorsFile::Open(a));
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SafetensorsFile> right,
+                         SafetensorsFile::Open(b));
+    ASSERT_EQ(left->tensors().size(), right->tensors().size());
+    EXPECT_EQ(left->metadata(), right->metadata());
+    for (const SafetensorsTensor& tensor : left->tensors()) {
+      const SafetensorsTensor* other = right->FindTensor(tensor.name);
+      ASSERT_NE(other, nullptr) << tensor.name;
+      EXPECT_EQ(other->dtype, tensor.dtype);
+      EXPECT_EQ(other->shape, tensor.shape);
+      EXPECT_EQ(ReadTensor(*left, tensor), ReadTensor(*right, *other))
+          << tensor.name;
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<PstoredProcess> server_;
+};
+
+TEST_F(CliE2eTest, ImportsEveryFixturePullsAndExportsSameBytes) {
+  std::string fixtures = FixturesDir();
+  if (fixtures.empty() || !std::filesystem::is_directory(fixtures)) {
+    GTEST_SKIP() << "fixtures not found at '" << fixtures
+                 << "' (set PSTORE_FIXTURES_DIR)";
+  }
+  int imported = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(fixtures)) {
+    if (entry.path().extension() != ".safetensors") continue;
+    std::string model = entry.path().stem().string();
+    std::string source = entry.path().string();
+    CliResult import =
+        Run(absl::StrCat("import ", source, " ", model, "@v1 --publish"));
+    ASSERT_EQ(import.exit_code, 0) << import.out;
+    ++imported;
+
+    std::string pulled = dir_.Sub(model + ".pulled.safetensors");
+    CliResult pull =
+        Run(absl::StrCat("pull ", model, " ", pulled, " --streams 3"));
+    ASSERT_EQ(pull.exit_code, 0) << pull.out;
+    ExpectSameTensors(source, pulled);
+    // The fixtures come from the Rust crate, whose layout export follows:
+    // the whole file comes back byte for byte.
+    EXPECT_TRUE(ReadFile(pulled) == ReadFile(source)) << model;
+
+    std::string exported = dir_.Sub(model + ".exported.safetensors");
+    CliResult exported_run =
+        Run(absl::StrCat("export ", model, "@v1 ", exported));
+    ASSERT_EQ(exported_run.exit_code, 0) << exported_run.out;
+    ExpectSameTensors(source, exported);
+
+    // Export, import again, export again: the same file.
+    CliResult reimport =
+        Run(absl::StrCat("import ", exported, " ", model, "@v2"));
+    ASSERT_EQ(reimport.exit_code, 0) << reimport.out;
+    std::string again = dir_.Sub(model + ".again.safetensors");
+    ASSERT_EQ(Run(absl::StrCat("export ", model, "@v2 ", again)).exit_code, 0);
+    EXPECT_TRUE(ReadFile(exported) == ReadFile(again)) << model;
+  }
+  EXPECT_EQ(imported, 4);
+}
+
+TEST_F(CliE2eTest, PutGetStatListAndRemove) {
+  std::vector<uint8_t> bytes = testing::RandomBytes(4096 * 3, 7);
+  std::string raw = dir_.Sub("w.bin");
+  std::ofstream(raw, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  CliResult put =
+      Run(absl::StrCat("put m@v1/w ", raw, " --dtype bf16 --shape 3,2048"));
+  ASSERT_EQ(put.exit_code, 0) << put.out;
+  std::string got = dir_.Sub("got.bin");
+  ASSERT_EQ(Run(absl::StrCat("get m@v1/w -o ", got)).exit_code, 0);
+  std::ifstream in(got, std::ios::binary);
+  std::vector<uint8_t> read((std::istreambuf_iterator<char>(in)),
+                            std::istreambuf_iterator<char>());
+  EXPECT_EQ(read, bytes);
+
+  CliResult stat = Run("stat m@v1/w");
+  EXPECT_EQ(stat.exit_code, 0);
+  EXPECT_NE(stat.out.find("dtype: BF16"), std::string::npos) << stat.out;
+  CliResult ls = Run("ls m@v1");
+  EXPECT_NE(ls.out.find("m@v1/w\tBF16\t[3, 2048]\t12288"), std::string::npos)
+      << ls.out;
+  ASSERT_EQ(Run("rm m@v1/w").exit_code, 0);
+  CliResult gone = Run("stat m@v1/w");
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.out.find("NOT_FOUND"), std::string::npos) << gone.out;
+}
+
+TEST_F(CliE2eTest, ErrorsAreOneLineWithTheCodeAndExitNonZero) {
+  CliResult missing = Run("get nomodel/x");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(std::count(missing.out.begin(), missing.out.end(), '\n'), 1)
+      << missing.out;
+  EXPECT_EQ(missing.out.rfind("pstore-cli: NOT_FOUND: ", 0), 0u) << missing.out;
+
+  std::string bad = dir_.Sub("bad.safetensors");
+  std::ofstream(bad) << "this is not a safetensors file";
+  CliResult import = Run(absl::StrCat("import ", bad, " m@v1"));
+  EXPECT_EQ(import.exit_code, 1);
+  EXPECT_NE(import.out.find("INVALID_ARGUMENT"), std::string::npos)
+      << import.out;
+
+  EXPECT_EQ(Run("frobnicate").exit_code, 2);
+  EXPECT_EQ(Run("put m@v1/x").exit_code, 2);
+
+  std::string raw = dir_.Sub("short.bin");
+  std::ofstream(raw) << "abc";
+  CliResult wrong =
+      Run(absl::StrCat("put m@v1/x ", raw, " --dtype F32 --shape 1"));
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_NE(wrong.out.find("INVALID_ARGUMENT"), std::string::npos) << wrong.out;
+}
+
+TEST_F(CliE2eTest, PinPrefetchDropCacheAndStatus) {
+  std::string raw = dir_.Sub("w.bin");
+  std::vector<uint8_t> bytes = testing::RandomBytes(1 << 20, 3);
+  std::ofstream(raw, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  ASSERT_EQ(Run(absl::StrCat("put m@v1/w ", raw, " --dtype U8 --shape 1048576"))
+                .exit_code,
+            0);
+  ASSERT_EQ(Run("publish m@v1").exit_code, 0);
+  EXPECT_EQ(Run("prefetch m --tier nvme").exit_code, 0);
+  EXPECT_EQ(Run("drop-cache --tier dram").exit_code, 0);
+  EXPECT_EQ(Run("pin m").exit_code, 0);
+  CliResult status = Run("status");
+  EXPECT_EQ(status.exit_code, 0);
+  EXPECT_NE(status.out.find("m@v1"), std::string::npos) << status.out;
+  EXPECT_EQ(Run("unpin m").exit_code, 0);
+  EXPECT_EQ(Run("drop-cache --tier cold").exit_code, 1);
+  EXPECT_EQ(Run("drop-cache --tier disk").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace pstore
