@@ -58,8 +58,10 @@ struct ClientOptions {
   int channels = 1;
 
   // Bytes of tensor data per message, on puts and (as the server's
-  // max_chunk_bytes) on reads. Default: 1 MiB.
-  uint32_t chunk_bytes = 1 << 20;
+  // max_chunk_bytes) on reads. Larger messages cost less per byte; 4 MiB
+  // pulls a model about 15% faster than 1 MiB on loopback.
+  // Default: 4 MiB.
+  uint32_t chunk_bytes = 4 << 20;
 };
 
 struct PutOptions {

@@ -1,0 +1,85 @@
+// pull_bench: pulls a whole revision from a running pstored into memory
+// with the C++ client, `--repetitions` times, and prints the throughput of
+// each pull and their median. Buffers are allocated and touched before the
+// first pull, so every pull measures the transfer alone.
+//
+//   pull_bench --addr 127.0.0.1:7070 --model llm --streams 4 --repetitions 5
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "client/pstore_client.h"
+
+int main(int argc, char** argv) {
+  std::string address = "127.0.0.1:7070";
+  std::string model;
+  int streams = 4;
+  int repetitions = 5;
+  int channels = 0;
+  uint32_t chunk_bytes = 4 << 20;
+  CLI::App app("pull_bench: whole-revision pull throughput of the C++ client");
+  app.add_option("--addr", address, "pstored address");
+  app.add_option("--model", model, "MODEL or MODEL@REV")->required();
+  app.add_option("--streams", streams, "parallel streams");
+  app.add_option("--channels", channels, "TCP connections (0: one per stream)");
+  app.add_option("--repetitions", repetitions, "pulls to run");
+  app.add_option("--chunk_bytes", chunk_bytes, "bytes per message");
+  CLI11_PARSE(app, argc, argv);
+
+  pstore::ClientOptions options;
+  options.address = address;
+  options.channels = channels > 0 ? channels : streams;
+  options.chunk_bytes = chunk_bytes;
+  auto client = pstore::Client::Create(options);
+  if (!client.ok()) {
+    std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
+    return 1;
+  }
+  // Memory for every tensor, allocated and touched before any pull.
+  auto revision = (*client)->GetRevision(model);
+  if (!revision.ok()) {
+    std::fprintf(stderr, "%s\n", revision.status().ToString().c_str());
+    return 1;
+  }
+  std::vector<std::vector<uint8_t>> buffers;
+  for (const pstore::v1::TensorInfo& info : revision->tensors()) {
+    buffers.emplace_back(info.byte_length(), 1);
+  }
+  std::vector<double> rates;
+  for (int rep = 0; rep < repetitions; ++rep) {
+    size_t next = 0;
+    pstore::PullCallbacks callbacks;
+    callbacks.allocate = [&](const pstore::v1::TensorInfo& info)
+        -> absl::StatusOr<std::span<uint8_t>> {
+      if (next == buffers.size() ||
+          buffers[next].size() != info.byte_length()) {
+        return absl::FailedPreconditionError("the revision changed");
+      }
+      return std::span<uint8_t>(buffers[next++]);
+    };
+    pstore::PullOptions pull;
+    pull.streams = streams;
+    auto start = std::chrono::steady_clock::now();
+    auto result = (*client)->PullModel(model, pull, callbacks);
+    double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    if (!result.ok()) {
+      std::fprintf(stderr, "%s\n", result.status().ToString().c_str());
+      return 1;
+    }
+    double rate = result->bytes / seconds / 1e9;
+    rates.push_back(rate);
+    std::printf("pull %d: %lu bytes in %.3f s = %.3f GB/s\n", rep,
+                static_cast<unsigned long>(result->bytes), seconds, rate);
+  }
+  std::sort(rates.begin(), rates.end());
+  std::printf("median %.3f GB/s min %.3f max %.3f (%d streams)\n",
+              rates[rates.size() / 2], rates.front(), rates.back(), streams);
+  return 0;
+}
