@@ -13,7 +13,10 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "bench/synthetic_model.h"
 #include "client/pstore_client.h"
+#include "codec/encoding.h"
+#include "codec/encoding_plan.h"
 
 int main(int argc, char** argv) {
   std::string address = "127.0.0.1:7070";
@@ -22,6 +25,9 @@ int main(int argc, char** argv) {
   int repetitions = 5;
   int channels = 0;
   uint32_t chunk_bytes = 4 << 20;
+  std::string encoding = "raw";
+  int create_layers = 0;
+  std::string create_dtype = "F16";
   CLI::App app("pull_bench: whole-revision pull throughput of the C++ client");
   app.add_option("--addr", address, "pstored address");
   app.add_option("--model", model, "MODEL or MODEL@REV")->required();
@@ -29,6 +35,11 @@ int main(int argc, char** argv) {
   app.add_option("--channels", channels, "TCP connections (0: one per stream)");
   app.add_option("--repetitions", repetitions, "pulls to run");
   app.add_option("--chunk_bytes", chunk_bytes, "bytes per message");
+  app.add_option("--encoding", encoding, "raw f32 f16 bf16 q8_0 q4_0");
+  app.add_option("--create_layers", create_layers,
+                 "first put a synthetic transformer of this many layers "
+                 "(hidden 2048, ffn 5632, vocab 32000) as MODEL@REV");
+  app.add_option("--create_dtype", create_dtype, "F32, F16 or BF16");
   CLI11_PARSE(app, argc, argv);
 
   pstore::ClientOptions options;
@@ -40,17 +51,46 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", client.status().ToString().c_str());
     return 1;
   }
+  if (create_layers > 0) {
+    pstore::bench::TransformerShape shape;
+    shape.layers = create_layers;
+    absl::StatusOr<pstore::DType> dtype = pstore::ParseDType(create_dtype);
+    if (!dtype.ok()) {
+      std::fprintf(stderr, "%s\n", dtype.status().ToString().c_str());
+      return 1;
+    }
+    shape.dtype = *dtype;
+    auto tensors = pstore::bench::TransformerTensors(shape);
+    absl::Status put =
+        pstore::bench::PutSyntheticModel(**client, model, tensors, 1);
+    if (!put.ok()) {
+      std::fprintf(stderr, "%s\n", put.ToString().c_str());
+      return 1;
+    }
+  }
   // Memory for every tensor, allocated and touched before any pull.
   auto revision = (*client)->GetRevision(model);
   if (!revision.ok()) {
     std::fprintf(stderr, "%s\n", revision.status().ToString().c_str());
     return 1;
   }
+  absl::StatusOr<pstore::Encoding> requested = pstore::ParseEncoding(encoding);
+  if (!requested.ok()) {
+    std::fprintf(stderr, "%s\n", requested.status().ToString().c_str());
+    return 1;
+  }
   std::vector<std::vector<uint8_t>> buffers;
+  uint64_t parameters = 0;
   for (const pstore::v1::TensorInfo& info : revision->tensors()) {
-    buffers.emplace_back(info.byte_length(), 1);
+    pstore::DType dtype = *pstore::ParseDType(info.dtype());
+    std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+    pstore::Encoding applied =
+        pstore::EncodingForPull(dtype, shape, *requested);
+    buffers.emplace_back(pstore::EncodedTensorBytes(dtype, shape, applied), 1);
+    parameters += *pstore::ElementCount(shape);
   }
   std::vector<double> rates;
+  std::vector<double> param_rates;
   for (int rep = 0; rep < repetitions; ++rep) {
     size_t next = 0;
     pstore::PullCallbacks callbacks;
@@ -64,6 +104,7 @@ int main(int argc, char** argv) {
     };
     pstore::PullOptions pull;
     pull.streams = streams;
+    pull.encoding = encoding;
     auto start = std::chrono::steady_clock::now();
     auto result = (*client)->PullModel(model, pull, callbacks);
     double seconds =
@@ -75,11 +116,18 @@ int main(int argc, char** argv) {
     }
     double rate = result->bytes / seconds / 1e9;
     rates.push_back(rate);
-    std::printf("pull %d: %lu bytes in %.3f s = %.3f GB/s\n", rep,
-                static_cast<unsigned long>(result->bytes), seconds, rate);
+    param_rates.push_back(parameters / seconds / 1e9);
+    std::printf("pull %d: %lu bytes in %.3f s = %.3f GB/s = %.3f Gparams/s\n",
+                rep, static_cast<unsigned long>(result->bytes), seconds, rate,
+                parameters / seconds / 1e9);
   }
   std::sort(rates.begin(), rates.end());
-  std::printf("median %.3f GB/s min %.3f max %.3f (%d streams)\n",
-              rates[rates.size() / 2], rates.front(), rates.back(), streams);
+  std::sort(param_rates.begin(), param_rates.end());
+  std::printf(
+      "median %.3f GB/s min %.3f max %.3f; %.3f Gparams/s min %.3f max %.3f "
+      "(%s, %d streams)\n",
+      rates[rates.size() / 2], rates.front(), rates.back(),
+      param_rates[param_rates.size() / 2], param_rates.front(),
+      param_rates.back(), encoding.c_str(), streams);
   return 0;
 }

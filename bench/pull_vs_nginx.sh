@@ -2,8 +2,8 @@
 # Streams a DRAM-resident 1 GiB model out of pstored with pstore-cli pull and
 # with the C++ client (pull_bench), and the same bytes, as one file, out of
 # nginx with curl, alternating runs in one session. Prints every run and the
-# medians with their ratios. Needs nginx and curl (bench/setup installs them)
-# and a Release build in $BUILD_DIR (default build/).
+# medians with their ratios. Needs nginx and curl (`scripts/setup.sh --bench`
+# installs them) and a Release build in $BUILD_DIR (default build/).
 #
 #   bench/pull_vs_nginx.sh [REPETITIONS] [STREAMS]
 set -euo pipefail

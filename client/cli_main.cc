@@ -29,10 +29,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/gguf.h"
 #include "client/progress.h"
 #include "client/pstore_client.h"
 #include "client/safetensors.h"
 #include "codec/dtype.h"
+#include "codec/encoding.h"
+#include "codec/encoding_plan.h"
+#include "util/file_io.h"
 #include "util/status.h"
 #include "util/units.h"
 
@@ -98,32 +102,6 @@ std::string ShapeString(const v1::TensorInfo& info) {
   return absl::StrCat("[", absl::StrJoin(info.shape(), ", "), "]");
 }
 
-// A file descriptor closed on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-absl::Status WriteAll(int fd, std::span<const uint8_t> bytes,
-                      const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t written = write(fd, bytes.data(), bytes.size());
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, absl::StrCat("write ", path));
-    }
-    bytes = bytes.subspan(written);
-  }
-  return absl::OkStatus();
-}
-
 // --- Commands ---
 
 absl::Status Put(Client& client, const std::string& name,
@@ -145,7 +123,7 @@ absl::Status Put(Client& client, const std::string& name,
     std::error_code error;
     size = std::filesystem::file_size(path, error);
   }
-  Fd closer(fd);
+  FdCloser closer(fd);
   if (size != expected) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " holds ", size, " bytes but ", dtype, " ",
@@ -183,7 +161,7 @@ absl::Status Get(Client& client, const std::string& name,
     fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
   }
-  Fd closer(fd == STDOUT_FILENO ? -1 : fd);
+  FdCloser closer(fd == STDOUT_FILENO ? -1 : fd);
   std::unique_ptr<ProgressBar> progress;
   absl::StatusOr<v1::TensorInfo> info = client.GetTensorTo(
       name, options,
@@ -193,7 +171,7 @@ absl::Status Get(Client& client, const std::string& name,
               absl::StrCat("get ", tensor.name()), tensor.byte_length());
         }
         progress->Add(bytes.size());
-        return WriteAll(fd, bytes, output.empty() ? "stdout" : output);
+        return WriteFully(fd, output.empty() ? "stdout" : output, bytes);
       });
   if (!info.ok()) {
     if (!temp.empty()) std::filesystem::remove(temp);
@@ -346,24 +324,114 @@ absl::Status Export(Client& client, const std::string& name,
   return absl::OkStatus();
 }
 
-absl::Status Pull(Client& client, const std::string& name,
-                  const std::string& path, int streams) {
-  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+bool IsGgufPath(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// Where each tensor of a pull goes in the output file, and the file's
+// header bytes.
+struct OutputLayout {
+  std::string header_bytes;
+  uint64_t file_size = 0;
+  std::map<std::string, uint64_t> offsets;  // By tensor name.
+};
+
+// Lays out `revision` pulled in `requested` as a safetensors or GGUF file.
+// InvalidArgument if the file type cannot hold what the pull sends.
+absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
+                                    Encoding requested, bool gguf) {
   std::map<std::string, std::string> metadata(revision.metadata().begin(),
                                               revision.metadata().end());
+  OutputLayout out;
+  if (gguf) {
+    std::vector<GgufTensorSpec> specs;
+    for (const v1::TensorInfo& info : revision.tensors()) {
+      ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
+      std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+      Encoding encoding = EncodingForPull(dtype, shape, requested);
+      std::optional<GgmlType> type;
+      switch (encoding) {
+        case Encoding::kRaw:
+          type = GgmlTypeFromDType(dtype);
+          break;
+        case Encoding::kF32:
+          type = GgmlType::kF32;
+          break;
+        case Encoding::kF16:
+          type = GgmlType::kF16;
+          break;
+        case Encoding::kBF16:
+          type = GgmlType::kBF16;
+          break;
+        case Encoding::kQ8_0:
+          type = GgmlType::kQ8_0;
+          break;
+        case Encoding::kQ4_0:
+          type = GgmlType::kQ4_0;
+          break;
+      }
+      if (!type.has_value()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(info.name(), ": GGUF has no type for ", info.dtype(),
+                         " tensors; export to .safetensors instead"));
+      }
+      specs.push_back(GgufTensorSpec{info.tensor(), *type, shape});
+    }
+    ASSIGN_OR_RETURN(GgufLayout layout,
+                     ComputeGgufLayout(specs, revision.model(), metadata));
+    out.header_bytes = std::move(layout.header_bytes);
+    out.file_size = layout.file_size;
+    for (const GgufTensorInfo& tensor : layout.tensors) {
+      out.offsets[tensor.name] = tensor.file_offset;
+    }
+    return out;
+  }
+  if (IsQuantized(requested)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("safetensors has no ", EncodingName(requested),
+                     " type: pull or export to a .gguf file"));
+  }
   std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
+  for (SafetensorsTensorSpec& spec : specs) {
+    switch (EncodingForPull(spec.dtype, spec.shape, requested)) {
+      case Encoding::kF32:
+        spec.dtype = DType::kF32;
+        break;
+      case Encoding::kF16:
+        spec.dtype = DType::kF16;
+        break;
+      case Encoding::kBF16:
+        spec.dtype = DType::kBF16;
+        break;
+      default:
+        break;
+    }
+  }
   ASSIGN_OR_RETURN(SafetensorsLayout layout,
                    ComputeSafetensorsLayout(specs, metadata));
-  std::map<std::string, uint64_t> offsets;
+  out.header_bytes = std::move(layout.header_bytes);
+  out.file_size = layout.file_size;
   for (const SafetensorsTensor& tensor : layout.tensors) {
-    offsets[tensor.name] = tensor.data_offset;
+    out.offsets[tensor.name] = tensor.data_offset;
   }
+  return out;
+}
 
-  // Streams write straight into the file, mapped; renamed when complete.
+// Pulls revision `name` in `encoding` over `streams` streams straight into
+// a mapped file at `path` (safetensors, or GGUF for a .gguf path), written
+// as `path`.tmp and renamed when complete.
+absl::Status Pull(Client& client, const std::string& name,
+                  const std::string& path, int streams,
+                  const std::string& encoding, const std::string& verb) {
+  ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(encoding));
+  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+  ASSIGN_OR_RETURN(OutputLayout layout,
+                   LayOut(revision, requested, IsGgufPath(path)));
+
   std::string temp = path + ".tmp";
   int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
-  Fd closer(fd);
+  FdCloser closer(fd);
   auto fail = [&](absl::Status status) {
     std::filesystem::remove(temp);
     return status;
@@ -382,20 +450,28 @@ absl::Status Pull(Client& client, const std::string& name,
   }
   std::memcpy(map, layout.header_bytes.data(), layout.header_bytes.size());
 
-  ProgressBar progress(absl::StrCat("pull ", revision.name()),
-                       revision.total_bytes());
+  std::unique_ptr<ProgressBar> progress;
   PullCallbacks callbacks;
+  uint64_t total = 0;
   callbacks.allocate =
       [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-    return std::span<uint8_t>(map + offsets[info.tensor()], info.byte_length());
+    total += info.byte_length();
+    return std::span<uint8_t>(map + layout.offsets[info.tensor()],
+                              info.byte_length());
   };
-  callbacks.progress = [&](uint64_t received, uint64_t) {
-    progress.Update(received);
+  callbacks.progress = [&](uint64_t received, uint64_t all) {
+    if (progress == nullptr) {
+      progress = std::make_unique<ProgressBar>(
+          absl::StrCat(verb, " ", revision.name()), all);
+    }
+    progress->Update(received);
   };
   PullOptions options;
   options.streams = streams;
+  options.encoding = encoding;
   absl::StatusOr<PullResult> result =
       client.PullModel(revision.name(), options, callbacks);
+  progress.reset();
   absl::Status synced = absl::OkStatus();
   if (map != nullptr) {
     if (result.ok() && msync(map, layout.file_size, MS_SYNC) != 0) {
@@ -408,9 +484,10 @@ absl::Status Pull(Client& client, const std::string& name,
   std::error_code error;
   std::filesystem::rename(temp, path, error);
   if (error) return fail(ErrnoToStatus(error.value(), "rename " + temp));
-  std::printf("pulled %s (%d tensors, %s, %d streams) to %s\n",
-              revision.name().c_str(), revision.tensors_size(),
-              FormatBytes(revision.total_bytes()).c_str(), streams,
+  std::printf("%s %s (%d tensors, %s as %s, %d streams) to %s\n",
+              verb == "pull" ? "pulled" : "exported", revision.name().c_str(),
+              revision.tensors_size(), FormatBytes(total).c_str(),
+              std::string(EncodingName(requested)).c_str(), streams,
               path.c_str());
   return absl::OkStatus();
 }
@@ -522,12 +599,18 @@ int Main(int argc, char** argv) {
   CLI::App* export_cmd =
       app.add_subcommand("export", "export a revision to a safetensors file");
   export_cmd->add_option("name", name, "MODEL[@REV]")->required();
-  export_cmd->add_option("file", path, "FILE.safetensors")->required();
+  export_cmd->add_option("file", path, "FILE.safetensors or FILE.gguf")
+      ->required();
+  export_cmd->add_option("--encoding", encoding,
+                         "raw f32 f16 bf16 q8_0 q4_0 (q8_0/q4_0: .gguf only)");
 
   CLI::App* pull = app.add_subcommand(
-      "pull", "pull a revision over parallel streams into a safetensors file");
+      "pull",
+      "pull a revision over parallel streams into a safetensors or GGUF file");
   pull->add_option("name", name, "MODEL[@REV]")->required();
-  pull->add_option("file", path, "FILE.safetensors")->required();
+  pull->add_option("file", path, "FILE.safetensors or FILE.gguf")->required();
+  pull->add_option("--encoding", encoding,
+                   "raw f32 f16 bf16 q8_0 q4_0 (q8_0/q4_0: .gguf only)");
   pull->add_option("--streams", streams, "parallel streams")
       ->check(CLI::Range(1, 64));
 
@@ -597,9 +680,13 @@ int Main(int argc, char** argv) {
   } else if (import->parsed()) {
     status = Import(c, path, name, publish, jobs);
   } else if (export_cmd->parsed()) {
-    status = Export(c, name, path);
+    // A raw safetensors export streams tensor by tensor through the
+    // writer; anything else goes through a one-stream pull.
+    status = !IsGgufPath(path) && (encoding.empty() || encoding == "raw")
+                 ? Export(c, name, path)
+                 : Pull(c, name, path, 1, encoding, "export");
   } else if (pull->parsed()) {
-    status = Pull(c, name, path, streams);
+    status = Pull(c, name, path, streams, encoding, "pull");
   } else if (pin->parsed()) {
     absl::StatusOr<uint64_t> pinned = c.Pin(name);
     status = pinned.status();

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -11,6 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "codec/dtype.h"
+#include "codec/encoding.h"
+#include "codec/encoding_plan.h"
 #include "codec/hash.h"
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.grpc.pb.h"
@@ -127,6 +131,38 @@ absl::Status CheckChunk(const v1::TensorChunk& chunk, uint64_t expected_offset,
 
 }  // namespace
 
+absl::StatusOr<std::vector<float>> DecodeToFloat(
+    const v1::TensorInfo& info, std::span<const uint8_t> bytes) {
+  absl::StatusOr<DType> dtype = ParseDType(info.dtype());
+  if (!dtype.ok()) return dtype.status();
+  absl::StatusOr<Encoding> encoding = ParseEncoding(info.encoding());
+  if (!encoding.ok()) return encoding.status();
+  std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+  absl::StatusOr<uint64_t> elements = ElementCount(shape);
+  if (!elements.ok()) return elements.status();
+  if (*encoding == Encoding::kRaw) {
+    switch (*dtype) {
+      case DType::kF32:
+        encoding = Encoding::kF32;
+        break;
+      case DType::kF16:
+        encoding = Encoding::kF16;
+        break;
+      case DType::kBF16:
+        encoding = Encoding::kBF16;
+        break;
+      default:
+        return absl::InvalidArgumentError(absl::StrCat(
+            "raw ", info.dtype(), " bytes do not decode to float"));
+    }
+  }
+  std::vector<float> values(*elements);
+  absl::Status decoded =
+      DecodeToF32(*encoding, bytes, std::span<float>(values));
+  if (!decoded.ok()) return decoded;
+  return values;
+}
+
 Client::Client(ClientOptions options)
     : options_(std::move(options)),
       channels_(std::make_unique<Channels>(options_)) {}
@@ -228,8 +264,13 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
   v1::TensorInfo info;
   uint64_t received = 0;
   Xxh3_64Hasher hasher;
+  int attempts = 0;
+  std::optional<v1::TensorInfo> final_info;
   absl::Status sink_status;
   absl::Status status = WithRetries(options_, [&]() -> absl::Status {
+    ++attempts;
+    // The bytes of this attempt, checked against the last chunk's hash.
+    Xxh3_64Hasher attempt_hasher;
     grpc::ClientContext context;
     SetDeadline(options_, &context);
     v1::GetTensorRequest request;
@@ -273,9 +314,20 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
             reinterpret_cast<const uint8_t*>(chunk.data().data()),
             chunk.data().size());
         hasher.Update(bytes);
+        attempt_hasher.Update(bytes);
         received += bytes.size();
         sink_status = sink(info, bytes);
         checked = sink_status;
+      }
+      if (checked.ok() && chunk.last()) {
+        if (attempt_hasher.Digest() != chunk.xxh3_64_of_all()) {
+          checked = absl::DataLossError(
+              absl::StrCat(info.name(), ": the bytes received hash to ",
+                           Hex(attempt_hasher.Digest()), ", not ",
+                           Hex(chunk.xxh3_64_of_all())));
+        } else if (chunk.has_final_info()) {
+          final_info = chunk.final_info();
+        }
       }
       if (!checked.ok()) {
         context.TryCancel();
@@ -303,6 +355,10 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
         absl::StrCat("get ", name, ": the tensor hashes to ",
                      Hex(hasher.Digest()), ", not ", Hex(info.xxh3_64())));
   }
+  // The server derived the encoding while sending: its figures came last.
+  // After a resumed read they cover only the last attempt's bytes.
+  if (final_info.has_value() && attempts == 1) return *final_info;
+  if (!info.has_xxh3_64()) info.set_xxh3_64(hasher.Digest());
   return info;
 }
 
@@ -498,21 +554,30 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
   }
   const v1::Revision& manifest = result.revision;
   const size_t num_tensors = manifest.tensors_size();
+  absl::StatusOr<Encoding> requested = ParseEncoding(options.encoding);
+  if (!requested.ok()) return requested.status();
 
   // Destinations and per-tensor progress.
   struct TensorState {
+    v1::TensorInfo info;  // What this pull sends of the tensor.
     std::span<uint8_t> memory;
     std::atomic<uint64_t> received{0};
     std::atomic<bool> done{false};
+    // The hash of the encoded tensor, once a chunk reports it.
+    std::optional<uint64_t> expected_hash;  // Guarded by callback_mu.
   };
   std::vector<TensorState> tensors(num_tensors);
   uint64_t total = 0;
   for (size_t i = 0; i < num_tensors; ++i) {
-    const v1::TensorInfo& info = manifest.tensors(i);
-    if (options.encoding != "raw" && !options.encoding.empty()) {
-      return absl::UnimplementedError(
-          "encoded pulls need the tensor sizes per encoding; use raw");
-    }
+    v1::TensorInfo& info = tensors[i].info;
+    info = manifest.tensors(i);
+    absl::StatusOr<DType> dtype = ParseDType(info.dtype());
+    if (!dtype.ok()) return dtype.status();
+    std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+    Encoding encoding = EncodingForPull(*dtype, shape, *requested);
+    info.set_encoding(std::string(EncodingName(encoding)));
+    info.set_byte_length(EncodedTensorBytes(*dtype, shape, encoding));
+    if (encoding != Encoding::kRaw) info.clear_xxh3_64();
     absl::StatusOr<std::span<uint8_t>> memory = callbacks.allocate(info);
     if (!memory.ok()) return memory.status();
     if (memory->size() != info.byte_length()) {
@@ -521,27 +586,43 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
                        info.name(), " of ", info.byte_length()));
     }
     tensors[i].memory = *memory;
+    if (info.has_xxh3_64()) tensors[i].expected_hash = info.xxh3_64();
     total += info.byte_length();
   }
 
   absl::Mutex callback_mu;
   uint64_t received_total = 0;
+  // Takes what a chunk's info says of the whole tensor: its encoded hash
+  // and quantization error.
+  auto learn = [&](size_t index, const v1::TensorInfo& reported) {
+    TensorState& state = tensors[index];
+    bool whole = reported.offset() == 0 &&
+                 reported.byte_length() == state.info.byte_length();
+    absl::MutexLock lock(&callback_mu);
+    if (whole && reported.has_xxh3_64()) {
+      state.expected_hash = reported.xxh3_64();
+    }
+    if (whole && reported.has_quantization_error()) {
+      *state.info.mutable_quantization_error() = reported.quantization_error();
+    }
+  };
   // Marks tensor `index` done once all its bytes are in and checked.
   auto complete = [&](size_t index) -> absl::Status {
     TensorState& state = tensors[index];
-    const v1::TensorInfo& info = manifest.tensors(index);
+    const v1::TensorInfo& info = state.info;
     if (state.received.load() != info.byte_length()) return absl::OkStatus();
     if (state.done.exchange(true)) return absl::OkStatus();
     uint64_t hash = Xxh3_64(state.memory.data(), state.memory.size());
-    if (hash != info.stored_xxh3_64()) {
+    absl::MutexLock lock(&callback_mu);
+    // An encoded tensor cut across streams has no whole hash until the
+    // server has encoded it once; every chunk and part was checked.
+    if (state.expected_hash.has_value() && hash != *state.expected_hash) {
       return absl::DataLossError(
           absl::StrCat("pull ", info.name(), ": the tensor hashes to ",
-                       Hex(hash), ", not ", Hex(info.stored_xxh3_64())));
+                       Hex(hash), ", not ", Hex(*state.expected_hash)));
     }
-    if (callbacks.done) {
-      absl::MutexLock lock(&callback_mu);
-      callbacks.done(info);
-    }
+    state.info.set_xxh3_64(hash);
+    if (callbacks.done) callbacks.done(state.info);
     return absl::OkStatus();
   };
 
@@ -574,21 +655,25 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
           absl::Status failed;
           uint64_t expected_offset = 0;
           size_t current = SIZE_MAX;
+          Xxh3_64Hasher part_hasher;  // This stream's bytes of `current`.
           while (failed.ok() && reader->Read(&chunk)) {
             size_t index = chunk.tensor_index();
             if (index >= num_tensors) {
               failed = absl::DataLossError("chunk names an unknown tensor");
               break;
             }
-            const v1::TensorInfo& info = manifest.tensors(index);
+            const v1::TensorInfo& info = tensors[index].info;
             if (chunk.has_info()) {
-              if (chunk.info().stored_xxh3_64() != info.stored_xxh3_64()) {
+              if (chunk.info().stored_xxh3_64() != info.stored_xxh3_64() ||
+                  chunk.info().encoding() != info.encoding()) {
                 failed = absl::DataLossError(
                     absl::StrCat(info.name(), " differs from the manifest"));
                 break;
               }
               current = index;
               expected_offset = chunk.info().offset();
+              part_hasher.Reset();
+              learn(index, chunk.info());
             }
             if (index != current) {
               failed = absl::DataLossError("chunk arrived out of order");
@@ -601,6 +686,8 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
             const std::string& data = chunk.data();
             std::memcpy(tensors[index].memory.data() + chunk.offset(),
                         data.data(), data.size());
+            part_hasher.Update(
+                {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
             expected_offset += data.size();
             tensors[index].received += data.size();
             if (added.empty() || added.back().first != index) {
@@ -612,7 +699,17 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
               received_total += data.size();
               callbacks.progress(received_total, total);
             }
-            if (chunk.last()) failed = complete(index);
+            if (chunk.last()) {
+              if (part_hasher.Digest() != chunk.xxh3_64_of_all()) {
+                failed = absl::DataLossError(absl::StrCat(
+                    info.name(), ": the bytes of this stream hash to ",
+                    Hex(part_hasher.Digest()), ", not ",
+                    Hex(chunk.xxh3_64_of_all())));
+                break;
+              }
+              if (chunk.has_final_info()) learn(index, chunk.final_info());
+              failed = complete(index);
+            }
           }
           if (!failed.ok()) {
             context.TryCancel();
@@ -640,7 +737,7 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
       if (!status.ok()) return status;
       if (!tensors[i].done) {
         return absl::DataLossError(absl::StrCat(
-            "pull ", name, ": ", manifest.tensors(i).name(), " is incomplete"));
+            "pull ", name, ": ", tensors[i].info.name(), " is incomplete"));
       }
     }
   }

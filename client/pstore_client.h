@@ -86,13 +86,17 @@ struct PullOptions {
 
 // Where a pull puts each tensor and what it tells the caller.
 struct PullCallbacks {
-  // Returns memory for tensor `info` (info.byte_length() bytes). Called on
-  // the calling thread, once per tensor, in manifest order, before any byte
-  // arrives. An error aborts the pull.
+  // Returns memory for tensor `info` (info.byte_length() bytes: the size in
+  // info.encoding(), which is the pull's encoding where the tensor can take
+  // it and "raw" where not; see PullModelRequest). Called on the calling
+  // thread, once per tensor, in manifest order, before any byte arrives. An
+  // error aborts the pull.
   std::function<absl::StatusOr<std::span<uint8_t>>(const v1::TensorInfo& info)>
       allocate;
-  // Called once per tensor when all its bytes are in place and its hash
-  // checked. Calls are serialized, from the stream threads. Optional.
+  // Called once per tensor when all its bytes are in place and checked,
+  // with xxh3_64 set to the hash of the bytes received and, for quantized
+  // encodings, the error figures when the server reported them for the
+  // whole tensor. Calls are serialized, from the stream threads. Optional.
   std::function<void(const v1::TensorInfo& info)> done;
   // Called with the bytes received so far, from the stream threads, at
   // most once per chunk; calls are serialized. Optional.
@@ -104,6 +108,13 @@ struct PullResult {
   uint64_t bytes = 0;
   uint64_t retries = 0;
 };
+
+// Decodes the bytes of a whole tensor read as `info` describes (encoding
+// f32, f16, bf16, q8_0 or q4_0, or raw of a F32/F16/BF16 tensor) into f32
+// values: dequantization for q8_0/q4_0. InvalidArgument for other dtypes
+// or a size that does not match the shape.
+absl::StatusOr<std::vector<float>> DecodeToFloat(
+    const v1::TensorInfo& info, std::span<const uint8_t> bytes);
 
 class Client {
  public:

@@ -18,7 +18,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "util/file_io.h"
 #include "util/status.h"
+#include "util/utf8.h"
 
 namespace pstore {
 namespace {
@@ -46,44 +48,6 @@ std::string TensorContext(absl::string_view name) {
 
 std::string ShapeString(std::span<const int64_t> shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-// Returns true if `text` is valid UTF-8: no overlong forms, no surrogates,
-// nothing above U+10FFFF.
-bool IsValidUtf8(absl::string_view text) {
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto byte = [&](size_t k) {
-      return static_cast<uint8_t>(text[i + k]);
-    };
-    uint8_t lead = byte(0);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t length;
-    uint32_t min_second = 0x80, max_second = 0xBF;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0) min_second = 0xA0;  // Overlong.
-      if (lead == 0xED) max_second = 0x9F;  // Surrogates.
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0) min_second = 0x90;  // Overlong.
-      if (lead == 0xF4) max_second = 0x8F;  // Above U+10FFFF.
-    } else {
-      return false;
-    }
-    if (text.size() - i < length) return false;
-    if (byte(1) < min_second || byte(1) > max_second) return false;
-    for (size_t k = 2; k < length; ++k) {
-      if (byte(k) < 0x80 || byte(k) > 0xBF) return false;
-    }
-    i += length;
-  }
-  return true;
 }
 
 // Builds a nlohmann::json value from SAX events, as nlohmann's own DOM
@@ -339,62 +303,6 @@ absl::StatusOr<SafetensorsTensor> ParseTensorEntry(const std::string& name,
   tensor.data_offset = *begin;
   return tensor;
 }
-
-// Reads all of `dest` from `offset` of `fd` (the file at `path`).
-absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
-                       std::span<uint8_t> dest) {
-  size_t done = 0;
-  while (done < dest.size()) {
-    ssize_t n = pread(fd, dest.data() + done, dest.size() - done,
-                      static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno,
-                           absl::StrCat("pread ", path, " at ", offset + done));
-    }
-    if (n == 0) {
-      return absl::DataLossError(
-          absl::StrCat("pread ", path, ": file ends at ", offset + done,
-                       ", before the ", dest.size() - done, " bytes wanted"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Writes all of `bytes` to `fd` (the file at `path`) at its file position.
-absl::Status WriteFully(int fd, const std::string& path,
-                        std::span<const uint8_t> bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoToStatus(errno, absl::StrCat("write ", path));
-    }
-    if (n == 0) {
-      return ErrnoToStatus(EIO, absl::StrCat("write ", path, " wrote nothing"));
-    }
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Closes a file descriptor when it goes out of scope unless released.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    // A read-only descriptor: a close error loses nothing.
-    if (fd_ >= 0) close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  int Release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 

@@ -66,7 +66,7 @@ ReadStreamReactor::Action ReadStreamReactor::NextAction() {
                                   options_.readahead_bytes)) {
       size_t unit = next_unit_++;
       bool empty = units_[unit].slice < 0;
-      slots_.push_back(Slot{unit, empty, absl::StatusOr<BlockRef>(nullptr)});
+      slots_.push_back(Slot{unit, empty, EncodedBlock()});
       if (!empty) {
         window_bytes_ += UnitBytes(unit);
         ++outstanding_;
@@ -105,7 +105,11 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
   const Unit& unit = units_[slot.unit];
   const StreamSource& source = sources_[unit.source];
   bool first_of_source = (unit.slice <= 0) && sent_in_slot_ == 0;
-  if (first_of_source) source_hash_.Reset();
+  if (first_of_source) {
+    source_hash_.Reset();
+    source_stats_ = QuantizationStats();
+  }
+  if (sent_in_slot_ == 0) source_stats_.Merge(slot.block->stats);
 
   v1::TensorChunk fields;
   fields.set_tensor_index(source.tensor_index);
@@ -121,7 +125,7 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
   } else {
     fields.set_offset(source.info.offset());
   }
-  const BlockRef& block = *slot.block;
+  const BlockRef& block = slot.block->block;
   std::span<const uint8_t> data;
   if (length > 0) data = block->bytes().subspan(offset_in_block, length);
   fields.set_xxh3_64(Xxh3_64(data));
@@ -134,8 +138,29 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
       slot_done && (unit.slice < 0 ||
                     unit.slice + 1 == static_cast<int>(source.slices.size()));
   if (last_of_source) {
+    uint64_t digest = source_hash_.Digest();
     fields.set_last(true);
-    fields.set_xxh3_64_of_all(source_hash_.Digest());
+    fields.set_xxh3_64_of_all(digest);
+    bool quantized = IsQuantized(source.encoding);
+    if (!source.info.has_xxh3_64() ||
+        (quantized && !source.info.has_quantization_error())) {
+      // The encoding was derived while sending: what it came to.
+      v1::TensorInfo* info = fields.mutable_final_info();
+      *info = source.info;
+      info->set_xxh3_64(digest);
+      if (quantized) {
+        v1::QuantizationError* error = info->mutable_quantization_error();
+        error->set_max_abs_error(source_stats_.max_abs_error);
+        error->set_rms_error(source_stats_.RmsError());
+        error->set_relative_rms_error(source_stats_.RelativeRmsError());
+      }
+      if (source.whole &&
+          !IsIdentityEncoding(source.meta.dtype, source.encoding)) {
+        store_->RecordEncodedSummary(
+            source.meta, source.encoding,
+            EncodedTensorSummary{digest, source_stats_});
+      }
+    }
   }
   grpc::ByteBuffer buffer =
       length > 0 ? MakeChunkBuffer(fields, block, offset_in_block, length)
@@ -150,7 +175,8 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
   return buffer;
 }
 
-void ReadStreamReactor::OnBlock(size_t unit, absl::StatusOr<BlockRef> block) {
+void ReadStreamReactor::OnBlock(size_t unit,
+                                absl::StatusOr<EncodedBlock> block) {
   Action action;
   {
     absl::MutexLock lock(&mu_);
@@ -170,14 +196,20 @@ void ReadStreamReactor::OnBlock(size_t unit, absl::StatusOr<BlockRef> block) {
 void ReadStreamReactor::Act(Action action) {
   for (size_t unit : action.reads) {
     BlockId id;
+    DType dtype;
+    Encoding encoding;
     {
       absl::MutexLock lock(&mu_);
       const Unit& u = units_[unit];
-      id = sources_[u.source].slices[u.slice].id;
+      const StreamSource& source = sources_[u.source];
+      id = source.slices[u.slice].id;
+      dtype = source.meta.dtype;
+      encoding = source.encoding;
     }
-    store_->ReadBlockAsync(id, [this, unit](absl::StatusOr<BlockRef> block) {
-      OnBlock(unit, std::move(block));
-    });
+    store_->ReadEncodedBlockAsync(
+        id, dtype, encoding, [this, unit](absl::StatusOr<EncodedBlock> block) {
+          OnBlock(unit, std::move(block));
+        });
   }
   if (action.write) StartWrite(&write_buffer_);
   if (action.finish) Finish(action.status);

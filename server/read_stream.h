@@ -37,9 +37,15 @@ struct StreamSource {
   uint32_t tensor_index = 0;
   // Sent on the first chunk of this part.
   v1::TensorInfo info;
-  // The blocks to send, in order; empty for an empty part (an empty tensor
-  // still gets one chunk, with its info).
+  // The stored tensor, and the encoding every block is read in.
+  TensorMeta meta;
+  Encoding encoding = Encoding::kRaw;
+  // The blocks to send, in order, as slices of the encoded view
+  // (EncodedView); empty for an empty part (an empty tensor still gets one
+  // chunk, with its info).
   std::vector<BlockSlice> slices;
+  // The part is the whole tensor: its hash and error describe the tensor.
+  bool whole = false;
 };
 
 // Counters shared by every stream of a server.
@@ -87,11 +93,11 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   struct Slot {
     size_t unit = 0;
     bool ready = false;
-    absl::StatusOr<BlockRef> block;
+    absl::StatusOr<EncodedBlock> block;
   };
 
   void Plan(Planner planner);
-  void OnBlock(size_t unit, absl::StatusOr<BlockRef> block);
+  void OnBlock(size_t unit, absl::StatusOr<EncodedBlock> block);
   Action NextAction() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the next chunk from the ready front slot.
   grpc::ByteBuffer NextChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -112,6 +118,7 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   uint64_t window_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Read or in flight.
   uint64_t sent_in_slot_ ABSL_GUARDED_BY(mu_) = 0;  // Of the front slot.
   Xxh3_64Hasher source_hash_ ABSL_GUARDED_BY(mu_);
+  QuantizationStats source_stats_ ABSL_GUARDED_BY(mu_);
   // Storage work not yet returned: the plan, then each block read.
   int outstanding_ ABSL_GUARDED_BY(mu_) = 1;
   bool planned_ ABSL_GUARDED_BY(mu_) = false;

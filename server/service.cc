@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "codec/encoding.h"
+#include "codec/encoding_plan.h"
 #include "server/convert.h"
 #include "storage/names.h"
 #include "util/status.h"
@@ -32,14 +34,6 @@ absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
         "request is not a valid ", Message::descriptor()->full_name()));
   }
   return absl::OkStatus();
-}
-
-absl::Status CheckEncoding(const std::string& encoding) {
-  if (encoding.empty() || encoding == "raw") return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown encoding '", encoding,
-                   "': want raw, f32, f16, bf16, q8_0 or "
-                   "q4_0"));
 }
 
 absl::StatusOr<uint32_t> ChunkBytes(uint32_t requested) {
@@ -74,13 +68,58 @@ absl::Status DrainingError() {
       "pstored is shutting down; retry on another replica or after restart");
 }
 
-// Returns the sources of shard `shard` of `count` of a pull of `tensors`:
-// the revision's blocks, in manifest order, cut into `count` contiguous
-// runs of about equal bytes.
-std::vector<StreamSource> PlanShard(const std::vector<TensorMeta>& tensors,
-                                    uint32_t shard, uint32_t count) {
+// Returns the part of `tensor` read in `encoding` over bytes [offset,
+// offset + length) of the encoded tensor (length 0: to the end), as
+// tensor `index` of the stream.
+absl::StatusOr<StreamSource> MakeSource(const TieredStore& store,
+                                        const TensorMeta& tensor,
+                                        Encoding encoding, uint64_t offset,
+                                        uint64_t length, uint32_t index) {
+  TensorMeta view = EncodedView(tensor, encoding);
+  StreamSource source;
+  source.tensor_index = index;
+  source.meta = tensor;
+  source.encoding = encoding;
+  ASSIGN_OR_RETURN(source.slices, SliceTensor(view, offset, length));
+  uint64_t sent = length == 0 ? view.byte_length - offset : length;
+  source.whole = offset == 0 && sent == view.byte_length;
+  ToTensorInfo(tensor, &source.info);
+  source.info.set_encoding(std::string(EncodingName(encoding)));
+  source.info.set_offset(offset);
+  source.info.set_byte_length(sent);
+  source.info.clear_xxh3_64();
+  if (!source.whole) return source;
+  if (IsIdentityEncoding(tensor.dtype, encoding)) {
+    source.info.set_xxh3_64(tensor.xxh3_64);
+  } else if (std::optional<EncodedTensorSummary> summary =
+                 store.FindEncodedSummary(tensor, encoding)) {
+    source.info.set_xxh3_64(summary->xxh3_64);
+    if (IsQuantized(encoding)) {
+      v1::QuantizationError* error = source.info.mutable_quantization_error();
+      error->set_max_abs_error(summary->stats.max_abs_error);
+      error->set_rms_error(summary->stats.RmsError());
+      error->set_relative_rms_error(summary->stats.RelativeRmsError());
+    }
+  }
+  return source;
+}
+
+// Returns the sources of shard `shard` of `count` of a pull of `tensors`,
+// each in the encoding EncodingForPull gives it: the revision's encoded
+// blocks, in manifest order, cut into `count` contiguous runs of about
+// equal bytes.
+std::vector<StreamSource> PlanShard(const TieredStore& store,
+                                    const std::vector<TensorMeta>& tensors,
+                                    Encoding requested, uint32_t shard,
+                                    uint32_t count) {
+  std::vector<TensorMeta> views;
+  std::vector<Encoding> encodings;
   uint64_t total = 0;
-  for (const TensorMeta& tensor : tensors) total += tensor.byte_length;
+  for (const TensorMeta& tensor : tensors) {
+    encodings.push_back(EncodingForPull(tensor.dtype, tensor.shape, requested));
+    views.push_back(EncodedView(tensor, encodings.back()));
+    total += views.back().byte_length;
+  }
   auto shard_of = [&](uint64_t offset) -> uint32_t {
     if (total == 0) return 0;
     unsigned __int128 scaled =
@@ -91,28 +130,30 @@ std::vector<StreamSource> PlanShard(const std::vector<TensorMeta>& tensors,
   std::vector<StreamSource> sources;
   uint64_t base = 0;
   for (size_t index = 0; index < tensors.size(); ++index) {
-    const TensorMeta& tensor = tensors[index];
-    // SliceTensor of the whole tensor cannot fail.
-    std::vector<BlockSlice> slices = *SliceTensor(tensor, 0, 0);
-    StreamSource source;
-    source.tensor_index = static_cast<uint32_t>(index);
-    ToTensorInfo(tensor, &source.info);
-    bool included = false;
-    uint64_t bytes = 0;
-    if (slices.empty()) {
-      included = shard_of(base) == shard;
+    // The whole tensor, sliced; a slice cannot fail.
+    StreamSource source = *MakeSource(store, tensors[index], encodings[index],
+                                      0, 0, static_cast<uint32_t>(index));
+    std::vector<BlockSlice> mine;
+    if (source.slices.empty()) {
+      if (shard_of(base) == shard) sources.push_back(std::move(source));
+      base += views[index].byte_length;
+      continue;
     }
-    for (const BlockSlice& slice : slices) {
-      if (shard_of(base + slice.tensor_offset) != shard) continue;
-      if (!included) source.info.set_offset(slice.tensor_offset);
-      included = true;
-      bytes += slice.length;
-      source.slices.push_back(slice);
+    for (const BlockSlice& slice : source.slices) {
+      if (shard_of(base + slice.tensor_offset) == shard) mine.push_back(slice);
     }
-    base += tensor.byte_length;
-    if (!included) continue;
-    source.info.set_byte_length(bytes);
-    if (bytes != tensor.byte_length) source.info.clear_xxh3_64();
+    base += views[index].byte_length;
+    if (mine.empty()) continue;
+    if (mine.size() != source.slices.size()) {
+      uint64_t bytes = 0;
+      for (const BlockSlice& slice : mine) bytes += slice.length;
+      source.whole = false;
+      source.info.set_offset(mine.front().tensor_offset);
+      source.info.set_byte_length(bytes);
+      source.info.clear_xxh3_64();
+      source.info.clear_quantization_error();
+      source.slices = std::move(mine);
+    }
     sources.push_back(std::move(source));
   }
   return sources;
@@ -161,7 +202,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
     grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
   v1::GetTensorRequest request;
   absl::Status status = ParseRaw(*raw, &request);
-  if (status.ok()) status = CheckEncoding(request.encoding());
+  absl::StatusOr<Encoding> encoding = ParseEncoding(request.encoding());
+  if (status.ok()) status = encoding.status();
   absl::StatusOr<uint32_t> chunk_bytes = ChunkBytes(request.max_chunk_bytes());
   if (status.ok()) status = chunk_bytes.status();
   absl::StatusOr<TensorName> name = ParseTensorName(request.name());
@@ -170,20 +212,24 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   if (!gate_.Enter()) return new FailedStream(DrainingError());
 
   TieredStore* store = store_;
-  auto planner = [store, name = *std::move(name),
+  auto planner = [store, name = *std::move(name), encoding = *encoding,
                   request]() -> absl::StatusOr<std::vector<StreamSource>> {
     ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name));
-    ASSIGN_OR_RETURN(std::vector<BlockSlice> slices,
-                     SliceTensor(meta, request.offset(), request.length()));
-    StreamSource source;
-    ToTensorInfo(meta, &source.info);
-    uint64_t length = request.length() == 0
-                          ? meta.byte_length - request.offset()
-                          : request.length();
-    source.info.set_offset(request.offset());
-    source.info.set_byte_length(length);
-    if (length != meta.byte_length) source.info.clear_xxh3_64();
-    source.slices = std::move(slices);
+    RETURN_IF_ERROR(Annotate(CheckEncodable(meta.dtype, meta.shape, encoding),
+                             meta.name.ToString()));
+    if (IsQuantized(encoding)) {
+      uint64_t block =
+          encoding == Encoding::kQ8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes;
+      if (request.offset() % block != 0 || request.length() % block != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "a ", EncodingName(encoding), " byte range must start and end on ",
+            block, "-byte block boundaries; got offset ", request.offset(),
+            " length ", request.length()));
+      }
+    }
+    ASSIGN_OR_RETURN(StreamSource source,
+                     MakeSource(*store, meta, encoding, request.offset(),
+                                request.length(), 0));
     std::vector<StreamSource> sources;
     sources.push_back(std::move(source));
     return sources;
@@ -199,7 +245,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
     grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
   v1::PullModelRequest request;
   absl::Status status = ParseRaw(*raw, &request);
-  if (status.ok()) status = CheckEncoding(request.encoding());
+  absl::StatusOr<Encoding> encoding = ParseEncoding(request.encoding());
+  if (status.ok()) status = encoding.status();
   absl::StatusOr<uint32_t> chunk_bytes = ChunkBytes(request.max_chunk_bytes());
   if (status.ok()) status = chunk_bytes.status();
   absl::StatusOr<RevisionName> name = ParseRevisionName(request.name());
@@ -216,10 +263,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
 
   TieredStore* store = store_;
   uint32_t shard = request.shard_index();
-  auto planner = [store, name = *std::move(name), shard,
+  auto planner = [store, name = *std::move(name), encoding = *encoding, shard,
                   shard_count]() -> absl::StatusOr<std::vector<StreamSource>> {
     ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
-    return PlanShard(manifest.second, shard, shard_count);
+    return PlanShard(*store, manifest.second, encoding, shard, shard_count);
   };
   ReadStreamOptions options;
   options.max_chunk_bytes = *chunk_bytes;
@@ -422,6 +469,8 @@ grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
     response->set_coalesced_reads(stats.coalesced_reads);
     response->set_io_uring(stats.io_uring);
     response->set_block_bytes(store_->options().block_bytes);
+    response->set_blocks_encoded(stats.blocks_encoded);
+    response->set_encoded_hits(stats.encoded_hits);
     return absl::OkStatus();
   });
 }

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "util/utf8.h"
 
 namespace pstore {
 namespace {
@@ -50,41 +51,6 @@ absl::Status ValidateSimpleName(absl::string_view kind,
   return absl::OkStatus();
 }
 
-// Returns the length of the UTF-8 sequence at the start of `text`, or 0 if
-// it is not a valid, shortest-form encoding of a scalar value.
-size_t Utf8SequenceLength(absl::string_view text) {
-  auto byte = [&](size_t i) { return static_cast<uint8_t>(text[i]); };
-  uint8_t lead = byte(0);
-  if (lead < 0x80) return 1;
-  size_t length;
-  uint32_t code_point;
-  if ((lead & 0xe0) == 0xc0) {
-    length = 2;
-    code_point = lead & 0x1f;
-  } else if ((lead & 0xf0) == 0xe0) {
-    length = 3;
-    code_point = lead & 0x0f;
-  } else if ((lead & 0xf8) == 0xf0) {
-    length = 4;
-    code_point = lead & 0x07;
-  } else {
-    return 0;
-  }
-  if (text.size() < length) return 0;
-  for (size_t i = 1; i < length; ++i) {
-    if ((byte(i) & 0xc0) != 0x80) return 0;
-    code_point = (code_point << 6) | (byte(i) & 0x3f);
-  }
-  constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (code_point < kMinForLength[length] || code_point > 0x10ffff ||
-      (code_point >= 0xd800 && code_point <= 0xdfff)) {
-    return 0;
-  }
-  // C1 control characters (U+0080..U+009F) are not printable.
-  if (code_point >= 0x80 && code_point <= 0x9f) return 0;
-  return length;
-}
-
 }  // namespace
 
 std::string RevisionName::ToString() const {
@@ -119,8 +85,10 @@ absl::Status ValidateTensorName(absl::string_view name) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor name ", Quote(name), " has a control character at byte ", i));
     }
-    size_t length = Utf8SequenceLength(name.substr(i));
-    if (length == 0) {
+    uint32_t code_point = 0;
+    size_t length = Utf8SequenceLength(name.substr(i), &code_point);
+    // C1 control characters (U+0080..U+009F) are not printable either.
+    if (length == 0 || (code_point >= 0x80 && code_point <= 0x9f)) {
       return absl::InvalidArgumentError(
           absl::StrCat("tensor name ", Quote(name),
                        " is not valid printable UTF-8 at byte ", i));

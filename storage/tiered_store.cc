@@ -25,6 +25,12 @@ constexpr uint64_t kMinBlockBytes = 64 * kKiB;
 constexpr uint64_t kMaxBlockBytes = 256 * kMiB;
 // Reads a prefetch keeps in flight.
 constexpr size_t kPrefetchWindow = 16;
+// Whole-tensor encoding summaries kept; past it the table starts over.
+constexpr size_t kMaxSummaries = 100000;
+
+constexpr Encoding kAllEncodings[] = {Encoding::kF32, Encoding::kF16,
+                                      Encoding::kBF16, Encoding::kQ8_0,
+                                      Encoding::kQ4_0};
 
 absl::Status ValidateOptions(const TieredStoreOptions& options) {
   if (options.cold_dir.empty()) {
@@ -60,6 +66,24 @@ absl::string_view TierKindName(TierKind kind) {
       return "cold";
   }
   return "unknown";
+}
+
+bool IsIdentityEncoding(DType dtype, Encoding encoding) {
+  return encoding == Encoding::kRaw ||
+         (encoding == Encoding::kF32 && dtype == DType::kF32) ||
+         (encoding == Encoding::kF16 && dtype == DType::kF16) ||
+         (encoding == Encoding::kBF16 && dtype == DType::kBF16);
+}
+
+TensorMeta EncodedView(const TensorMeta& tensor, Encoding encoding) {
+  if (IsIdentityEncoding(tensor.dtype, encoding)) return tensor;
+  TensorMeta view = tensor;
+  uint64_t element_size = DTypeSize(tensor.dtype);
+  view.byte_length = EncodedByteLength(tensor.dtype, encoding,
+                                       tensor.byte_length / element_size);
+  view.block_bytes = EncodedByteLength(tensor.dtype, encoding,
+                                       tensor.block_bytes / element_size);
+  return view;
 }
 
 absl::StatusOr<std::vector<BlockSlice>> SliceTensor(const TensorMeta& tensor,
@@ -281,6 +305,12 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
 
   store->cold_readers_ =
       std::make_unique<ThreadPool>("pstore-cold", opts.cold_read_threads);
+  int encode_threads =
+      opts.encode_threads > 0
+          ? opts.encode_threads
+          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  store->encoders_ =
+      std::make_unique<ThreadPool>("pstore-encode", encode_threads);
   if (store->nvme_ != nullptr) {
     store->spill_thread_ = std::thread([raw] { raw->SpillLoop(); });
   }
@@ -319,6 +349,7 @@ TieredStore::~TieredStore() {
   }
   if (spill_thread_.joinable()) spill_thread_.join();
   cold_readers_.reset();
+  encoders_.reset();
   dram_.reset();
   nvme_.reset();
   catalog_.reset();
@@ -371,6 +402,121 @@ absl::Status TieredStore::DeleteTensor(const TensorName& name) {
                    catalog_->DeleteTensor(name));
   EraseFromCaches(collected);
   return absl::OkStatus();
+}
+
+void TieredStore::ReadEncodedBlockAsync(const BlockId& id, DType dtype,
+                                        Encoding encoding,
+                                        EncodedReadCallback done) {
+  if (IsIdentityEncoding(dtype, encoding)) {
+    ReadBlockAsync(
+        id, [done = std::move(done)](absl::StatusOr<BlockRef> block) mutable {
+          if (!block.ok()) {
+            std::move(done)(block.status());
+            return;
+          }
+          std::move(done)(EncodedBlock{*std::move(block), QuantizationStats()});
+        });
+    return;
+  }
+  CacheKey key{id, static_cast<uint8_t>(encoding)};
+  absl::StatusOr<BlockRef> hit = dram_->Lookup(key);
+  {
+    absl::ReleasableMutexLock lock(&encode_mu_);
+    if (hit.ok()) {
+      auto stats = derived_stats_.find({key.id, key.variant});
+      // Stats go in before the block and leave after it: a block without
+      // them is being evicted; encode it again.
+      if (stats != derived_stats_.end()) {
+        EncodedBlock block{*std::move(hit), stats->second};
+        lock.Release();
+        encoded_hits_.fetch_add(1, std::memory_order_relaxed);
+        std::move(done)(std::move(block));
+        return;
+      }
+    }
+    auto [it, inserted] =
+        encode_inflight_.try_emplace(std::make_pair(key.id, key.variant));
+    it->second.push_back(std::move(done));
+    if (!inserted) return;
+  }
+  EncodeBlock(id, dtype, encoding);
+}
+
+void TieredStore::EncodeBlock(const BlockId& id, DType dtype,
+                              Encoding encoding) {
+  CacheKey key{id, static_cast<uint8_t>(encoding)};
+  ReadBlockAsync(id, [this, key, dtype,
+                      encoding](absl::StatusOr<BlockRef> raw) {
+    if (!raw.ok()) {
+      FinishEncode(key, raw.status());
+      return;
+    }
+    encoders_->Schedule([this, key, dtype, encoding, raw = *std::move(raw)] {
+      uint64_t element_size = DTypeSize(dtype);
+      uint64_t elements = raw->size() / element_size;
+      if (raw->size() % element_size != 0 ||
+          (IsQuantized(encoding) && elements % kQuantBlockElements != 0)) {
+        FinishEncode(key,
+                     absl::InvalidArgumentError(absl::StrCat(
+                         "block ", key.id.ToHex(), " of ", raw->size(),
+                         " bytes cannot be read as ", EncodingName(encoding))));
+        return;
+      }
+      uint64_t length = EncodedByteLength(dtype, encoding, elements);
+      Buffer buffer = BufferPool::Default().Allocate(length);
+      QuantizationStats stats;
+      absl::Status encoded = Encode(dtype, raw->bytes(), encoding,
+                                    std::span<uint8_t>(buffer.data(), length),
+                                    IsQuantized(encoding) ? &stats : nullptr);
+      if (!encoded.ok()) {
+        FinishEncode(key, encoded);
+        return;
+      }
+      BlockRef block = MakeBlock(std::move(buffer), length);
+      {
+        absl::MutexLock lock(&encode_mu_);
+        derived_stats_[{key.id, key.variant}] = stats;
+      }
+      // Refused only when DRAM is full of pinned blocks: serve it anyway.
+      (void)dram_->Insert(key, block);
+      blocks_encoded_.fetch_add(1, std::memory_order_relaxed);
+      FinishEncode(key, EncodedBlock{std::move(block), stats});
+    });
+  });
+}
+
+void TieredStore::FinishEncode(const CacheKey& key,
+                               absl::StatusOr<EncodedBlock> result) {
+  std::vector<EncodedReadCallback> waiters;
+  {
+    absl::MutexLock lock(&encode_mu_);
+    auto it = encode_inflight_.find({key.id, key.variant});
+    if (it != encode_inflight_.end()) {
+      waiters = std::move(it->second);
+      encode_inflight_.erase(it);
+    }
+  }
+  for (EncodedReadCallback& waiter : waiters) std::move(waiter)(result);
+}
+
+std::optional<EncodedTensorSummary> TieredStore::FindEncodedSummary(
+    const TensorMeta& tensor, Encoding encoding) const {
+  absl::MutexLock lock(&summary_mu_);
+  auto it = summaries_.find({tensor.xxh3_64, tensor.byte_length,
+                             static_cast<uint8_t>(tensor.dtype),
+                             static_cast<uint8_t>(encoding)});
+  if (it == summaries_.end()) return std::nullopt;
+  return it->second;
+}
+
+void TieredStore::RecordEncodedSummary(const TensorMeta& tensor,
+                                       Encoding encoding,
+                                       const EncodedTensorSummary& summary) {
+  absl::MutexLock lock(&summary_mu_);
+  if (summaries_.size() >= kMaxSummaries) summaries_.clear();
+  summaries_[{tensor.xxh3_64, tensor.byte_length,
+              static_cast<uint8_t>(tensor.dtype),
+              static_cast<uint8_t>(encoding)}] = summary;
 }
 
 void TieredStore::ReadBlockAsync(const BlockId& id, ReadCallback done) {
@@ -516,6 +662,14 @@ absl::Status TieredStore::DeleteRevision(const RevisionName& name) {
 }
 
 void TieredStore::EraseFromCaches(const std::vector<BlockId>& ids) {
+  {
+    absl::MutexLock lock(&encode_mu_);
+    for (const BlockId& id : ids) {
+      for (Encoding encoding : kAllEncodings) {
+        derived_stats_.erase({id, static_cast<uint8_t>(encoding)});
+      }
+    }
+  }
   for (const BlockId& id : ids) {
     // Cache erases fail only on a broken invariant; the blocks are gone
     // from cold and can never be read by name again.
@@ -658,8 +812,13 @@ absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
 
 absl::Status TieredStore::DropCache(TierKind tier) {
   switch (tier) {
-    case TierKind::kDram:
-      return dram_->Clear();
+    case TierKind::kDram: {
+      RETURN_IF_ERROR(dram_->Clear());
+      // Clear dropped every derived block (none is pinned).
+      absl::MutexLock lock(&encode_mu_);
+      derived_stats_.clear();
+      return absl::OkStatus();
+    }
     case TierKind::kNvme:
       if (nvme_ == nullptr) {
         return absl::FailedPreconditionError("the NVMe tier is disabled");
@@ -674,7 +833,13 @@ absl::Status TieredStore::DropCache(TierKind tier) {
 }
 
 void TieredStore::OnEvict(const CacheKey& key, BlockRef block) {
-  if (nvme_ == nullptr || key.variant != kStoredVariant) return;
+  if (key.variant != kStoredVariant) {
+    // A derived block is only ever recomputed, never spilled.
+    absl::MutexLock lock(&encode_mu_);
+    derived_stats_.erase({key.id, key.variant});
+    return;
+  }
+  if (nvme_ == nullptr) return;
   absl::MutexLock lock(&spill_mu_);
   if (spill_stop_ || spill_queue_.size() >= options_.spill_queue_blocks) {
     spills_dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -738,6 +903,8 @@ StoreStats TieredStore::Stats() const {
   stats.spill_failures = spill_failures_.load(std::memory_order_relaxed);
   stats.dedup_blocks = dedup_blocks_.load(std::memory_order_relaxed);
   stats.collected_blocks = collected_blocks_.load(std::memory_order_relaxed);
+  stats.blocks_encoded = blocks_encoded_.load(std::memory_order_relaxed);
+  stats.encoded_hits = encoded_hits_.load(std::memory_order_relaxed);
   stats.pinned_bytes = dram_->pinned_bytes();
   stats.pin_budget_bytes = dram_->pin_budget_bytes();
   return stats;

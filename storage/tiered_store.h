@@ -30,6 +30,8 @@
 #include <span>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -38,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "codec/dtype.h"
+#include "codec/encoding.h"
 #include "codec/hash.h"
 #include "storage/block.h"
 #include "storage/catalog.h"
@@ -97,6 +100,10 @@ struct TieredStoreOptions {
   // Re-pin, in the background after Open, the revisions pinned before the
   // last shutdown. Default: true.
   bool repin_on_open = true;
+
+  // Threads encoding blocks (conversions, quantization) for reads.
+  // Default: 0, meaning one per CPU.
+  int encode_threads = 0;
 };
 
 // What PutTensor needs to know before the bytes arrive.
@@ -144,7 +151,33 @@ struct StoreStats {
   uint64_t collected_blocks = 0;       // Blocks erased at refcount zero.
   uint64_t pinned_bytes = 0;
   uint64_t pin_budget_bytes = 0;
+  uint64_t blocks_encoded = 0;  // Derived blocks computed.
+  uint64_t encoded_hits = 0;    // Derived blocks found in DRAM.
 };
+
+// A block read in an encoding, and what the encoding lost.
+struct EncodedBlock {
+  BlockRef block;
+  QuantizationStats stats;  // Empty unless the encoding quantizes.
+};
+
+using EncodedReadCallback =
+    absl::AnyInvocable<void(absl::StatusOr<EncodedBlock>) &&>;
+
+// What a whole tensor looks like in an encoding: known once it has been
+// encoded from end to end.
+struct EncodedTensorSummary {
+  uint64_t xxh3_64 = 0;  // Of the encoded bytes.
+  QuantizationStats stats;
+};
+
+// Returns true if reading `dtype` as `encoding` gives the stored bytes.
+bool IsIdentityEncoding(DType dtype, Encoding encoding);
+
+// Returns a view of `tensor` as read in `encoding`: byte_length and
+// block_bytes of the encoded bytes (block i of the view is the encoding of
+// stored block i), everything else as stored. REQUIRES: encodable.
+TensorMeta EncodedView(const TensorMeta& tensor, Encoding encoding);
 
 struct PrefetchResult {
   uint64_t blocks = 0;           // Distinct blocks of the revision.
@@ -233,6 +266,24 @@ class TieredStore {
   void ReadBlockAsync(const BlockId& id, ReadCallback done);
   absl::StatusOr<BlockRef> ReadBlock(const BlockId& id);
 
+  // Reads block `id` of a tensor of `dtype` in `encoding`: the derived
+  // block cached in DRAM under (id, encoding), or the stored block encoded
+  // on an encoding thread and then cached (evictable like any block).
+  // Concurrent readers of the same missing derived block share one
+  // encoding. REQUIRES: the pair is encodable, and for quantized encodings
+  // the block holds a multiple of 32 elements. Codes: those of
+  // ReadBlockAsync; InvalidArgument if the block cannot be encoded.
+  void ReadEncodedBlockAsync(const BlockId& id, DType dtype, Encoding encoding,
+                             EncodedReadCallback done);
+
+  // Returns what is known of `tensor` in `encoding` (from an earlier read
+  // of the whole tensor), or nothing.
+  std::optional<EncodedTensorSummary> FindEncodedSummary(
+      const TensorMeta& tensor, Encoding encoding) const;
+  // Records the summary of a whole-tensor read.
+  void RecordEncodedSummary(const TensorMeta& tensor, Encoding encoding,
+                            const EncodedTensorSummary& summary);
+
   // Returns bytes [offset, offset + length) of tensor `name` (length 0: to
   // the end), read through the tiers. For tests and tools; servers stream
   // blocks with ReadBlockAsync.
@@ -289,6 +340,8 @@ class TieredStore {
   // Reads `id` from NVMe or cold without touching DRAM.
   absl::StatusOr<BlockRef> ReadBelowDram(const BlockId& id);
   void EraseFromCaches(const std::vector<BlockId>& ids);
+  void EncodeBlock(const BlockId& id, DType dtype, Encoding encoding);
+  void FinishEncode(const CacheKey& key, absl::StatusOr<EncodedBlock> result);
   void OnEvict(const CacheKey& key, BlockRef block);
   void SpillLoop();
   void RepinLoop(std::vector<RevisionName> pins);
@@ -308,6 +361,21 @@ class TieredStore {
   absl::flat_hash_map<BlockId, std::vector<ReadCallback>> inflight_
       ABSL_GUARDED_BY(inflight_mu_);
 
+  // Encodings in flight, by (block, encoding), with their waiters.
+  absl::Mutex encode_mu_;
+  absl::flat_hash_map<std::pair<BlockId, uint8_t>,
+                      std::vector<EncodedReadCallback>>
+      encode_inflight_ ABSL_GUARDED_BY(encode_mu_);
+  // What each cached derived block lost; dropped with the block.
+  absl::flat_hash_map<std::pair<BlockId, uint8_t>, QuantizationStats>
+      derived_stats_ ABSL_GUARDED_BY(encode_mu_);
+  // Whole-tensor summaries, by (stored hash, length, dtype, encoding).
+  mutable absl::Mutex summary_mu_;
+  absl::flat_hash_map<std::tuple<uint64_t, uint64_t, uint8_t, uint8_t>,
+                      EncodedTensorSummary>
+      summaries_ ABSL_GUARDED_BY(summary_mu_);
+  std::unique_ptr<ThreadPool> encoders_;
+
   absl::Mutex spill_mu_;
   std::deque<std::pair<BlockId, BlockRef>> spill_queue_
       ABSL_GUARDED_BY(spill_mu_);
@@ -325,6 +393,8 @@ class TieredStore {
   std::atomic<uint64_t> spill_failures_{0};
   std::atomic<uint64_t> dedup_blocks_{0};
   std::atomic<uint64_t> collected_blocks_{0};
+  std::atomic<uint64_t> blocks_encoded_{0};
+  std::atomic<uint64_t> encoded_hits_{0};
 };
 
 }  // namespace pstore

@@ -252,7 +252,7 @@ TEST_F(ServerE2eTest, ReadersSeeAPublishAllOrNothing) {
   std::atomic<bool> stop{false};
   std::atomic<int> mixed{0}, reads{0};
   std::thread reader([&] {
-    for (int i = 0; i < 2000 && !stop; ++i) {
+    for (int i = 0; i < 100000 && !stop; ++i) {
       absl::StatusOr<v1::Revision> manifest = client_->GetRevision("atomic");
       if (!manifest.ok()) {
         ++mixed;
@@ -266,7 +266,15 @@ TEST_F(ServerE2eTest, ReadersSeeAPublishAllOrNothing) {
       }
     }
   });
+  // Publish only once the reader is reading (bounded wait).
+  for (int i = 0; i < 2000 && reads.load() == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   ASSERT_OK(client_->PublishRevision("atomic@v2").status());
+  int reads_at_publish = reads.load();
+  for (int i = 0; i < 2000 && reads.load() < reads_at_publish + 5; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   stop = true;
   reader.join();
   EXPECT_EQ(mixed.load(), 0);

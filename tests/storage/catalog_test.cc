@@ -250,6 +250,10 @@ TEST_F(CatalogTest, ReadersSeeAPublishAllOrNothing) {
       }
     }
   });
+  // Publish only once the reader is reading (bounded wait).
+  for (int i = 0; i < 2000 && reads.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   ASSERT_OK(catalog_->PublishRevision(RevisionName{"m", "v2"}));
   ASSERT_OK(catalog_->DeleteRevision(RevisionName{"m", "v1"}).status());
   done = true;
