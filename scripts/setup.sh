@@ -13,6 +13,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   grpc-proto libabsl-dev liburing-dev librocksdb-dev libxxhash-dev
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libcli11-dev
+  prometheus-cpp-dev
   # Tests.
   libgtest-dev libgmock-dev libbenchmark-dev
 )

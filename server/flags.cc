@@ -38,7 +38,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   int worker_threads = 8;
 
   CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
-  app.option_defaults()->always_capture_default();
+  // A flag given twice takes the last value, so wrappers can override.
+  app.option_defaults()->always_capture_default()->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--listen", config.server.listen,
                  "host:port of the gRPC service (port 0: any free port)");
   app.add_option("--data_dir", data_dir,
@@ -67,8 +69,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   app.add_option("--worker_threads", worker_threads,
                  "threads running store calls for RPCs")
       ->check(CLI::Range(1, 256));
+  app.add_option("--metrics_listen", config.server.metrics_listen,
+                 "host:port of the HTTP listener for /metrics, /healthz and "
+                 "/readyz (port 0: any free port; empty: off)");
   app.add_option("--port_file", config.port_file,
-                 "write the bound port to this file once serving");
+                 "once serving, write the gRPC port and then the metrics "
+                 "port to this file, one per line");
   app.add_option("--log_level", config.log_level,
                  "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember(
@@ -112,7 +118,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
 std::string DescribeConfig(const DaemonConfig& config) {
   const TieredStoreOptions& store = config.server.store;
   return absl::StrCat(
-      "listen=", config.server.listen, " cold_dir=", store.cold_dir,
+      "listen=", config.server.listen, " metrics_listen=",
+      config.server.metrics_listen.empty() ? "(off)"
+                                           : config.server.metrics_listen,
+      " cold_dir=", store.cold_dir,
       " nvme_dir=", store.nvme_dir.empty() ? "(disabled)" : store.nvme_dir,
       " dram_bytes=", FormatBytes(store.dram_bytes), " pin_budget_bytes=",
       store.pin_budget_bytes == 0 ? FormatBytes(store.dram_bytes / 4 * 3)

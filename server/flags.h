@@ -15,8 +15,9 @@ struct DaemonConfig {
   ServerConfig server;
   // Time calls in flight get to finish after SIGTERM or SIGINT.
   absl::Duration drain = absl::Seconds(30);
-  // File to write the bound port to, once serving (for tests and tools
-  // that pass port 0). Default: none.
+  // File to write the bound ports to, once serving: the gRPC port, then
+  // the metrics port (0 when off), one per line (for tests and tools that
+  // pass port 0). Default: none.
   std::string port_file;
   // spdlog level: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";

@@ -21,12 +21,12 @@
 
 namespace {
 
-// Writes `port` to `path` atomically (write a temporary, rename).
-bool WritePortFile(const std::string& path, int port) {
+// Writes the ports to `path` atomically (write a temporary, rename).
+bool WritePortFile(const std::string& path, int port, int metrics_port) {
   std::string temp = path + ".tmp";
   {
     std::ofstream out(temp, std::ios::trunc);
-    out << port << "\n";
+    out << port << "\n" << metrics_port << "\n";
     if (!out.good()) return false;
   }
   std::error_code error;
@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   spdlog::info("event=start version={} {}", PSTORE_VERSION,
                pstore::DescribeConfig(*config));
 
-  config->server.service.version = PSTORE_VERSION;
+  config->server.version = PSTORE_VERSION;
   absl::StatusOr<std::unique_ptr<pstore::PstoreServer>> server =
       pstore::PstoreServer::Start(config->server);
   if (!server.ok()) {
@@ -71,9 +71,11 @@ int main(int argc, char** argv) {
                      server.status().ToString());
     return 1;
   }
-  spdlog::info("event=serving port={}", (*server)->port());
+  spdlog::info("event=serving port={} metrics_port={}", (*server)->port(),
+               (*server)->metrics_port());
   if (!config->port_file.empty() &&
-      !WritePortFile(config->port_file, (*server)->port())) {
+      !WritePortFile(config->port_file, (*server)->port(),
+                     (*server)->metrics_port())) {
     spdlog::critical("event=start_failed reason=\"cannot write {}\"",
                      config->port_file);
     return 1;

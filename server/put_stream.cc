@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/convert.h"
 #include "storage/names.h"
 
@@ -11,13 +12,16 @@ namespace pstore {
 PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
                                    TieredStore* store, ThreadPool* pool,
                                    v1::TensorInfo* response,
-                                   PutCounters* counters, CallGate* gate)
+                                   PutCounters* counters, CallGate* gate,
+                                   ServerMetrics* metrics)
     : context_(context),
       store_(store),
       pool_(pool),
       response_(response),
       counters_(counters),
-      gate_(gate) {
+      gate_(gate),
+      metrics_(metrics),
+      start_(absl::Now()) {
   counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
   StartRead(&request_);
 }
@@ -100,13 +104,21 @@ void PutTensorReactor::Commit() {
   }
   writer_.reset();
   ToTensorInfo(*meta, response_);
-  Finish(grpc::Status::OK);
+  FinishCall(grpc::Status::OK);
 }
 
 void PutTensorReactor::Fail(const absl::Status& status) {
   if (writer_ != nullptr) writer_->Abort();
   writer_.reset();
-  Finish(ToGrpcStatus(status));
+  FinishCall(ToGrpcStatus(status));
+}
+
+void PutTensorReactor::FinishCall(const grpc::Status& status) {
+  if (metrics_ != nullptr) {
+    metrics_->ObserveRpc("PutTensor", status.error_code(),
+                         absl::Now() - start_);
+  }
+  Finish(status);
 }
 
 void PutTensorReactor::OnDone() {

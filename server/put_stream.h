@@ -17,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.pb.h"
 #include "server/call_gate.h"
+#include "server/metrics.h"
 #include "storage/tiered_store.h"
 #include "util/thread_pool.h"
 
@@ -33,7 +34,8 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   // store. No pointer is owned; all outlive the reactor.
   PutTensorReactor(grpc::CallbackServerContext* context, TieredStore* store,
                    ThreadPool* pool, v1::TensorInfo* response,
-                   PutCounters* counters, CallGate* gate);
+                   PutCounters* counters, CallGate* gate,
+                   ServerMetrics* metrics);
 
   void OnReadDone(bool ok) override;
   void OnDone() override;
@@ -45,6 +47,8 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   void Commit();
   // Aborts and finishes with `status`; runs on the pool.
   void Fail(const absl::Status& status);
+  // Records and finishes the call.
+  void FinishCall(const grpc::Status& status);
 
   grpc::CallbackServerContext* const context_;
   TieredStore* const store_;
@@ -52,6 +56,8 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   v1::TensorInfo* const response_;
   PutCounters* const counters_;
   CallGate* const gate_;
+  ServerMetrics* const metrics_;  // May be null.
+  const absl::Time start_;
   v1::PutTensorRequest request_;
   std::unique_ptr<TensorWriter> writer_;  // After the header.
 };

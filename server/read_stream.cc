@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/chunk.h"
 #include "server/convert.h"
 #include "util/status.h"
@@ -12,12 +13,16 @@ namespace pstore {
 
 ReadStreamReactor::ReadStreamReactor(TieredStore* store, ThreadPool* pool,
                                      Planner planner, ReadStreamOptions options,
-                                     StreamCounters* counters, CallGate* gate)
+                                     StreamCounters* counters, CallGate* gate,
+                                     const char* method, ServerMetrics* metrics)
     : store_(store),
       pool_(pool),
       options_(options),
       counters_(counters),
-      gate_(gate) {
+      gate_(gate),
+      method_(method),
+      metrics_(metrics),
+      start_(absl::Now()) {
   counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
   pool_->Schedule([this, planner = std::move(planner)]() mutable {
     Plan(std::move(planner));
@@ -212,7 +217,13 @@ void ReadStreamReactor::Act(Action action) {
         });
   }
   if (action.write) StartWrite(&write_buffer_);
-  if (action.finish) Finish(action.status);
+  if (action.finish) {
+    if (metrics_ != nullptr) {
+      metrics_->ObserveRpc(method_, action.status.error_code(),
+                           absl::Now() - start_);
+    }
+    Finish(action.status);
+  }
 }
 
 void ReadStreamReactor::OnWriteDone(bool ok) {

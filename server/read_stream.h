@@ -27,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.pb.h"
 #include "server/call_gate.h"
+#include "server/metrics.h"
 #include "storage/tiered_store.h"
 #include "util/thread_pool.h"
 
@@ -72,7 +73,7 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // pointers is owned; all outlive the reactor.
   ReadStreamReactor(TieredStore* store, ThreadPool* pool, Planner planner,
                     ReadStreamOptions options, StreamCounters* counters,
-                    CallGate* gate);
+                    CallGate* gate, const char* method, ServerMetrics* metrics);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -109,6 +110,9 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   const ReadStreamOptions options_;
   StreamCounters* const counters_;
   CallGate* const gate_;
+  const char* const method_;
+  ServerMetrics* const metrics_;  // May be null.
+  const absl::Time start_;
 
   absl::Mutex mu_;
   std::vector<StreamSource> sources_ ABSL_GUARDED_BY(mu_);

@@ -18,9 +18,18 @@ namespace pstore {
 absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
     ServerConfig config) {
   std::unique_ptr<PstoreServer> server(new PstoreServer());
+  server->metrics_ = std::make_unique<ServerMetrics>(config.version);
+  ServerMetrics* metrics = server->metrics_.get();
+  config.store.on_block_read = [metrics](TierKind tier,
+                                         absl::Duration latency) {
+    metrics->ObserveBlockRead(tier, latency);
+  };
   ASSIGN_OR_RETURN(server->store_, TieredStore::Open(config.store));
+  config.service.metrics = metrics;
+  config.service.version = config.version;
   server->service_ =
       std::make_unique<ParamStoreService>(server->store_.get(), config.service);
+  metrics->Attach(server->store_.get(), server->service_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -37,19 +46,43 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
                      ": the address is in use or not valid here"));
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
+
+  if (!config.metrics_listen.empty()) {
+    PstoreServer* raw = server.get();
+    HttpEndpoint::Handlers handlers;
+    handlers.metrics = [metrics] { return metrics->Render(); };
+    handlers.not_ready_reason = [raw]() -> std::string {
+      return raw->NotReadyReason();
+    };
+    ASSIGN_OR_RETURN(server->http_,
+                     HttpEndpoint::Start(config.metrics_listen, handlers));
+  }
   return server;
 }
 
 PstoreServer::~PstoreServer() {
   if (!shut_down_) Shutdown(absl::ZeroDuration());
+  http_.reset();
   server_.reset();
   service_.reset();
+}
+
+int PstoreServer::metrics_port() const {
+  return http_ == nullptr ? 0 : http_->port();
+}
+
+std::string PstoreServer::NotReadyReason() const {
+  if (draining_.load()) return "draining";
+  if (!store_open_.load()) return "store closed";
+  return "";
 }
 
 void PstoreServer::Shutdown(absl::Duration drain) {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ == nullptr) {
+    metrics_->Detach();
+    store_open_ = false;
     store_.reset();
     return;
   }
@@ -57,6 +90,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   // with UNAVAILABLE, so clients retry elsewhere, while calls in flight get
   // up to `drain` to finish.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  draining_ = true;
+  metrics_->SetDraining(true);
   CallGate& gate = service_->gate();
   gate.Close();
   spdlog::info("event=drain_start calls_in_flight={}", gate.in_flight());
@@ -84,6 +119,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
     (void)store_.release();
     return;
   }
+  metrics_->Detach();
+  store_open_ = false;
   store_.reset();
   spdlog::info("event=store_closed");
 

@@ -48,8 +48,13 @@ absl::StatusOr<uint32_t> ChunkBytes(uint32_t requested) {
 // A stream that fails at once with `status`.
 class FailedStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit FailedStream(const absl::Status& status) {
-    Finish(ToGrpcStatus(status));
+  FailedStream(const absl::Status& status, const char* method,
+               ServerMetrics* metrics) {
+    grpc::Status failed = ToGrpcStatus(status);
+    if (metrics != nullptr) {
+      metrics->ObserveRpc(method, failed.error_code(), absl::ZeroDuration());
+    }
+    Finish(failed);
   }
   void OnDone() override { delete this; }
 };
@@ -57,8 +62,13 @@ class FailedStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 // A put refused before it starts.
 class RefusedPut : public grpc::ServerReadReactor<v1::PutTensorRequest> {
  public:
-  explicit RefusedPut(const absl::Status& status) {
-    Finish(ToGrpcStatus(status));
+  RefusedPut(const absl::Status& status, ServerMetrics* metrics) {
+    grpc::Status refused = ToGrpcStatus(status);
+    if (metrics != nullptr) {
+      metrics->ObserveRpc("PutTensor", refused.error_code(),
+                          absl::ZeroDuration());
+    }
+    Finish(refused);
   }
   void OnDone() override { delete this; }
 };
@@ -174,28 +184,38 @@ ParamStoreService::~ParamStoreService() = default;
 
 template <typename Fn>
 grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
-    grpc::CallbackServerContext* context, ThreadPool* pool, Fn fn) {
+    grpc::CallbackServerContext* context, ThreadPool* pool, const char* method,
+    Fn fn) {
+  absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!gate_.Enter()) {
-    reactor->Finish(ToGrpcStatus(DrainingError()));
+    grpc::Status refused = ToGrpcStatus(DrainingError());
+    if (options_.metrics != nullptr) {
+      options_.metrics->ObserveRpc(method, refused.error_code(),
+                                   absl::Now() - start);
+    }
+    reactor->Finish(refused);
     return reactor;
   }
-  pool->Schedule([this, context, reactor, fn = std::move(fn)]() mutable {
-    if (context->IsCancelled()) {
-      reactor->Finish(grpc::Status::CANCELLED);
-    } else {
-      reactor->Finish(ToGrpcStatus(fn()));
-    }
-    gate_.Leave();
-  });
+  pool->Schedule(
+      [this, context, reactor, method, start, fn = std::move(fn)]() mutable {
+        grpc::Status status = context->IsCancelled() ? grpc::Status::CANCELLED
+                                                     : ToGrpcStatus(fn());
+        if (options_.metrics != nullptr) {
+          options_.metrics->ObserveRpc(method, status.error_code(),
+                                       absl::Now() - start);
+        }
+        reactor->Finish(status);
+        gate_.Leave();
+      });
   return reactor;
 }
 
 grpc::ServerReadReactor<v1::PutTensorRequest>* ParamStoreService::PutTensor(
     grpc::CallbackServerContext* context, v1::TensorInfo* response) {
-  if (!gate_.Enter()) return new RefusedPut(DrainingError());
+  if (!gate_.Enter()) return new RefusedPut(DrainingError(), options_.metrics);
   return new PutTensorReactor(context, store_, workers_.get(), response,
-                              &put_counters_, &gate_);
+                              &put_counters_, &gate_, options_.metrics);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
@@ -208,8 +228,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   if (status.ok()) status = chunk_bytes.status();
   absl::StatusOr<TensorName> name = ParseTensorName(request.name());
   if (status.ok()) status = name.status();
-  if (!status.ok()) return new FailedStream(status);
-  if (!gate_.Enter()) return new FailedStream(DrainingError());
+  if (!status.ok())
+    return new FailedStream(status, "GetTensor", options_.metrics);
+  if (!gate_.Enter())
+    return new FailedStream(DrainingError(), "GetTensor", options_.metrics);
 
   TieredStore* store = store_;
   auto planner = [store, name = *std::move(name), encoding = *encoding,
@@ -238,7 +260,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   options.max_chunk_bytes = *chunk_bytes;
   options.readahead_bytes = options_.readahead_bytes;
   return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
-                               options, &stream_counters_, &gate_);
+                               options, &stream_counters_, &gate_, "GetTensor",
+                               options_.metrics);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
@@ -258,8 +281,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
         "shard ", request.shard_index(), " of ", shard_count,
         " is not valid: want shard_index < shard_count <= ", kMaxShards));
   }
-  if (!status.ok()) return new FailedStream(status);
-  if (!gate_.Enter()) return new FailedStream(DrainingError());
+  if (!status.ok())
+    return new FailedStream(status, "PullModel", options_.metrics);
+  if (!gate_.Enter())
+    return new FailedStream(DrainingError(), "PullModel", options_.metrics);
 
   TieredStore* store = store_;
   uint32_t shard = request.shard_index();
@@ -272,43 +297,47 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
   options.max_chunk_bytes = *chunk_bytes;
   options.readahead_bytes = options_.readahead_bytes;
   return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
-                               options, &stream_counters_, &gate_);
+                               options, &stream_counters_, &gate_, "PullModel",
+                               options_.metrics);
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
     grpc::CallbackServerContext* context, const v1::StatTensorRequest* request,
     v1::TensorInfo* response) {
-  return RunUnary(context, workers_.get(), [this, request, response] {
-    ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
-    ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
-    ToTensorInfo(meta, response);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "StatTensor", [this, request, response] {
+        ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
+        ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
+        ToTensorInfo(meta, response);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
     grpc::CallbackServerContext* context, const v1::ListTensorsRequest* request,
     v1::ListTensorsResponse* response) {
-  return RunUnary(context, workers_.get(), [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->revision()));
-    int page_size =
-        request->page_size() == 0 ? kDefaultPageSize : request->page_size();
-    ASSIGN_OR_RETURN(TensorPage page,
-                     store_->ListTensors(name, request->prefix(), page_size,
-                                         request->page_token()));
-    for (const TensorMeta& meta : page.tensors) {
-      ToTensorInfo(meta, response->add_tensors());
-    }
-    response->set_next_page_token(page.next_page_token);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "ListTensors", [this, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name,
+                         ParseRevisionName(request->revision()));
+        int page_size =
+            request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+        ASSIGN_OR_RETURN(TensorPage page,
+                         store_->ListTensors(name, request->prefix(), page_size,
+                                             request->page_token()));
+        for (const TensorMeta& meta : page.tensors) {
+          ToTensorInfo(meta, response->add_tensors());
+        }
+        response->set_next_page_token(page.next_page_token);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
     grpc::CallbackServerContext* context,
     const v1::DeleteTensorRequest* request,
     v1::DeleteTensorResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), [this, request] {
+  return RunUnary(context, workers_.get(), "DeleteTensor", [this, request] {
     ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
     return store_->DeleteTensor(name);
   });
@@ -317,34 +346,38 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
 grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
     grpc::CallbackServerContext* context,
     const v1::CreateRevisionRequest* request, v1::Revision* response) {
-  return RunUnary(context, workers_.get(), [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    std::map<std::string, std::string> metadata(request->metadata().begin(),
-                                                request->metadata().end());
-    RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
-    ASSIGN_OR_RETURN(RevisionInfo info, store_->catalog().GetRevision(name));
-    ToRevision(info, response);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "CreateRevision", [this, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        std::map<std::string, std::string> metadata(request->metadata().begin(),
+                                                    request->metadata().end());
+        RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
+        ASSIGN_OR_RETURN(RevisionInfo info,
+                         store_->catalog().GetRevision(name));
+        ToRevision(info, response);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
     grpc::CallbackServerContext* context,
     const v1::PublishRevisionRequest* request, v1::Revision* response) {
-  return RunUnary(context, workers_.get(), [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    RETURN_IF_ERROR(store_->PublishRevision(name));
-    ASSIGN_OR_RETURN(RevisionInfo info, store_->catalog().GetRevision(name));
-    ToRevision(info, response);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "PublishRevision", [this, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(store_->PublishRevision(name));
+        ASSIGN_OR_RETURN(RevisionInfo info,
+                         store_->catalog().GetRevision(name));
+        ToRevision(info, response);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
     grpc::CallbackServerContext* context,
     const v1::DeleteRevisionRequest* request,
     v1::DeleteRevisionResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), [this, request] {
+  return RunUnary(context, workers_.get(), "DeleteRevision", [this, request] {
     ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
     return store_->DeleteRevision(name);
   });
@@ -353,29 +386,30 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
 grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
     grpc::CallbackServerContext* context, const v1::GetRevisionRequest* request,
     v1::Revision* response) {
-  return RunUnary(context, workers_.get(), [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
-    ToRevision(manifest.first, response);
-    uint64_t total = 0;
-    for (const TensorMeta& meta : manifest.second) {
-      ToTensorInfo(meta, response->add_tensors());
-      total += meta.byte_length;
-    }
-    response->set_total_bytes(total);
-    std::vector<std::string> pins = store_->ListPins();
-    response->set_pinned(
-        std::find(pins.begin(), pins.end(), manifest.first.name.ToString()) !=
-        pins.end());
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "GetRevision", [this, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
+        ToRevision(manifest.first, response);
+        uint64_t total = 0;
+        for (const TensorMeta& meta : manifest.second) {
+          ToTensorInfo(meta, response->add_tensors());
+          total += meta.byte_length;
+        }
+        response->set_total_bytes(total);
+        std::vector<std::string> pins = store_->ListPins();
+        response->set_pinned(std::find(pins.begin(), pins.end(),
+                                       manifest.first.name.ToString()) !=
+                             pins.end());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::ListModels(
     grpc::CallbackServerContext* context,
     const v1::ListModelsRequest* /*request*/,
     v1::ListModelsResponse* response) {
-  return RunUnary(context, workers_.get(), [this, response] {
+  return RunUnary(context, workers_.get(), "ListModels", [this, response] {
     ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
                      store_->catalog().ListModels());
     for (const ModelInfo& model : models) {
@@ -393,7 +427,7 @@ grpc::ServerUnaryReactor* ParamStoreService::ListModels(
 grpc::ServerUnaryReactor* ParamStoreService::Pin(
     grpc::CallbackServerContext* context, const v1::PinRequest* request,
     v1::PinResponse* response) {
-  return RunUnary(context, admin_.get(), [this, request, response] {
+  return RunUnary(context, admin_.get(), "Pin", [this, request, response] {
     ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
     RETURN_IF_ERROR(store_->Pin(name));
     response->set_pinned_bytes(store_->Stats().pinned_bytes);
@@ -404,7 +438,7 @@ grpc::ServerUnaryReactor* ParamStoreService::Pin(
 grpc::ServerUnaryReactor* ParamStoreService::Unpin(
     grpc::CallbackServerContext* context, const v1::UnpinRequest* request,
     v1::UnpinResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), [this, request] {
+  return RunUnary(context, workers_.get(), "Unpin", [this, request] {
     ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
     return store_->Unpin(name);
   });
@@ -413,7 +447,7 @@ grpc::ServerUnaryReactor* ParamStoreService::Unpin(
 grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
     grpc::CallbackServerContext* context, const v1::PrefetchRequest* request,
     v1::PrefetchResponse* response) {
-  return RunUnary(context, admin_.get(), [this, request, response] {
+  return RunUnary(context, admin_.get(), "Prefetch", [this, request, response] {
     ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
     ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
     ASSIGN_OR_RETURN(PrefetchResult result, store_->Prefetch(name, tier));
@@ -427,7 +461,7 @@ grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
 grpc::ServerUnaryReactor* ParamStoreService::DropCache(
     grpc::CallbackServerContext* context, const v1::DropCacheRequest* request,
     v1::DropCacheResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), [this, request] {
+  return RunUnary(context, workers_.get(), "DropCache", [this, request] {
     ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
     return store_->DropCache(tier);
   });
@@ -436,7 +470,7 @@ grpc::ServerUnaryReactor* ParamStoreService::DropCache(
 grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
     grpc::CallbackServerContext* context,
     const v1::GetServerStatusRequest* /*request*/, v1::ServerStatus* response) {
-  return RunUnary(context, workers_.get(), [this, response] {
+  return RunUnary(context, workers_.get(), "GetServerStatus", [this, response] {
     StoreStats stats = store_->Stats();
     response->set_version(options_.version);
     response->set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - started_));

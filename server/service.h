@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "pstore/v1/pstore.grpc.pb.h"
 #include "server/call_gate.h"
+#include "server/metrics.h"
 #include "server/put_stream.h"
 #include "server/read_stream.h"
 #include "storage/tiered_store.h"
@@ -35,6 +36,8 @@ struct ServiceOptions {
   int admin_threads = 2;
   // Reported by GetServerStatus.
   std::string version;
+  // Where finished RPCs are recorded; not owned. Default: none.
+  ServerMetrics* metrics = nullptr;
 };
 
 using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_GetTensor<
@@ -108,13 +111,15 @@ class ParamStoreService final : public ParamStoreBase {
   // Counts the calls that use the store; closed to refuse new calls with
   // UNAVAILABLE while the server drains.
   CallGate& gate() { return gate_; }
+  const CallGate& gate() const { return gate_; }
 
  private:
   // Runs `fn` (returning absl::Status) on `pool` and finishes the call
   // with its status.
   template <typename Fn>
   grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
-                                     ThreadPool* pool, Fn fn);
+                                     ThreadPool* pool, const char* method,
+                                     Fn fn);
 
   TieredStore* const store_;
   const ServiceOptions options_;

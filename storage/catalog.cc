@@ -213,8 +213,8 @@ absl::Status Catalog::CollectStagedOrphans() {
   if (batch.Count() == 0) return absl::OkStatus();
   RETURN_IF_ERROR(cold_->Commit(&batch));
   spdlog::info(
-      "catalog: collected {} blocks of puts that did not commit before the "
-      "last shutdown; {} staged blocks were referenced",
+      "event=staged_blocks_collected collected={} referenced={} "
+      "reason=\"puts that did not commit before the last shutdown\"",
       collected, kept);
   return absl::OkStatus();
 }
@@ -686,6 +686,7 @@ absl::Status Catalog::WriteStagedBlock(const BlockId& id,
     return RocksToStatus(status,
                          absl::StrCat("catalog: write block ", id.ToHex()));
   }
+  cold_->CountBlockWrite(block->size());
   absl::MutexLock lock(&mu_);
   auto it = staging_.find(id);
   if (it != staging_.end()) it->second.written = true;

@@ -248,8 +248,10 @@ void TensorWriter::Abort() {
       store_->catalog_->AbortStaged(staged_);
   if (!collected.ok()) {
     // The staged markers remain; the next Open collects the blocks.
-    spdlog::warn("put of {} aborted; its blocks stay until restart: {}",
-                 spec_.name.ToString(), collected.status().ToString());
+    spdlog::warn(
+        "event=put_abort_incomplete tensor={} action=\"blocks collected at "
+        "the next open\" status=\"{}\"",
+        spec_.name.ToString(), collected.status().ToString());
     return;
   }
   store_->EraseFromCaches(*collected);
@@ -339,7 +341,7 @@ TieredStore::~TieredStore() {
                         inflight) { return inflight->empty(); },
                 &inflight_),
             absl::Seconds(30))) {
-      spdlog::warn("closing the store with {} block reads in flight",
+      spdlog::warn("event=store_close_with_reads reads_in_flight={}",
                    inflight_.size());
     }
   }
@@ -520,10 +522,14 @@ void TieredStore::RecordEncodedSummary(const TensorMeta& tensor,
 }
 
 void TieredStore::ReadBlockAsync(const BlockId& id, ReadCallback done) {
+  absl::Time start = absl::Now();
   absl::StatusOr<BlockRef> hit = dram_->Lookup(CacheKey{id, kStoredVariant});
   if (hit.ok()) {
     reads_from_[static_cast<int>(TierKind::kDram)].fetch_add(
         1, std::memory_order_relaxed);
+    if (options_.on_block_read) {
+      options_.on_block_read(TierKind::kDram, absl::Now() - start);
+    }
     std::move(done)(std::move(hit));
     return;
   }
@@ -536,38 +542,43 @@ void TieredStore::ReadBlockAsync(const BlockId& id, ReadCallback done) {
       return;
     }
   }
-  StartDiskRead(id);
+  StartDiskRead(id, start);
 }
 
-void TieredStore::StartDiskRead(const BlockId& id) {
+void TieredStore::StartDiskRead(const BlockId& id, absl::Time start) {
   if (nvme_ != nullptr && nvme_->Contains(id)) {
-    nvme_->ReadAsync(id, [this, id](absl::StatusOr<BlockRef> result) {
+    nvme_->ReadAsync(id, [this, id, start](absl::StatusOr<BlockRef> result) {
       if (result.ok()) {
-        FinishRead(id, std::move(result), TierKind::kNvme);
+        FinishRead(id, std::move(result), TierKind::kNvme, start);
         return;
       }
       // A corrupt or failed NVMe entry is only a cache miss: cold has it.
       if (!absl::IsNotFound(result.status())) {
-        spdlog::warn("NVMe read of block {} failed, reading cold: {}",
-                     id.ToHex(), result.status().ToString());
+        spdlog::warn(
+            "event=nvme_read_failed block={} action=read_cold status=\"{}\"",
+            id.ToHex(), result.status().ToString());
       }
-      ReadFromCold(id);
+      ReadFromCold(id, start);
     });
     return;
   }
-  ReadFromCold(id);
+  ReadFromCold(id, start);
 }
 
-void TieredStore::ReadFromCold(const BlockId& id) {
-  cold_readers_->Schedule(
-      [this, id] { FinishRead(id, cold_->Read(id), TierKind::kCold); });
+void TieredStore::ReadFromCold(const BlockId& id, absl::Time start) {
+  cold_readers_->Schedule([this, id, start] {
+    FinishRead(id, cold_->Read(id), TierKind::kCold, start);
+  });
 }
 
 void TieredStore::FinishRead(const BlockId& id, absl::StatusOr<BlockRef> result,
-                             TierKind source) {
+                             TierKind source, absl::Time start) {
   if (result.ok()) {
     reads_from_[static_cast<int>(source)].fetch_add(1,
                                                     std::memory_order_relaxed);
+    if (options_.on_block_read) {
+      options_.on_block_read(source, absl::Now() - start);
+    }
     // Refused only when DRAM is full of pinned blocks: serve it anyway.
     (void)dram_->Insert(CacheKey{id, kStoredVariant}, *result);
   }
@@ -742,11 +753,11 @@ void TieredStore::RepinLoop(std::vector<RevisionName> pins) {
       });
     }
     if (status.ok()) {
-      spdlog::info("re-pinned {} in {:.3f}s", name.ToString(),
+      spdlog::info("event=repinned revision={} seconds={:.3f}", name.ToString(),
                    absl::ToDoubleSeconds(absl::Now() - start));
     } else {
-      spdlog::warn("could not re-pin {}: {}", name.ToString(),
-                   status.ToString());
+      spdlog::warn("event=repin_failed revision={} status=\"{}\"",
+                   name.ToString(), status.ToString());
     }
   }
 }
@@ -869,15 +880,15 @@ void TieredStore::SpillLoop() {
     if (status.ok()) {
       spills_.fetch_add(1, std::memory_order_relaxed);
       if (spill_warned_) {
-        spdlog::info("spilling to NVMe works again");
+        spdlog::info("event=spill_resumed");
         spill_warned_ = false;
       }
     } else {
       spill_failures_.fetch_add(1, std::memory_order_relaxed);
       if (!spill_warned_) {
         spdlog::warn(
-            "spilling to NVMe failed; evicted blocks stay only in cold until "
-            "it works again: {}",
+            "event=spill_failed action=\"evicted blocks stay only in cold "
+            "until spills work again\" status=\"{}\"",
             status.ToString());
         spill_warned_ = true;
       }

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -39,6 +40,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "codec/hash.h"
@@ -54,6 +56,11 @@ class DramTier;
 class NvmeTier;
 class ColdTier;
 struct CacheKey;
+
+enum class TierKind { kDram = 0, kNvme = 1, kCold = 2 };
+
+// Returns "dram", "nvme" or "cold".
+absl::string_view TierKindName(TierKind kind);
 
 struct TieredStoreOptions {
   // RocksDB directory of the cold tier. Default: none (required).
@@ -104,6 +111,11 @@ struct TieredStoreOptions {
   // Threads encoding blocks (conversions, quantization) for reads.
   // Default: 0, meaning one per CPU.
   int encode_threads = 0;
+
+  // Called for every block read served, with the tier that served it and
+  // the time from the request to the bytes (a DRAM hit: the lookup). Runs
+  // on the reading thread; must be cheap and thread-safe. Default: none.
+  std::function<void(TierKind tier, absl::Duration latency)> on_block_read;
 };
 
 // What PutTensor needs to know before the bytes arrive.
@@ -130,11 +142,6 @@ struct BlockSlice {
 absl::StatusOr<std::vector<BlockSlice>> SliceTensor(const TensorMeta& tensor,
                                                     uint64_t offset,
                                                     uint64_t length);
-
-enum class TierKind { kDram = 0, kNvme = 1, kCold = 2 };
-
-// Returns "dram", "nvme" or "cold".
-absl::string_view TierKindName(TierKind kind);
 
 struct StoreStats {
   TierStats dram;
@@ -333,10 +340,10 @@ class TieredStore {
   friend class TensorWriter;
   explicit TieredStore(TieredStoreOptions options);
 
-  void StartDiskRead(const BlockId& id);
-  void ReadFromCold(const BlockId& id);
+  void StartDiskRead(const BlockId& id, absl::Time start);
+  void ReadFromCold(const BlockId& id, absl::Time start);
   void FinishRead(const BlockId& id, absl::StatusOr<BlockRef> result,
-                  TierKind source);
+                  TierKind source, absl::Time start);
   // Reads `id` from NVMe or cold without touching DRAM.
   absl::StatusOr<BlockRef> ReadBelowDram(const BlockId& id);
   void EraseFromCaches(const std::vector<BlockId>& ids);

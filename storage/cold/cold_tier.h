@@ -91,6 +91,13 @@ class ColdTier : public Tier {
   absl::Status Clear() override;
   TierStats Stats() const override;
 
+  // Counts a block of `bytes` written by a caller's own batch (the
+  // catalog's staged writes) in Stats().
+  void CountBlockWrite(uint64_t bytes) {
+    writes_.fetch_add(1, std::memory_order_relaxed);
+    write_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+
   // Applies `batch` atomically, synced when Options::sync_commits.
   // Codes: ResourceExhausted when the disk is full; Unavailable for other
   // I/O errors.

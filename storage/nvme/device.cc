@@ -45,8 +45,8 @@ void WarnNoDirectIoOnce(const std::string& path) {
   static std::atomic<bool> warned{false};
   if (!warned.exchange(true)) {
     spdlog::warn(
-        "nvme: the filesystem of {} refuses O_DIRECT; region files use the "
-        "page cache",
+        "event=nvme_no_o_direct path={} action=\"region files use the page "
+        "cache\"",
         path);
   }
 }
@@ -241,12 +241,12 @@ absl::StatusOr<RegionFiles> RegionFiles::Open(const DeviceOptions& options) {
         region < options.num_regions) {
       continue;
     }
-    spdlog::warn("nvme: deleting {}: past the {} regions configured",
+    spdlog::warn("event=nvme_region_deleted path={} regions_configured={}",
                  it->path().string(), options.num_regions);
     std::error_code remove_error;
     if (!std::filesystem::remove(it->path(), remove_error)) {
-      spdlog::warn("nvme: could not delete {}: {}", it->path().string(),
-                   remove_error.message());
+      spdlog::warn("event=nvme_region_delete_failed path={} error=\"{}\"",
+                   it->path().string(), remove_error.message());
     }
   }
   if (error) {
@@ -315,8 +315,10 @@ absl::StatusOr<std::unique_ptr<Device>> OpenDevice(
     if (device.ok()) return device;
     static std::atomic<bool> warned{false};
     if (!warned.exchange(true)) {
-      spdlog::warn("nvme: io_uring unavailable ({}); using pread/pwrite",
-                   device.status().ToString());
+      spdlog::warn(
+          "event=nvme_io_uring_unavailable action=\"using pread/pwrite\" "
+          "status=\"{}\"",
+          device.status().ToString());
     }
   }
   return nvme_internal::MakeSyncDevice(std::move(files), options);

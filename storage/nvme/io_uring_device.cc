@@ -187,7 +187,7 @@ class IoUringDevice final : public Device {
       if (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) break;
     }
     if (ret < 0) {
-      spdlog::error("nvme: {}",
+      spdlog::error("event=io_uring_submit_failed status=\"{}\"",
                     ErrnoToStatus(-ret, "io_uring_submit").ToString());
     }
   }
@@ -208,7 +208,7 @@ class IoUringDevice final : public Device {
       int ret = io_uring_wait_cqe(&ring_, &first);
       if (ret < 0) {
         if (ret != -EINTR && ret != -EAGAIN) {
-          spdlog::error("nvme: {}",
+          spdlog::error("event=io_uring_wait_failed status=\"{}\"",
                         ErrnoToStatus(-ret, "io_uring_wait_cqe").ToString());
         }
         continue;

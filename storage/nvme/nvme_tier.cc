@@ -104,7 +104,9 @@ class NvmeTier::Impl {
   ~Impl() {
     // Makes the entries survive a machine restart, not only a process one.
     absl::Status status = device_->Sync();
-    if (!status.ok()) spdlog::warn("nvme: {}", status.ToString());
+    if (!status.ok()) {
+      spdlog::warn("event=nvme_sync_failed status=\"{}\"", status.ToString());
+    }
     // Waits for reads in flight, whose callbacks use the members below.
     device_.reset();
   }
@@ -162,8 +164,9 @@ class NvmeTier::Impl {
         regions_[r].generation = header->generation;
       }
       if (!problem.empty()) {
-        spdlog::warn("nvme: discarding region {} ({}): {}", r,
-                     RegionFileName(r), problem);
+        spdlog::warn(
+            "event=nvme_region_discarded region={} file={} reason=\"{}\"", r,
+            RegionFileName(r), problem);
       }
     }
     ScanRegions();
@@ -376,8 +379,8 @@ class NvmeTier::Impl {
   void ScanStep(Scan& scan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
     RegionMeta& meta = regions_[scan.region];
     if (!scan.status.ok()) {
-      spdlog::warn("nvme: region {} scan stops at {}: {}", scan.region,
-                   scan.offset, scan.status.ToString());
+      spdlog::warn("event=nvme_scan_stopped region={} offset={} status=\"{}\"",
+                   scan.region, scan.offset, scan.status.ToString());
       scan.done = true;
     } else {
       absl::StatusOr<nvme_format::EntryHeader> header =

@@ -62,6 +62,7 @@ absl::Status PstoredProcess::Start(absl::Duration timeout) {
   std::vector<std::string> args = {
       binary,
       "--listen=127.0.0.1:0",
+      "--metrics_listen=127.0.0.1:0",
       "--data_dir=" + data_dir_,
       "--port_file=" + port_file,
       "--dram_bytes=256MiB",
@@ -97,8 +98,10 @@ absl::Status PstoredProcess::Start(absl::Duration timeout) {
     }
     std::ifstream in(port_file);
     int port = 0;
-    if (in >> port && port > 0) {
+    int metrics_port = 0;
+    if (in >> port >> metrics_port && port > 0) {
       port_ = port;
+      metrics_port_ = metrics_port;
       address_ = absl::StrCat("127.0.0.1:", port);
       return absl::OkStatus();
     }

@@ -49,6 +49,8 @@ class PstoredProcess {
   // "127.0.0.1:PORT" once started.
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  // The port of /metrics, /healthz and /readyz (0 if off).
+  int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
   const std::string& data_dir() const { return data_dir_; }
   // Returns what the process wrote to stderr so far.
@@ -59,6 +61,7 @@ class PstoredProcess {
   const std::vector<std::string> extra_flags_;
   pid_t pid_ = -1;
   int port_ = 0;
+  int metrics_port_ = 0;
   std::string address_;
   std::string log_path_;
 };
