@@ -15,7 +15,7 @@ packages=(
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libcli11-dev
   prometheus-cpp-dev
   # Tests.
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(fio nginx-light redis-server gnuplot-nox)
