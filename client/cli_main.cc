@@ -22,6 +22,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -64,6 +65,10 @@ std::string Advice(absl::StatusCode code, const std::string& address) {
       return "bytes failed their checksum; retry, and report it if it stays";
     case absl::StatusCode::kDeadlineExceeded:
       return "the call took too long; retry or raise --timeout";
+    case absl::StatusCode::kUnauthenticated:
+      return "set $PSTORE_TOKEN (or --token) to a token pstored knows";
+    case absl::StatusCode::kPermissionDenied:
+      return "use a token with the scope and model this needs";
     default:
       return "see the pstored log";
   }
@@ -492,6 +497,36 @@ absl::Status Pull(Client& client, const std::string& name,
   return absl::OkStatus();
 }
 
+// Returns OK if every copy of every block of `name` checked out; prints
+// each bad copy.
+absl::Status Verify(Client& client, const std::string& name) {
+  ASSIGN_OR_RETURN(v1::VerifyResponse report, client.Verify(name));
+  std::vector<std::string> copies;
+  for (const v1::VerifyResponse::TierCount& count : report.checked()) {
+    copies.push_back(absl::StrCat(
+        absl::AsciiStrToLower(v1::Tier_Name(count.tier()).substr(5)), "=",
+        count.copies()));
+  }
+  std::printf(
+      "verified %s: %lu blocks (%s), copies checked %s\n",
+      report.revision().c_str(), static_cast<unsigned long>(report.blocks()),
+      FormatBytes(report.bytes()).c_str(), absl::StrJoin(copies, " ").c_str());
+  for (const v1::VerifyResponse::BadBlock& bad : report.bad()) {
+    std::printf(
+        "BAD %s block %lu (%s) in %s: %s\n", bad.tensor().c_str(),
+        static_cast<unsigned long>(bad.block_index()), bad.block_id().c_str(),
+        absl::AsciiStrToLower(v1::Tier_Name(bad.tier()).substr(5)).c_str(),
+        bad.error().c_str());
+  }
+  if (report.bad_size() > 0) {
+    return absl::DataLossError(absl::StrCat(
+        report.bad_size(), " bad block copies in ", report.revision(),
+        "; NVMe copies were dropped, cold ones need a re-import"));
+  }
+  std::printf("all copies good\n");
+  return absl::OkStatus();
+}
+
 absl::Status Status(Client& client) {
   ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
   std::printf("pstored %s, up %lds, io_uring %s, block %s\n",
@@ -536,10 +571,23 @@ int Main(int argc, char** argv) {
     address = "127.0.0.1:7070";
   }
   double timeout_seconds = 600;
+  std::string token, tls_ca, tls_cert, tls_key, tls_server_name;
+  if (const char* env = std::getenv("PSTORE_TOKEN"); env != nullptr) {
+    token = env;
+  }
   int channels = 4;
   app.add_option("--addr", address,
                  "pstored address (default $PSTORE_ADDR, "
                  "then 127.0.0.1:7070)");
+  app.add_option("--token", token,
+                 "bearer token (default $PSTORE_TOKEN; prefer the variable: "
+                 "arguments show in `ps`)");
+  app.add_option("--tls_ca", tls_ca,
+                 "PEM CA of the server's certificate: turns TLS on");
+  app.add_option("--tls_cert", tls_cert, "PEM client certificate (mutual TLS)");
+  app.add_option("--tls_key", tls_key, "PEM key of --tls_cert");
+  app.add_option("--tls_server_name", tls_server_name,
+                 "name to check the server's certificate against");
   app.add_option("--timeout", timeout_seconds, "deadline of each call, seconds")
       ->check(CLI::PositiveNumber);
 
@@ -631,6 +679,10 @@ int Main(int argc, char** argv) {
   CLI::App* status_cmd =
       app.add_subcommand("status", "show the server's tiers");
 
+  CLI::App* verify = app.add_subcommand(
+      "verify", "scrub a revision: check every block copy in every tier");
+  verify->add_option("name", name, "MODEL[@REV]")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -640,6 +692,11 @@ int Main(int argc, char** argv) {
   ClientOptions options;
   options.address = address;
   options.call_timeout = absl::Seconds(timeout_seconds);
+  options.token = token;
+  options.tls_ca_file = tls_ca;
+  options.tls_cert_file = tls_cert;
+  options.tls_key_file = tls_key;
+  options.tls_server_name = tls_server_name;
   options.channels = pull->parsed() ? std::min(streams, 16) : 1;
   options.channels = std::max(1, std::min(options.channels, channels));
   absl::StatusOr<std::unique_ptr<Client>> client = Client::Create(options);
@@ -717,6 +774,8 @@ int Main(int argc, char** argv) {
     }
   } else if (status_cmd->parsed()) {
     status = Status(c);
+  } else if (verify->parsed()) {
+    status = Verify(c, name);
   }
   if (!status.ok()) return Fail(status, address);
   return 0;

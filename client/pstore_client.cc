@@ -4,8 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -47,7 +49,8 @@ std::string Hex(uint64_t value) {
 
 class Client::Channels {
  public:
-  explicit Channels(const ClientOptions& options) {
+  Channels(const ClientOptions& options,
+           std::shared_ptr<grpc::ChannelCredentials> credentials) {
     for (int i = 0; i < options.channels; ++i) {
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -61,8 +64,11 @@ class Client::Channels {
       // at the start of a pull.
       args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kMaxFrameBytes);
       args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kLookaheadBytes);
-      stubs_.push_back(v1::ParamStore::NewStub(grpc::CreateCustomChannel(
-          options.address, grpc::InsecureChannelCredentials(), args)));
+      if (!options.tls_server_name.empty()) {
+        args.SetSslTargetNameOverride(options.tls_server_name);
+      }
+      stubs_.push_back(v1::ParamStore::NewStub(
+          grpc::CreateCustomChannel(options.address, credentials, args)));
     }
   }
 
@@ -101,11 +107,23 @@ absl::Status WithRetries(const ClientOptions& options, Fn attempt,
   return status;
 }
 
+// Sets the call's deadline and bearer token.
 void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
   if (options.call_timeout > absl::ZeroDuration()) {
     context->set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(options.call_timeout));
   }
+  if (!options.token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options.token);
+  }
+}
+
+absl::StatusOr<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 // Checks a chunk's own hash and that it comes where expected.
@@ -163,9 +181,10 @@ absl::StatusOr<std::vector<float>> DecodeToFloat(
   return values;
 }
 
-Client::Client(ClientOptions options)
+Client::Client(ClientOptions options,
+               std::shared_ptr<grpc::ChannelCredentials> credentials)
     : options_(std::move(options)),
-      channels_(std::make_unique<Channels>(options_)) {}
+      channels_(std::make_unique<Channels>(options_, std::move(credentials))) {}
 
 Client::~Client() = default;
 
@@ -179,7 +198,33 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   if (options.chunk_bytes == 0 || options.chunk_bytes > (16u << 20)) {
     return absl::InvalidArgumentError("chunk_bytes must be in 1..16 MiB");
   }
-  return std::unique_ptr<Client>(new Client(std::move(options)));
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs both tls_cert_file and tls_key_file");
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (!options.tls_ca_file.empty()) {
+    grpc::SslCredentialsOptions tls;
+    absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file);
+    if (!ca.ok()) return ca.status();
+    tls.pem_root_certs = *std::move(ca);
+    if (!options.tls_cert_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file);
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadPem(options.tls_key_file);
+      if (!key.ok()) return key.status();
+      tls.pem_cert_chain = *std::move(cert);
+      tls.pem_private_key = *std::move(key);
+    }
+    credentials = grpc::SslCredentials(tls);
+  } else if (!options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "a client certificate needs TLS: set tls_ca_file too");
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  return std::unique_ptr<Client>(
+      new Client(std::move(options), std::move(credentials)));
 }
 
 // --- Puts ---
@@ -533,6 +578,15 @@ absl::StatusOr<v1::ServerStatus> Client::GetServerStatus() {
   v1::ServerStatus response;
   absl::Status status = PSTORE_UNARY(GetServerStatus, request, &response);
   if (!status.ok()) return WithContext(status, "status");
+  return response;
+}
+
+absl::StatusOr<v1::VerifyResponse> Client::Verify(absl::string_view name) {
+  v1::VerifyRequest request;
+  request.set_name(std::string(name));
+  v1::VerifyResponse response;
+  absl::Status status = PSTORE_UNARY(Verify, request, &response);
+  if (!status.ok()) return WithContext(status, absl::StrCat("verify ", name));
   return response;
 }
 

@@ -34,6 +34,10 @@
 #include "absl/time/time.h"
 #include "pstore/v1/pstore.pb.h"
 
+namespace grpc {
+class ChannelCredentials;
+}
+
 namespace pstore {
 
 struct ClientOptions {
@@ -56,6 +60,20 @@ struct ClientOptions {
   // gRPC channels (TCP connections) to open; parallel pulls spread their
   // streams over them. Default: 1.
   int channels = 1;
+
+  // TLS: PEM file of the CA that signs the server's certificate; setting
+  // it turns TLS on. Default: none (plaintext).
+  std::string tls_ca_file;
+  // Mutual TLS: PEM files of this client's certificate chain and key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // The name to check the server's certificate against, when it differs
+  // from the address's host. Default: none.
+  std::string tls_server_name;
+
+  // Bearer token sent with every call ("authorization: Bearer ..."), for
+  // a pstored started with --tokens_file. Default: none.
+  std::string token;
 
   // Bytes of tensor data per message, on puts and (as the server's
   // max_chunk_bytes) on reads. Larger messages cost less per byte; 4 MiB
@@ -118,7 +136,8 @@ absl::StatusOr<std::vector<float>> DecodeToFloat(
 
 class Client {
  public:
-  // Creates a client; connects lazily. InvalidArgument for bad options.
+  // Creates a client; connects lazily. InvalidArgument for bad options;
+  // NotFound if a TLS file cannot be read.
   static absl::StatusOr<std::unique_ptr<Client>> Create(ClientOptions options);
   ~Client();
 
@@ -190,12 +209,15 @@ class Client {
                                                 v1::Tier tier);
   absl::Status DropCache(v1::Tier tier);
   absl::StatusOr<v1::ServerStatus> GetServerStatus();
+  // Scrubs revision `name` on the server (see the Verify RPC).
+  absl::StatusOr<v1::VerifyResponse> Verify(absl::string_view name);
 
   const ClientOptions& options() const { return options_; }
 
  private:
   class Channels;
-  explicit Client(ClientOptions options);
+  Client(ClientOptions options,
+         std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   const ClientOptions options_;
   std::unique_ptr<Channels> channels_;

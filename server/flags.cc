@@ -32,6 +32,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   std::string nvme_dir, cold_dir;
   std::string dram_bytes = "1GiB", nvme_bytes = "4GiB", block_bytes = "4MiB";
   std::string pin_budget_bytes = "0", readahead_bytes = "32MiB";
+  std::string readahead_budget_bytes = "256MiB", max_tensor_bytes = "1TiB";
+  std::string max_message_bytes = "32MiB";
+  int max_read_streams = 128, max_put_streams = 16;
+  int max_streams_per_connection = 64;
   double drain_seconds = 30;
   bool io_uring = true;
   bool sync_commits = true;
@@ -59,6 +63,21 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "block size, a multiple of 4KiB in [64KiB, 256MiB]");
   app.add_option("--readahead_bytes", readahead_bytes,
                  "bytes each read stream reads ahead of the network");
+  app.add_option("--readahead_budget_bytes", readahead_budget_bytes,
+                 "bytes all read streams together read ahead");
+  app.add_option("--max_tensor_bytes", max_tensor_bytes,
+                 "largest tensor a put may store");
+  app.add_option("--max_message_bytes", max_message_bytes,
+                 "largest message a client may send");
+  app.add_option("--max_read_streams", max_read_streams,
+                 "GetTensor/PullModel streams served at once")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max_put_streams", max_put_streams,
+                 "PutTensor streams served at once")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max_streams_per_connection", max_streams_per_connection,
+                 "concurrent calls one client connection may have open")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--drain_seconds", drain_seconds,
                  "on SIGTERM/SIGINT, time calls in flight get to finish")
       ->check(CLI::NonNegativeNumber);
@@ -69,6 +88,16 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   app.add_option("--worker_threads", worker_threads,
                  "threads running store calls for RPCs")
       ->check(CLI::Range(1, 256));
+  app.add_option(
+      "--tls_cert", config.server.tls_cert_file,
+      "PEM certificate chain: TLS on the gRPC port (with --tls_key)");
+  app.add_option("--tls_key", config.server.tls_key_file,
+                 "PEM private key of --tls_cert");
+  app.add_option("--tls_client_ca", config.server.tls_client_ca_file,
+                 "PEM CA: require client certificates it signed (mutual TLS)");
+  app.add_option("--tokens_file", config.server.tokens_file,
+                 "JSON bearer tokens with scopes read/write/admin and model "
+                 "prefixes; reloaded on SIGHUP");
   app.add_option("--metrics_listen", config.server.metrics_listen,
                  "host:port of the HTTP listener for /metrics, /healthz and "
                  "/readyz (port 0: any free port; empty: off)");
@@ -91,6 +120,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   TieredStoreOptions& store = config.server.store;
   uint64_t nvme = 0;
   uint64_t readahead = 0;
+  uint64_t readahead_budget = 0;
+  uint64_t max_message = 0;
   for (auto [flag, text, out] :
        std::vector<std::tuple<std::string, std::string, uint64_t*>>{
            {"dram_bytes", dram_bytes, &store.dram_bytes},
@@ -98,6 +129,10 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
            {"nvme_bytes", nvme_bytes, &nvme},
            {"block_bytes", block_bytes, &store.block_bytes},
            {"readahead_bytes", readahead_bytes, &readahead},
+           {"readahead_budget_bytes", readahead_budget_bytes,
+            &readahead_budget},
+           {"max_tensor_bytes", max_tensor_bytes, &store.max_tensor_bytes},
+           {"max_message_bytes", max_message_bytes, &max_message},
        }) {
     absl::Status status = ParseSizeFlag(flag, text, out);
     if (!status.ok()) return status;
@@ -110,6 +145,15 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   store.use_io_uring = io_uring;
   store.sync_commits = sync_commits;
   config.server.service.readahead_bytes = readahead;
+  config.server.service.readahead_budget_bytes = readahead_budget;
+  config.server.service.max_read_streams = max_read_streams;
+  config.server.service.max_put_streams = max_put_streams;
+  config.server.max_streams_per_connection = max_streams_per_connection;
+  if (max_message < (1 << 20) || max_message > (uint64_t{1} << 30)) {
+    return absl::InvalidArgumentError(
+        "--max_message_bytes must be between 1MiB and 1GiB");
+  }
+  config.server.max_receive_message_bytes = static_cast<int>(max_message);
   config.server.service.worker_threads = worker_threads;
   config.drain = absl::Seconds(drain_seconds);
   return config;
@@ -134,6 +178,10 @@ std::string DescribeConfig(const DaemonConfig& config) {
       " sync_commits=", store.sync_commits ? "true" : "false",
       " drain_seconds=", absl::ToDoubleSeconds(config.drain),
       " worker_threads=", config.server.service.worker_threads,
+      " tls=", config.server.tls_cert_file.empty() ? "off" : "on",
+      " client_certs=",
+      config.server.tls_client_ca_file.empty() ? "off" : "required",
+      " tokens=", config.server.tokens_file.empty() ? "off" : "on",
       " log_level=", config.log_level);
 }
 

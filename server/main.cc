@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/flags.h"
 #include "server/server.h"
@@ -34,6 +35,14 @@ bool WritePortFile(const std::string& path, int port, int metrics_port) {
   return !error;
 }
 
+// Returns true if `listen` (host:port) binds only the loopback interface.
+bool IsLoopback(const std::string& listen) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
+         host == "::1" || absl::StartsWith(host, "127.") ||
+         absl::StartsWith(host, "unix:");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,6 +51,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   absl::StatusOr<pstore::DaemonConfig> config =
@@ -81,8 +91,32 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (!IsLoopback(config->server.listen) &&
+      (!(*server)->uses_tls() || !(*server)->requires_tokens())) {
+    spdlog::warn(
+        "event=insecure_listen listen={} tls={} tokens={} "
+        "warning=\"anyone who reaches this address can {} weights; set "
+        "--tls_cert/--tls_key and --tokens_file\"",
+        config->server.listen, (*server)->uses_tls() ? "on" : "off",
+        (*server)->requires_tokens() ? "on" : "off",
+        (*server)->requires_tokens() ? "read (in plaintext)"
+                                     : "read and write");
+  }
+
   int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  while (true) {
+    sigwait(&stop_signals, &signal_number);
+    if (signal_number != SIGHUP) break;
+    absl::Status reloaded = (*server)->ReloadTokens();
+    if (reloaded.ok()) {
+      spdlog::info("event=tokens_reloaded");
+    } else {
+      spdlog::error(
+          "event=tokens_reload_failed action=\"kept the current "
+          "tokens\" status=\"{}\"",
+          reloaded.ToString());
+    }
+  }
   spdlog::info("event=draining signal={} drain_seconds={}",
                signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::ToDoubleSeconds(config->drain));

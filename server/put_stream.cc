@@ -13,7 +13,8 @@ PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
                                    TieredStore* store, ThreadPool* pool,
                                    v1::TensorInfo* response,
                                    PutCounters* counters, CallGate* gate,
-                                   ServerMetrics* metrics)
+                                   ServerMetrics* metrics,
+                                   const Authorizer* auth)
     : context_(context),
       store_(store),
       pool_(pool),
@@ -21,6 +22,7 @@ PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
       counters_(counters),
       gate_(gate),
       metrics_(metrics),
+      auth_(auth),
       start_(absl::Now()) {
   counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
   StartRead(&request_);
@@ -51,6 +53,14 @@ void PutTensorReactor::Process() {
     if (!name.ok()) {
       Fail(name.status());
       return;
+    }
+    if (auth_ != nullptr) {
+      absl::Status allowed =
+          auth_->Check(*context_, Scope::kWrite, name->revision.model);
+      if (!allowed.ok()) {
+        Fail(allowed);
+        return;
+      }
     }
     absl::StatusOr<DType> dtype = ParseDType(header.dtype());
     if (!dtype.ok()) {

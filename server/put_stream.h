@@ -16,6 +16,7 @@
 
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.pb.h"
+#include "server/auth.h"
 #include "server/call_gate.h"
 #include "server/metrics.h"
 #include "storage/tiered_store.h"
@@ -35,7 +36,7 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   PutTensorReactor(grpc::CallbackServerContext* context, TieredStore* store,
                    ThreadPool* pool, v1::TensorInfo* response,
                    PutCounters* counters, CallGate* gate,
-                   ServerMetrics* metrics);
+                   ServerMetrics* metrics, const Authorizer* auth);
 
   void OnReadDone(bool ok) override;
   void OnDone() override;
@@ -57,6 +58,7 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   PutCounters* const counters_;
   CallGate* const gate_;
   ServerMetrics* const metrics_;  // May be null.
+  const Authorizer* const auth_;  // May be null: no authorization.
   const absl::Time start_;
   v1::PutTensorRequest request_;
   std::unique_ptr<TensorWriter> writer_;  // After the header.

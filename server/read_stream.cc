@@ -65,15 +65,22 @@ ReadStreamReactor::Action ReadStreamReactor::NextAction() {
   if (finished_) return action;
   bool stopping = cancelled_ || !error_.ok();
   if (!stopping && planned_) {
-    // Read ahead within the budget; always at least the front block.
-    while (next_unit_ < units_.size() &&
-           (slots_.empty() || window_bytes_ + UnitBytes(next_unit_) <=
-                                  options_.readahead_bytes)) {
+    // Read ahead within this stream's budget and the server's; always at
+    // least the front block, so every stream makes progress.
+    while (next_unit_ < units_.size()) {
+      uint64_t bytes = UnitBytes(next_unit_);
+      if (!slots_.empty() &&
+          (window_bytes_ + bytes > options_.readahead_bytes ||
+           counters_->readahead_bytes.load(std::memory_order_relaxed) + bytes >
+               counters_->readahead_budget_bytes)) {
+        break;
+      }
       size_t unit = next_unit_++;
       bool empty = units_[unit].slice < 0;
       slots_.push_back(Slot{unit, empty, EncodedBlock()});
       if (!empty) {
-        window_bytes_ += UnitBytes(unit);
+        window_bytes_ += bytes;
+        counters_->readahead_bytes.fetch_add(bytes, std::memory_order_relaxed);
         ++outstanding_;
         action.reads.push_back(unit);
       }
@@ -174,6 +181,8 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
   counters_->chunks_sent.fetch_add(1, std::memory_order_relaxed);
   if (slot_done) {
     window_bytes_ -= UnitBytes(slot.unit);
+    counters_->readahead_bytes.fetch_sub(UnitBytes(slot.unit),
+                                         std::memory_order_relaxed);
     slots_.pop_front();
     sent_in_slot_ = 0;
   }
@@ -249,6 +258,9 @@ void ReadStreamReactor::OnCancel() {
 
 void ReadStreamReactor::OnDone() {
   counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  // Blocks read ahead but never sent (a cancelled or failed stream).
+  counters_->readahead_bytes.fetch_sub(window_bytes_,
+                                       std::memory_order_relaxed);
   CallGate* gate = gate_;
   delete this;
   gate->Leave();

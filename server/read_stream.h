@@ -52,6 +52,10 @@ struct StreamSource {
 // Counters shared by every stream of a server.
 struct StreamCounters {
   std::atomic<uint64_t> streams_in_flight{0};
+  // Bytes of blocks read ahead and not yet sent, over all streams, and the
+  // most they may reach (each stream may still hold its front block).
+  std::atomic<uint64_t> readahead_bytes{0};
+  uint64_t readahead_budget_bytes = uint64_t{256} << 20;
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> chunks_sent{0};
 };

@@ -1,7 +1,9 @@
 #include "server/server.h"
 
 #include <chrono>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -10,14 +12,60 @@
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
 #include "spdlog/spdlog.h"
 #include "util/status.h"
 
 namespace pstore {
+namespace {
+
+// Returns the contents of the text file at `path` (certificates, keys).
+absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  if (text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
+  }
+  return text.str();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
     ServerConfig config) {
   std::unique_ptr<PstoreServer> server(new PstoreServer());
+  if (!config.tokens_file.empty()) {
+    ASSIGN_OR_RETURN(server->auth_, Authorizer::Load(config.tokens_file));
+    config.service.auth = server->auth_.get();
+  }
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "TLS needs both --tls_cert and --tls_key");
+  }
+  if (!config.tls_cert_file.empty()) {
+    grpc::SslServerCredentialsOptions tls(
+        config.tls_client_ca_file.empty()
+            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+    ASSIGN_OR_RETURN(pair.cert_chain, ReadTextFile(config.tls_cert_file));
+    ASSIGN_OR_RETURN(pair.private_key, ReadTextFile(config.tls_key_file));
+    tls.pem_key_cert_pairs.push_back(std::move(pair));
+    if (!config.tls_client_ca_file.empty()) {
+      ASSIGN_OR_RETURN(tls.pem_root_certs,
+                       ReadTextFile(config.tls_client_ca_file));
+    }
+    credentials = grpc::SslServerCredentials(tls);
+    server->tls_ = true;
+  } else if (!config.tls_client_ca_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca needs --tls_cert and --tls_key");
+  } else {
+    credentials = grpc::InsecureServerCredentials();
+  }
   server->metrics_ = std::make_unique<ServerMetrics>(config.version);
   ServerMetrics* metrics = server->metrics_.get();
   config.store.on_block_read = [metrics](TierKind tier,
@@ -34,11 +82,14 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(config.listen, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(-1);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_streams_per_connection);
+  // Large HTTP/2 frames, as clients advertise: fewer frames per chunk.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, (16 << 20) - 1);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -65,6 +116,13 @@ PstoreServer::~PstoreServer() {
   http_.reset();
   server_.reset();
   service_.reset();
+}
+
+absl::Status PstoreServer::ReloadTokens() {
+  if (auth_ == nullptr) {
+    return absl::FailedPreconditionError("pstored runs without --tokens_file");
+  }
+  return auth_->Reload();
 }
 
 int PstoreServer::metrics_port() const {

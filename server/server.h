@@ -32,14 +32,26 @@ struct ServerConfig {
   TieredStoreOptions store;
   ServiceOptions service;
   // Largest message a client may send (PutTensor data chunks).
-  // Default: 64 MiB.
-  int max_receive_message_bytes = 64 << 20;
+  // Default: 32 MiB.
+  int max_receive_message_bytes = 32 << 20;
+  // Concurrent calls on one client connection (HTTP/2 streams).
+  // Default: 64.
+  int max_streams_per_connection = 64;
   // host:port of the HTTP listener for /metrics, /healthz and /readyz;
   // port 0 picks a free one (see metrics_port()); empty disables it.
   // Default: 127.0.0.1:9464.
   std::string metrics_listen = "127.0.0.1:9464";
   // Reported in pstore_build_info and GetServerStatus.
   std::string version = "unknown";
+  // PEM files of the server's certificate chain and key: TLS on the gRPC
+  // port when both are set. Default: none (plaintext).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM file of the CA that signs client certificates: when set, clients
+  // must present a certificate it signed (mutual TLS). Default: none.
+  std::string tls_client_ca_file;
+  // JSON file of bearer tokens (server/auth.h); empty: no authorization.
+  std::string tokens_file;
 };
 
 class PstoreServer {
@@ -69,6 +81,15 @@ class PstoreServer {
   // the empty string when it is.
   std::string NotReadyReason() const;
 
+  // Reads the tokens file again (SIGHUP). FailedPrecondition when the
+  // server has no tokens file; on a bad file keeps the current tokens and
+  // returns its error.
+  absl::Status ReloadTokens();
+
+  // Returns true if calls need a bearer token / the port speaks TLS.
+  bool requires_tokens() const { return auth_ != nullptr; }
+  bool uses_tls() const { return tls_; }
+
  private:
   PstoreServer() = default;
 
@@ -76,6 +97,8 @@ class PstoreServer {
   std::atomic<bool> store_open_{true};
   // Declared first: destroyed last (the store reports into it).
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<Authorizer> auth_;
+  bool tls_ = false;
   std::unique_ptr<TieredStore> store_;
   std::unique_ptr<ParamStoreService> service_;
   std::unique_ptr<grpc::Server> server_;

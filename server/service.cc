@@ -73,6 +73,12 @@ class RefusedPut : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   void OnDone() override { delete this; }
 };
 
+absl::Status TooManyStreams(absl::string_view kind, int limit) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("pstored already serves ", limit, " ", kind,
+                   " streams, its limit; retry with backoff"));
+}
+
 absl::Status DrainingError() {
   return absl::UnavailableError(
       "pstored is shutting down; retry on another replica or after restart");
@@ -178,9 +184,18 @@ ParamStoreService::ParamStoreService(TieredStore* store, ServiceOptions options)
       workers_(
           std::make_unique<ThreadPool>("pstore-rpc", options_.worker_threads)),
       admin_(std::make_unique<ThreadPool>("pstore-admin",
-                                          options_.admin_threads)) {}
+                                          options_.admin_threads)) {
+  stream_counters_.readahead_budget_bytes = options_.readahead_budget_bytes;
+}
 
 ParamStoreService::~ParamStoreService() = default;
+
+absl::Status ParamStoreService::Authorize(
+    const grpc::CallbackServerContext& context, Scope scope,
+    absl::string_view model) const {
+  if (options_.auth == nullptr) return absl::OkStatus();
+  return options_.auth->Check(context, scope, model);
+}
 
 template <typename Fn>
 grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
@@ -213,13 +228,19 @@ grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
 
 grpc::ServerReadReactor<v1::PutTensorRequest>* ParamStoreService::PutTensor(
     grpc::CallbackServerContext* context, v1::TensorInfo* response) {
+  if (put_counters_.streams_in_flight.load() >=
+      static_cast<uint64_t>(options_.max_put_streams)) {
+    return new RefusedPut(TooManyStreams("put", options_.max_put_streams),
+                          options_.metrics);
+  }
   if (!gate_.Enter()) return new RefusedPut(DrainingError(), options_.metrics);
   return new PutTensorReactor(context, store_, workers_.get(), response,
-                              &put_counters_, &gate_, options_.metrics);
+                              &put_counters_, &gate_, options_.metrics,
+                              options_.auth);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
-    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   v1::GetTensorRequest request;
   absl::Status status = ParseRaw(*raw, &request);
   absl::StatusOr<Encoding> encoding = ParseEncoding(request.encoding());
@@ -228,10 +249,20 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   if (status.ok()) status = chunk_bytes.status();
   absl::StatusOr<TensorName> name = ParseTensorName(request.name());
   if (status.ok()) status = name.status();
-  if (!status.ok())
+  if (status.ok()) {
+    status = Authorize(*context, Scope::kRead, name->revision.model);
+  }
+  if (!status.ok()) {
     return new FailedStream(status, "GetTensor", options_.metrics);
-  if (!gate_.Enter())
+  }
+  if (status.ok() && stream_counters_.streams_in_flight.load() >=
+                         static_cast<uint64_t>(options_.max_read_streams)) {
+    status = TooManyStreams("read", options_.max_read_streams);
+    return new FailedStream(status, "GetTensor", options_.metrics);
+  }
+  if (!gate_.Enter()) {
     return new FailedStream(DrainingError(), "GetTensor", options_.metrics);
+  }
 
   TieredStore* store = store_;
   auto planner = [store, name = *std::move(name), encoding = *encoding,
@@ -265,7 +296,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
-    grpc::CallbackServerContext* /*context*/, const grpc::ByteBuffer* raw) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   v1::PullModelRequest request;
   absl::Status status = ParseRaw(*raw, &request);
   absl::StatusOr<Encoding> encoding = ParseEncoding(request.encoding());
@@ -281,10 +312,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
         "shard ", request.shard_index(), " of ", shard_count,
         " is not valid: want shard_index < shard_count <= ", kMaxShards));
   }
-  if (!status.ok())
+  if (status.ok()) status = Authorize(*context, Scope::kRead, name->model);
+  if (!status.ok()) {
     return new FailedStream(status, "PullModel", options_.metrics);
-  if (!gate_.Enter())
+  }
+  if (status.ok() && stream_counters_.streams_in_flight.load() >=
+                         static_cast<uint64_t>(options_.max_read_streams)) {
+    status = TooManyStreams("read", options_.max_read_streams);
+    return new FailedStream(status, "PullModel", options_.metrics);
+  }
+  if (!gate_.Enter()) {
     return new FailedStream(DrainingError(), "PullModel", options_.metrics);
+  }
 
   TieredStore* store = store_;
   uint32_t shard = request.shard_index();
@@ -305,8 +344,10 @@ grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
     grpc::CallbackServerContext* context, const v1::StatTensorRequest* request,
     v1::TensorInfo* response) {
   return RunUnary(
-      context, workers_.get(), "StatTensor", [this, request, response] {
+      context, workers_.get(), "StatTensor",
+      [this, context, request, response] {
         ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.revision.model));
         ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
         ToTensorInfo(meta, response);
         return absl::OkStatus();
@@ -317,9 +358,11 @@ grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
     grpc::CallbackServerContext* context, const v1::ListTensorsRequest* request,
     v1::ListTensorsResponse* response) {
   return RunUnary(
-      context, workers_.get(), "ListTensors", [this, request, response] {
+      context, workers_.get(), "ListTensors",
+      [this, context, request, response] {
         ASSIGN_OR_RETURN(RevisionName name,
                          ParseRevisionName(request->revision()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
         int page_size =
             request->page_size() == 0 ? kDefaultPageSize : request->page_size();
         ASSIGN_OR_RETURN(TensorPage page,
@@ -337,18 +380,23 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
     grpc::CallbackServerContext* context,
     const v1::DeleteTensorRequest* request,
     v1::DeleteTensorResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), "DeleteTensor", [this, request] {
-    ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
-    return store_->DeleteTensor(name);
-  });
+  return RunUnary(
+      context, workers_.get(), "DeleteTensor", [this, context, request] {
+        ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
+        RETURN_IF_ERROR(
+            Authorize(*context, Scope::kWrite, name.revision.model));
+        return store_->DeleteTensor(name);
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
     grpc::CallbackServerContext* context,
     const v1::CreateRevisionRequest* request, v1::Revision* response) {
   return RunUnary(
-      context, workers_.get(), "CreateRevision", [this, request, response] {
+      context, workers_.get(), "CreateRevision",
+      [this, context, request, response] {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         std::map<std::string, std::string> metadata(request->metadata().begin(),
                                                     request->metadata().end());
         RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
@@ -363,8 +411,10 @@ grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
     grpc::CallbackServerContext* context,
     const v1::PublishRevisionRequest* request, v1::Revision* response) {
   return RunUnary(
-      context, workers_.get(), "PublishRevision", [this, request, response] {
+      context, workers_.get(), "PublishRevision",
+      [this, context, request, response] {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         RETURN_IF_ERROR(store_->PublishRevision(name));
         ASSIGN_OR_RETURN(RevisionInfo info,
                          store_->catalog().GetRevision(name));
@@ -377,18 +427,22 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
     grpc::CallbackServerContext* context,
     const v1::DeleteRevisionRequest* request,
     v1::DeleteRevisionResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), "DeleteRevision", [this, request] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    return store_->DeleteRevision(name);
-  });
+  return RunUnary(
+      context, workers_.get(), "DeleteRevision", [this, context, request] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
+        return store_->DeleteRevision(name);
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
     grpc::CallbackServerContext* context, const v1::GetRevisionRequest* request,
     v1::Revision* response) {
   return RunUnary(
-      context, workers_.get(), "GetRevision", [this, request, response] {
+      context, workers_.get(), "GetRevision",
+      [this, context, request, response] {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
         ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
         ToRevision(manifest.first, response);
         uint64_t total = 0;
@@ -409,37 +463,50 @@ grpc::ServerUnaryReactor* ParamStoreService::ListModels(
     grpc::CallbackServerContext* context,
     const v1::ListModelsRequest* /*request*/,
     v1::ListModelsResponse* response) {
-  return RunUnary(context, workers_.get(), "ListModels", [this, response] {
-    ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
-                     store_->catalog().ListModels());
-    for (const ModelInfo& model : models) {
-      v1::Model* out = response->add_models();
-      out->set_name(model.name);
-      out->set_latest_revision(model.latest_revision);
-      for (const RevisionInfo& revision : model.revisions) {
-        ToRevision(revision, out->add_revisions());
-      }
-    }
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "ListModels", [this, context, response] {
+        // A token limited to some models lists only those.
+        std::shared_ptr<const TokenGrant> grant;
+        if (options_.auth != nullptr) {
+          grant = options_.auth->GrantOf(*context);
+          if (grant == nullptr) return Authorize(*context, Scope::kRead, "");
+        }
+        ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
+                         store_->catalog().ListModels());
+        for (const ModelInfo& model : models) {
+          if (grant != nullptr && !grant->Allows(Scope::kRead, model.name)) {
+            continue;
+          }
+          v1::Model* out = response->add_models();
+          out->set_name(model.name);
+          out->set_latest_revision(model.latest_revision);
+          for (const RevisionInfo& revision : model.revisions) {
+            ToRevision(revision, out->add_revisions());
+          }
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Pin(
     grpc::CallbackServerContext* context, const v1::PinRequest* request,
     v1::PinResponse* response) {
-  return RunUnary(context, admin_.get(), "Pin", [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    RETURN_IF_ERROR(store_->Pin(name));
-    response->set_pinned_bytes(store_->Stats().pinned_bytes);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, admin_.get(), "Pin", [this, context, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        RETURN_IF_ERROR(store_->Pin(name));
+        response->set_pinned_bytes(store_->Stats().pinned_bytes);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Unpin(
     grpc::CallbackServerContext* context, const v1::UnpinRequest* request,
     v1::UnpinResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), "Unpin", [this, request] {
+  return RunUnary(context, workers_.get(), "Unpin", [this, context, request] {
     ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+    RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
     return store_->Unpin(name);
   });
 }
@@ -447,66 +514,105 @@ grpc::ServerUnaryReactor* ParamStoreService::Unpin(
 grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
     grpc::CallbackServerContext* context, const v1::PrefetchRequest* request,
     v1::PrefetchResponse* response) {
-  return RunUnary(context, admin_.get(), "Prefetch", [this, request, response] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
-    ASSIGN_OR_RETURN(PrefetchResult result, store_->Prefetch(name, tier));
-    response->set_blocks(result.blocks);
-    response->set_bytes(result.bytes);
-    response->set_already_present(result.already_present);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, admin_.get(), "Prefetch", [this, context, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+        ASSIGN_OR_RETURN(PrefetchResult result, store_->Prefetch(name, tier));
+        response->set_blocks(result.blocks);
+        response->set_bytes(result.bytes);
+        response->set_already_present(result.already_present);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DropCache(
     grpc::CallbackServerContext* context, const v1::DropCacheRequest* request,
     v1::DropCacheResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), "DropCache", [this, request] {
-    ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
-    return store_->DropCache(tier);
-  });
+  return RunUnary(
+      context, workers_.get(), "DropCache", [this, context, request] {
+        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, ""));
+        ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+        return store_->DropCache(tier);
+      });
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::Verify(
+    grpc::CallbackServerContext* context, const v1::VerifyRequest* request,
+    v1::VerifyResponse* response) {
+  return RunUnary(
+      context, admin_.get(), "Verify", [this, context, request, response] {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        ASSIGN_OR_RETURN(VerifyReport report, store_->Verify(name));
+        response->set_revision(report.revision.ToString());
+        response->set_blocks(report.blocks);
+        response->set_bytes(report.bytes);
+        constexpr v1::Tier kWireTiers[] = {v1::TIER_DRAM, v1::TIER_NVME,
+                                           v1::TIER_COLD};
+        for (int t = 0; t < 3; ++t) {
+          v1::VerifyResponse::TierCount* count = response->add_checked();
+          count->set_tier(kWireTiers[t]);
+          count->set_copies(report.checked[t]);
+        }
+        for (const BadBlock& bad : report.bad) {
+          v1::VerifyResponse::BadBlock* out = response->add_bad();
+          out->set_tensor(bad.tensor);
+          out->set_block_index(bad.block_index);
+          out->set_block_id(bad.id.ToHex());
+          out->set_tier(kWireTiers[static_cast<int>(bad.tier)]);
+          out->set_error(bad.error.ToString());
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
     grpc::CallbackServerContext* context,
     const v1::GetServerStatusRequest* /*request*/, v1::ServerStatus* response) {
-  return RunUnary(context, workers_.get(), "GetServerStatus", [this, response] {
-    StoreStats stats = store_->Stats();
-    response->set_version(options_.version);
-    response->set_uptime_seconds(absl::ToInt64Seconds(absl::Now() - started_));
-    auto add_tier = [&](v1::Tier tier, TierKind kind,
-                        const TierStats& tier_stats, bool enabled) {
-      v1::TierStatus* status = response->add_tiers();
-      status->set_tier(tier);
-      status->set_name(std::string(TierKindName(kind)));
-      status->set_enabled(enabled);
-      status->set_capacity_bytes(tier_stats.capacity_bytes);
-      status->set_used_bytes(tier_stats.used_bytes);
-      status->set_blocks(tier_stats.blocks);
-      status->set_hits(tier_stats.hits);
-      status->set_misses(tier_stats.misses);
-      status->set_evictions(tier_stats.evictions);
-      status->set_reads_served(stats.reads_from[static_cast<int>(kind)]);
-      status->set_read_bytes(tier_stats.read_bytes);
-      status->set_checksum_failures(tier_stats.checksum_failures);
-      status->set_io_errors(tier_stats.io_errors);
-    };
-    add_tier(v1::TIER_DRAM, TierKind::kDram, stats.dram, true);
-    add_tier(v1::TIER_NVME, TierKind::kNvme, stats.nvme, stats.nvme_enabled);
-    add_tier(v1::TIER_COLD, TierKind::kCold, stats.cold, true);
-    response->set_pinned_bytes(stats.pinned_bytes);
-    response->set_pin_budget_bytes(stats.pin_budget_bytes);
-    for (const std::string& pin : store_->ListPins()) response->add_pins(pin);
-    response->set_spills(stats.spills);
-    response->set_dedup_blocks(stats.dedup_blocks);
-    response->set_collected_blocks(stats.collected_blocks);
-    response->set_coalesced_reads(stats.coalesced_reads);
-    response->set_io_uring(stats.io_uring);
-    response->set_block_bytes(store_->options().block_bytes);
-    response->set_blocks_encoded(stats.blocks_encoded);
-    response->set_encoded_hits(stats.encoded_hits);
-    return absl::OkStatus();
-  });
+  return RunUnary(
+      context, workers_.get(), "GetServerStatus", [this, context, response] {
+        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, ""));
+        StoreStats stats = store_->Stats();
+        response->set_version(options_.version);
+        response->set_uptime_seconds(
+            absl::ToInt64Seconds(absl::Now() - started_));
+        auto add_tier = [&](v1::Tier tier, TierKind kind,
+                            const TierStats& tier_stats, bool enabled) {
+          v1::TierStatus* status = response->add_tiers();
+          status->set_tier(tier);
+          status->set_name(std::string(TierKindName(kind)));
+          status->set_enabled(enabled);
+          status->set_capacity_bytes(tier_stats.capacity_bytes);
+          status->set_used_bytes(tier_stats.used_bytes);
+          status->set_blocks(tier_stats.blocks);
+          status->set_hits(tier_stats.hits);
+          status->set_misses(tier_stats.misses);
+          status->set_evictions(tier_stats.evictions);
+          status->set_reads_served(stats.reads_from[static_cast<int>(kind)]);
+          status->set_read_bytes(tier_stats.read_bytes);
+          status->set_checksum_failures(tier_stats.checksum_failures);
+          status->set_io_errors(tier_stats.io_errors);
+        };
+        add_tier(v1::TIER_DRAM, TierKind::kDram, stats.dram, true);
+        add_tier(v1::TIER_NVME, TierKind::kNvme, stats.nvme,
+                 stats.nvme_enabled);
+        add_tier(v1::TIER_COLD, TierKind::kCold, stats.cold, true);
+        response->set_pinned_bytes(stats.pinned_bytes);
+        response->set_pin_budget_bytes(stats.pin_budget_bytes);
+        for (const std::string& pin : store_->ListPins())
+          response->add_pins(pin);
+        response->set_spills(stats.spills);
+        response->set_dedup_blocks(stats.dedup_blocks);
+        response->set_collected_blocks(stats.collected_blocks);
+        response->set_coalesced_reads(stats.coalesced_reads);
+        response->set_io_uring(stats.io_uring);
+        response->set_block_bytes(store_->options().block_bytes);
+        response->set_blocks_encoded(stats.blocks_encoded);
+        response->set_encoded_hits(stats.encoded_hits);
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace pstore

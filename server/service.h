@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "pstore/v1/pstore.grpc.pb.h"
+#include "server/auth.h"
 #include "server/call_gate.h"
 #include "server/metrics.h"
 #include "server/put_stream.h"
@@ -28,6 +29,13 @@ struct ServiceOptions {
   // Bytes each read stream reads ahead of the network.
   // Default: 32 MiB.
   uint64_t readahead_bytes = uint64_t{32} << 20;
+  // Bytes all read streams together read ahead (beyond what DRAM holds,
+  // these are what streams add to memory). Default: 256 MiB.
+  uint64_t readahead_budget_bytes = uint64_t{256} << 20;
+  // Streaming calls admitted at once; past them RESOURCE_EXHAUSTED.
+  // Defaults: 128 read streams (GetTensor, PullModel), 16 puts.
+  int max_read_streams = 128;
+  int max_put_streams = 16;
   // Threads running store calls for RPCs.
   // Default: 8.
   int worker_threads = 8;
@@ -38,6 +46,8 @@ struct ServiceOptions {
   std::string version;
   // Where finished RPCs are recorded; not owned. Default: none.
   ServerMetrics* metrics = nullptr;
+  // Checks bearer tokens; not owned. Default: none (every call allowed).
+  const Authorizer* auth = nullptr;
 };
 
 using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_GetTensor<
@@ -100,6 +110,9 @@ class ParamStoreService final : public ParamStoreBase {
   grpc::ServerUnaryReactor* DropCache(grpc::CallbackServerContext* context,
                                       const v1::DropCacheRequest* request,
                                       v1::DropCacheResponse* response) override;
+  grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* context,
+                                   const v1::VerifyRequest* request,
+                                   v1::VerifyResponse* response) override;
   grpc::ServerUnaryReactor* GetServerStatus(
       grpc::CallbackServerContext* context,
       const v1::GetServerStatusRequest* request,
@@ -116,6 +129,10 @@ class ParamStoreService final : public ParamStoreBase {
  private:
   // Runs `fn` (returning absl::Status) on `pool` and finishes the call
   // with its status.
+  // Returns OK if the call may use `scope` on `model` (see server/auth.h).
+  absl::Status Authorize(const grpc::CallbackServerContext& context,
+                         Scope scope, absl::string_view model) const;
+
   template <typename Fn>
   grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
                                      ThreadPool* pool, const char* method,

@@ -305,6 +305,10 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   if (!dram.ok()) return Annotate(dram.status(), "DRAM tier");
   store->dram_ = *std::move(dram);
 
+  // Freed buffers kept for reuse are memory outside the DRAM budget: keep
+  // them to an eighth of it.
+  BufferPool::Default().SetMaxRetainedBytes(
+      std::min<uint64_t>(128 * kMiB, opts.dram_bytes / 8));
   store->cold_readers_ =
       std::make_unique<ThreadPool>("pstore-cold", opts.cold_read_threads);
   int encode_threads =
@@ -378,6 +382,12 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TieredStore::PutTensor(
   if (!byte_length.ok()) {
     return Annotate(byte_length.status(),
                     absl::StrCat("shape of ", name.ToString()));
+  }
+  if (*byte_length > options_.max_tensor_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(name.ToString(), " is ", FormatBytes(*byte_length),
+                     ", past the largest tensor this server stores (",
+                     FormatBytes(options_.max_tensor_bytes), ")"));
   }
   RETURN_IF_ERROR(catalog_->EnsureOpenRevision(name.revision));
   return std::unique_ptr<TensorWriter>(new TensorWriter(
@@ -819,6 +829,49 @@ absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
       +[](size_t* n) { return *n == 0; }, &in_flight));
   RETURN_IF_ERROR(first_error);
   return result;
+}
+
+absl::StatusOr<VerifyReport> TieredStore::Verify(const RevisionName& name) {
+  ASSIGN_OR_RETURN(auto manifest, catalog_->GetManifest(name));
+  VerifyReport report;
+  report.revision = manifest.first.name;
+  absl::flat_hash_set<BlockId> seen;
+  for (const TensorMeta& tensor : manifest.second) {
+    for (size_t i = 0; i < tensor.blocks.size(); ++i) {
+      const BlockId& id = tensor.blocks[i];
+      if (!seen.insert(id).second) continue;
+      ++report.blocks;
+      report.bytes += tensor.BlockSize(i);
+      auto check = [&](TierKind tier, absl::StatusOr<BlockRef> block) {
+        ++report.checked[static_cast<int>(tier)];
+        absl::Status error = block.status();
+        if (error.ok() && (BlockId::Of((*block)->bytes()) != id ||
+                           (*block)->size() != tensor.BlockSize(i))) {
+          error = absl::DataLossError(
+              absl::StrCat("block ", id.ToHex(), " in ", TierKindName(tier),
+                           " fails its XXH3-128 check"));
+        }
+        if (!error.ok()) {
+          report.bad.push_back(
+              BadBlock{tensor.name.ToString(), i, id, tier, std::move(error)});
+        }
+      };
+      absl::StatusOr<BlockRef> cached =
+          dram_->Contains(CacheKey{id, kStoredVariant})
+              ? dram_->Read(id)
+              : absl::StatusOr<BlockRef>(absl::NotFoundError(""));
+      if (cached.ok()) check(TierKind::kDram, std::move(cached));
+      if (nvme_ != nullptr && nvme_->Contains(id)) {
+        absl::StatusOr<BlockRef> warm = nvme_->Read(id);
+        // A copy gone meanwhile (reclaimed) is not a fault.
+        if (!absl::IsNotFound(warm.status())) {
+          check(TierKind::kNvme, std::move(warm));
+        }
+      }
+      check(TierKind::kCold, cold_->Read(id));
+    }
+  }
+  return report;
 }
 
 absl::Status TieredStore::DropCache(TierKind tier) {

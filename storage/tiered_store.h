@@ -91,6 +91,10 @@ struct TieredStoreOptions {
   // Default: 4 MiB.
   uint64_t block_bytes = uint64_t{4} << 20;
 
+  // Largest tensor a put may store; past it RESOURCE_EXHAUSTED.
+  // Default: 1 TiB.
+  uint64_t max_tensor_bytes = uint64_t{1} << 40;
+
   // Threads reading the cold tier. Default: 4.
   int cold_read_threads = 4;
 
@@ -185,6 +189,23 @@ bool IsIdentityEncoding(DType dtype, Encoding encoding);
 // block_bytes of the encoded bytes (block i of the view is the encoding of
 // stored block i), everything else as stored. REQUIRES: encodable.
 TensorMeta EncodedView(const TensorMeta& tensor, Encoding encoding);
+
+// A stored block that failed its check in one tier.
+struct BadBlock {
+  std::string tensor;  // MODEL@REV/TENSOR.
+  size_t block_index = 0;
+  BlockId id;
+  TierKind tier = TierKind::kCold;
+  absl::Status error;
+};
+
+struct VerifyReport {
+  RevisionName revision;  // Resolved.
+  uint64_t blocks = 0;    // Distinct blocks of the revision.
+  uint64_t bytes = 0;
+  uint64_t checked[3] = {0, 0, 0};  // Copies checked, by TierKind.
+  std::vector<BadBlock> bad;
+};
 
 struct PrefetchResult {
   uint64_t blocks = 0;           // Distinct blocks of the revision.
@@ -323,6 +344,14 @@ class TieredStore {
   // for cold.
   absl::StatusOr<PrefetchResult> Prefetch(const RevisionName& name,
                                           TierKind tier);
+
+  // Reads every block of revision `name` from every tier that holds a copy
+  // and checks each against its id: the scrub behind `pstore-cli verify`.
+  // Corrupt NVMe entries are dropped (the cold copy serves); corrupt cold
+  // blocks are reported (they are the only copy). The copies are read
+  // without entering DRAM. Codes: NotFound for the revision; errors are
+  // per block in the report.
+  absl::StatusOr<VerifyReport> Verify(const RevisionName& name);
 
   // Drops the cached contents of `tier` (unpinned blocks for DRAM).
   // InvalidArgument for cold.

@@ -49,9 +49,9 @@ struct ColdTierOptions {
   // Default: 64 MiB.
   uint64_t catalog_cache_bytes = uint64_t{64} << 20;
 
-  // Memtable size of the blocks family.
-  // Default: 128 MiB.
-  uint64_t blocks_write_buffer_bytes = uint64_t{128} << 20;
+  // Memtable size of the blocks family (RocksDB keeps up to two).
+  // Default: 64 MiB.
+  uint64_t blocks_write_buffer_bytes = uint64_t{64} << 20;
 
   // Sync the WAL on Commit (acknowledged writes survive power loss). Tests
   // that do not kill the machine may turn it off for speed.
