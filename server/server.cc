@@ -139,7 +139,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ == nullptr) {
-    metrics_->Detach();
+    // Start failed part way: there may be no metrics or store yet.
+    if (metrics_ != nullptr) metrics_->Detach();
     store_open_ = false;
     store_.reset();
     return;
