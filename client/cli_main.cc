@@ -48,8 +48,9 @@ namespace {
 std::string Advice(absl::StatusCode code, const std::string& address) {
   switch (code) {
     case absl::StatusCode::kUnavailable:
-      return absl::StrCat("is pstored running at ", address,
-                          "? set --addr or $PSTORE_ADDR; retry later");
+      return absl::StrCat(
+          "retry later; if it persists, check that pstored runs at ", address,
+          " (--addr, $PSTORE_ADDR) and read its log");
     case absl::StatusCode::kNotFound:
       return "check the name with `pstore-cli ls`";
     case absl::StatusCode::kInvalidArgument:

@@ -16,6 +16,7 @@ packages=(
   prometheus-cpp-dev
   # Tests.
   libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
+  fiu-utils openssl
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(fio nginx-light redis-server gnuplot-nox)

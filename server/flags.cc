@@ -34,6 +34,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   std::string pin_budget_bytes = "0", readahead_bytes = "32MiB";
   std::string readahead_budget_bytes = "256MiB", max_tensor_bytes = "1TiB";
   std::string max_message_bytes = "32MiB";
+  std::string cold_min_free_bytes = "256MiB";
   int max_read_streams = 128, max_put_streams = 16;
   int max_streams_per_connection = 64;
   double drain_seconds = 30;
@@ -65,6 +66,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "bytes each read stream reads ahead of the network");
   app.add_option("--readahead_budget_bytes", readahead_budget_bytes,
                  "bytes all read streams together read ahead");
+  app.add_option("--cold_min_free_bytes", cold_min_free_bytes,
+                 "free space kept on the cold disk; puts past it get "
+                 "RESOURCE_EXHAUSTED");
   app.add_option("--max_tensor_bytes", max_tensor_bytes,
                  "largest tensor a put may store");
   app.add_option("--max_message_bytes", max_message_bytes,
@@ -132,6 +136,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
            {"readahead_budget_bytes", readahead_budget_bytes,
             &readahead_budget},
            {"max_tensor_bytes", max_tensor_bytes, &store.max_tensor_bytes},
+           {"cold_min_free_bytes", cold_min_free_bytes,
+            &store.cold_min_free_bytes},
            {"max_message_bytes", max_message_bytes, &max_message},
        }) {
     absl::Status status = ParseSizeFlag(flag, text, out);

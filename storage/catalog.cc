@@ -676,15 +676,15 @@ absl::StatusOr<bool> Catalog::StageBlock(const BlockId& id) {
 
 absl::Status Catalog::WriteStagedBlock(const BlockId& id,
                                        const BlockRef& block) {
+  RETURN_IF_ERROR(cold_->CheckSpace(block->size()));
   rocksdb::WriteBatch batch;
   std::string key = BlockKey(id);
   batch.Put(cold_->blocks_family(), key,
             rocksdb::Slice(block->view().data(), block->size()));
   batch.Put(cold_->staged_family(), key, "");
-  rocksdb::Status status = cold_->db()->Write(rocksdb::WriteOptions(), &batch);
-  if (!status.ok()) {
-    return RocksToStatus(status,
-                         absl::StrCat("catalog: write block ", id.ToHex()));
+  absl::Status written = cold_->Apply(&batch, /*sync=*/false);
+  if (!written.ok()) {
+    return Annotate(written, absl::StrCat("catalog: write block ", id.ToHex()));
   }
   cold_->CountBlockWrite(block->size());
   absl::MutexLock lock(&mu_);
@@ -754,11 +754,10 @@ absl::StatusOr<std::vector<BlockId>> Catalog::AbortStaged(
     collected.push_back(id);
   }
   if (batch.Count() > 0) {
-    rocksdb::Status status =
-        cold_->db()->Write(rocksdb::WriteOptions(), &batch);
-    if (!status.ok()) {
+    absl::Status applied = cold_->Apply(&batch, /*sync=*/false);
+    if (!applied.ok()) {
       // The staged markers remain, so the next Open collects the blocks.
-      return RocksToStatus(status, "catalog: abort put");
+      return Annotate(applied, "catalog: abort put");
     }
   }
   return collected;

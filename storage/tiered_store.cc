@@ -272,6 +272,7 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   cold_options.dir = opts.cold_dir;
   cold_options.sync_commits = opts.sync_commits;
   cold_options.blob_files = opts.cold_blob_files;
+  cold_options.min_free_bytes = opts.cold_min_free_bytes;
   ASSIGN_OR_RETURN(store->cold_, ColdTier::Open(std::move(cold_options)));
   ASSIGN_OR_RETURN(store->catalog_, Catalog::Open(store->cold_.get()));
 
@@ -288,8 +289,19 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
     nvme_options.use_io_uring = opts.use_io_uring;
     absl::StatusOr<std::unique_ptr<NvmeTier>> nvme =
         NvmeTier::Open(std::move(nvme_options));
-    if (!nvme.ok()) return Annotate(nvme.status(), "NVMe tier");
-    store->nvme_ = *std::move(nvme);
+    if (absl::IsResourceExhausted(nvme.status()) ||
+        absl::IsUnavailable(nvme.status())) {
+      // The warm cache is only a cache: serve from DRAM and cold without it
+      // rather than not at all.
+      spdlog::warn(
+          "event=nvme_disabled dir={} action=\"serving from DRAM and cold "
+          "only\" status=\"{}\"",
+          opts.nvme_dir, nvme.status().ToString());
+    } else if (!nvme.ok()) {
+      return Annotate(nvme.status(), "NVMe tier");
+    } else {
+      store->nvme_ = *std::move(nvme);
+    }
   }
 
   DramTierOptions dram_options;

@@ -108,6 +108,10 @@ struct TieredStoreOptions {
   // Keep cold block values in RocksDB blob files. Default: false.
   bool cold_blob_files = false;
 
+  // Free space the cold tier keeps on its disk (ColdTierOptions).
+  // Default: 256 MiB.
+  uint64_t cold_min_free_bytes = uint64_t{256} << 20;
+
   // Re-pin, in the background after Open, the revisions pinned before the
   // last shutdown. Default: true.
   bool repin_on_open = true;

@@ -1,5 +1,8 @@
 #include "storage/cold/cold_tier.h"
 
+#include <sys/statvfs.h>
+
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <utility>
@@ -9,7 +12,9 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "spdlog/spdlog.h"
 #include "util/status.h"
+#include "util/units.h"
 
 namespace pstore {
 namespace {
@@ -136,6 +141,11 @@ ColdTier::ColdTier(ColdTierOptions options, std::unique_ptr<rocksdb::DB> db,
       families_(std::move(families)) {}
 
 ColdTier::~ColdTier() {
+  // Memtables to SST files, so the next open replays no WAL. A failure
+  // (disk full) loses nothing: the WAL still holds every write.
+  rocksdb::FlushOptions flush;
+  flush.wait = true;
+  (void)db_->Flush(flush, families_);
   for (rocksdb::ColumnFamilyHandle* family : families_) {
     // Failing to destroy a handle at close only leaks it until exit.
     (void)db_->DestroyColumnFamilyHandle(family);
@@ -189,18 +199,33 @@ absl::StatusOr<BlockRef> ColdTier::Read(const BlockId& id) {
   return CopyBlock(bytes);
 }
 
-absl::Status ColdTier::Write(const BlockId& id, const BlockRef& block) {
-  rocksdb::WriteOptions write_options;
-  rocksdb::Slice value(block->view().data(), block->size());
-  rocksdb::Status status =
-      db_->Put(write_options, blocks_family(), BlockKey(id), value);
-  if (!status.ok()) {
-    io_errors_.fetch_add(1, std::memory_order_relaxed);
-    return RocksToStatus(status,
-                         absl::StrCat("cold tier: write block ", id.ToHex()));
+absl::Status ColdTier::CheckSpace(uint64_t bytes) const {
+  if (options_.min_free_bytes == 0) return absl::OkStatus();
+  struct statvfs fs;
+  if (statvfs(options_.dir.c_str(), &fs) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("statvfs ", options_.dir));
   }
-  writes_.fetch_add(1, std::memory_order_relaxed);
-  write_bytes_.fetch_add(block->size(), std::memory_order_relaxed);
+  uint64_t free_bytes = uint64_t{fs.f_bavail} * fs.f_frsize;
+  if (free_bytes < options_.min_free_bytes + bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "cold tier: the disk of ", options_.dir, " has ",
+        FormatBytes(free_bytes), " free, less than the write and the ",
+        FormatBytes(options_.min_free_bytes),
+        " reserve (--cold_min_free_bytes); free space or grow the volume"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ColdTier::Write(const BlockId& id, const BlockRef& block) {
+  RETURN_IF_ERROR(CheckSpace(block->size()));
+  rocksdb::WriteBatch batch;
+  batch.Put(blocks_family(), BlockKey(id),
+            rocksdb::Slice(block->view().data(), block->size()));
+  absl::Status status = Apply(&batch, /*sync=*/false);
+  if (!status.ok()) {
+    return Annotate(status, absl::StrCat("write block ", id.ToHex()));
+  }
+  CountBlockWrite(block->size());
   return absl::OkStatus();
 }
 
@@ -222,12 +247,34 @@ absl::Status ColdTier::Clear() {
 }
 
 absl::Status ColdTier::Commit(rocksdb::WriteBatch* batch) {
+  return Apply(batch, options_.sync_commits);
+}
+
+absl::Status ColdTier::Apply(rocksdb::WriteBatch* batch, bool sync) {
+  if (needs_resume_.load(std::memory_order_acquire)) {
+    // A write failed for want of space, which leaves RocksDB read-only
+    // until Resume; space may have been freed since.
+    rocksdb::Status resumed = db_->Resume();
+    if (!resumed.ok()) {
+      return RocksToStatus(resumed, "cold tier: resume after a full disk");
+    }
+    needs_resume_.store(false, std::memory_order_release);
+    spdlog::info("event=cold_writes_resumed");
+  }
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_commits;
+  write_options.sync = sync;
   rocksdb::Status status = db_->Write(write_options, batch);
   if (!status.ok()) {
     io_errors_.fetch_add(1, std::memory_order_relaxed);
-    return RocksToStatus(status, "cold tier: commit");
+    absl::Status error = RocksToStatus(status, "cold tier: write");
+    // A failed WAL write or flush leaves RocksDB refusing writes until it
+    // resumes; Resume on a healthy database does nothing.
+    if (absl::IsResourceExhausted(error) || absl::IsUnavailable(error)) {
+      if (!needs_resume_.exchange(true)) {
+        spdlog::warn("event=cold_write_failed status=\"{}\"", error.ToString());
+      }
+    }
+    return error;
   }
   return absl::OkStatus();
 }

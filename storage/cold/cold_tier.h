@@ -63,6 +63,14 @@ struct ColdTierOptions {
   // Default: false.
   bool direct_reads = false;
 
+  // Free space kept on the cold directory's filesystem: a block write that
+  // would leave less is refused with ResourceExhausted before RocksDB sees
+  // it. RocksDB needs room to flush a memtable and start a new WAL; a WAL
+  // write that fails for want of space makes Debian's RocksDB (built with
+  // assertions) abort. 0 disables the check.
+  // Default: 256 MiB.
+  uint64_t min_free_bytes = uint64_t{256} << 20;
+
   // Verify RocksDB's own block checksums on block reads, on top of the
   // XXH3-128 check of every value.
   // Default: false.
@@ -91,12 +99,23 @@ class ColdTier : public Tier {
   absl::Status Clear() override;
   TierStats Stats() const override;
 
+  // Returns ResourceExhausted if writing `bytes` would leave less free
+  // space than Options::min_free_bytes on the cold directory's filesystem.
+  absl::Status CheckSpace(uint64_t bytes) const;
+
   // Counts a block of `bytes` written by a caller's own batch (the
   // catalog's staged writes) in Stats().
   void CountBlockWrite(uint64_t bytes) {
     writes_.fetch_add(1, std::memory_order_relaxed);
     write_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   }
+
+  // Applies `batch` atomically, synced if `sync`. After a write failed for
+  // want of space (RocksDB then refuses writes), first asks RocksDB to
+  // resume, so writes work again once space is freed.
+  // Codes: ResourceExhausted when the disk is full; Unavailable for other
+  // I/O errors.
+  absl::Status Apply(rocksdb::WriteBatch* batch, bool sync);
 
   // Applies `batch` atomically, synced when Options::sync_commits.
   // Codes: ResourceExhausted when the disk is full; Unavailable for other
@@ -126,6 +145,7 @@ class ColdTier : public Tier {
   std::atomic<uint64_t> erases_{0};
   std::atomic<uint64_t> checksum_failures_{0};
   std::atomic<uint64_t> io_errors_{0};
+  std::atomic<bool> needs_resume_{false};
 };
 
 // Returns the absl::Status for a RocksDB status, with `context` prepended:

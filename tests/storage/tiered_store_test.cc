@@ -82,6 +82,7 @@ class TieredStoreTest : public ::testing::Test {
     options.nvme_region_bytes = 16 * kMiB;
     options.block_bytes = 1 * kMiB;
     options.sync_commits = false;
+    options.cold_min_free_bytes = 16 * kMiB;
     return options;
   }();
   TempDir dir_;

@@ -59,17 +59,22 @@ absl::Status PstoredProcess::Start(absl::Duration timeout) {
   std::filesystem::remove(port_file);
   log_path_ = data_dir_ + "/pstored.log";
 
-  std::vector<std::string> args = {
-      binary,
-      "--listen=127.0.0.1:0",
-      "--metrics_listen=127.0.0.1:0",
-      "--data_dir=" + data_dir_,
-      "--port_file=" + port_file,
-      "--dram_bytes=256MiB",
-      "--nvme_bytes=512MiB",
-      "--drain_seconds=10",
-      "--sync_commits=false",
-  };
+  std::vector<std::string> args = prefix_;
+  args.insert(
+      args.end(),
+      {
+          binary,
+          "--listen=127.0.0.1:0",
+          "--metrics_listen=127.0.0.1:0",
+          "--data_dir=" + data_dir_,
+          "--port_file=" + port_file,
+          "--dram_bytes=256MiB",
+          "--nvme_bytes=512MiB",
+          "--drain_seconds=10",
+          "--sync_commits=false",
+          // Tests may run on a nearly full disk; the faults test sets its own.
+          "--cold_min_free_bytes=16MiB",
+      });
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
@@ -83,7 +88,7 @@ absl::Status PstoredProcess::Start(absl::Duration timeout) {
       dup2(log, STDERR_FILENO);
       dup2(log, STDOUT_FILENO);
     }
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   pid_ = pid;

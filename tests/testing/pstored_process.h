@@ -29,6 +29,12 @@ class PstoredProcess {
   PstoredProcess(const PstoredProcess&) = delete;
   PstoredProcess& operator=(const PstoredProcess&) = delete;
 
+  // Runs pstored under `prefix` (e.g. {"fiu-run", "-x"}) from the next
+  // Start on.
+  void SetCommandPrefix(std::vector<std::string> prefix) {
+    prefix_ = std::move(prefix);
+  }
+
   // Starts pstored and waits up to `timeout` for it to serve. Returns
   // FailedPrecondition if it is running; Unavailable if it exits or does
   // not serve in time (its log is in the message).
@@ -59,6 +65,7 @@ class PstoredProcess {
  private:
   const std::string data_dir_;
   const std::vector<std::string> extra_flags_;
+  std::vector<std::string> prefix_;
   pid_t pid_ = -1;
   int port_ = 0;
   int metrics_port_ = 0;
