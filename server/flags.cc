@@ -1,5 +1,6 @@
 #include "server/flags.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,7 +33,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   std::string nvme_dir, cold_dir;
   std::string dram_bytes = "1GiB", nvme_bytes = "4GiB", block_bytes = "4MiB";
   std::string pin_budget_bytes = "0", readahead_bytes = "32MiB";
-  std::string readahead_budget_bytes = "256MiB", max_tensor_bytes = "1TiB";
+  std::string readahead_budget_bytes = "0", max_tensor_bytes = "1TiB";
   std::string max_message_bytes = "32MiB";
   std::string cold_min_free_bytes = "256MiB";
   int max_read_streams = 128, max_put_streams = 16;
@@ -65,7 +66,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   app.add_option("--readahead_bytes", readahead_bytes,
                  "bytes each read stream reads ahead of the network");
   app.add_option("--readahead_budget_bytes", readahead_budget_bytes,
-                 "bytes all read streams together read ahead");
+                 "bytes all read streams together read ahead (0: a quarter "
+                 "of --dram_bytes, between 32MiB and 256MiB)");
   app.add_option("--cold_min_free_bytes", cold_min_free_bytes,
                  "free space kept on the cold disk; puts past it get "
                  "RESOURCE_EXHAUSTED");
@@ -151,7 +153,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   store.use_io_uring = io_uring;
   store.sync_commits = sync_commits;
   config.server.service.readahead_bytes = readahead;
-  config.server.service.readahead_budget_bytes = readahead_budget;
+  // Read-ahead buffers are memory outside the DRAM budget; by default they
+  // follow it.
+  config.server.service.readahead_budget_bytes =
+      readahead_budget > 0
+          ? readahead_budget
+          : std::clamp<uint64_t>(store.dram_bytes / 4, uint64_t{32} << 20,
+                                 uint64_t{256} << 20);
   config.server.service.max_read_streams = max_read_streams;
   config.server.service.max_put_streams = max_put_streams;
   config.server.max_streams_per_connection = max_streams_per_connection;
@@ -180,6 +188,8 @@ std::string DescribeConfig(const DaemonConfig& config) {
       store.nvme_dir.empty() ? "0" : FormatBytes(store.nvme_bytes),
       " block_bytes=", FormatBytes(store.block_bytes),
       " readahead_bytes=", FormatBytes(config.server.service.readahead_bytes),
+      " readahead_budget_bytes=",
+      FormatBytes(config.server.service.readahead_budget_bytes),
       " io_uring=", store.use_io_uring ? "true" : "false",
       " sync_commits=", store.sync_commits ? "true" : "false",
       " drain_seconds=", absl::ToDoubleSeconds(config.drain),

@@ -1,6 +1,7 @@
 // pstored: the pstore daemon. See server/flags.h for the flags and
 // `pstored --help` for their defaults.
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -43,9 +44,23 @@ bool IsLoopback(const std::string& listen) {
          absl::StartsWith(host, "unix:");
 }
 
+// Keeps glibc's heap from holding on to freed multi-MiB buffers. By default
+// glibc raises its mmap threshold to the size of each large buffer freed, so
+// the transient copies of RocksDB values, gRPC receive buffers and protobuf
+// strings end up in per-thread arenas that are never given back; under 64
+// concurrent streams that held 200+ MiB beyond the DRAM budget. A fixed
+// threshold sends every allocation of 256 KiB and more to mmap and back to
+// the system on free (block buffers come from the BufferPool and are not
+// affected), and fewer arenas cut fragmentation across threads.
+void TuneMalloc() {
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX, 4);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  TuneMalloc();
   // Every thread inherits this mask; only sigwait below sees the signals.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

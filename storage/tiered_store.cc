@@ -273,6 +273,10 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   cold_options.sync_commits = opts.sync_commits;
   cold_options.blob_files = opts.cold_blob_files;
   cold_options.min_free_bytes = opts.cold_min_free_bytes;
+  // Block memtables are memory outside the DRAM budget too (up to two of
+  // them fill at once): an eighth of it, between 16 and 64 MiB.
+  cold_options.blocks_write_buffer_bytes =
+      std::clamp<uint64_t>(opts.dram_bytes / 8, 16 * kMiB, 64 * kMiB);
   ASSIGN_OR_RETURN(store->cold_, ColdTier::Open(std::move(cold_options)));
   ASSIGN_OR_RETURN(store->catalog_, Catalog::Open(store->cold_.get()));
 
