@@ -10,6 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
 #include "pstore/v1/pstore.pb.h"
 #include "storage/catalog.h"
@@ -27,6 +30,22 @@ void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info);
 
 // Fills `revision` from `info` (without tensors).
 void ToRevision(const RevisionInfo& info, v1::Revision* revision);
+
+// Parses `message` from the raw bytes of a request. InvalidArgument naming
+// the message type if they are not one. (Every method of the service reads
+// raw bytes because gRPC 1.51 answers a request that does not parse with
+// UNIMPLEMENTED on unary calls, and ends a client stream as if the client
+// had half-closed.) The buffer's slices are shared, not copied.
+template <typename Message>
+absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
+  grpc::ByteBuffer shared(buffer);
+  if (!grpc::SerializationTraits<Message>::Deserialize(&shared, message).ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request is not a valid ", Message::descriptor()->full_name(),
+        " message (protobuf wire format, UTF-8 strings)"));
+  }
+  return absl::OkStatus();
+}
 
 // Returns the TierKind of a wire tier. InvalidArgument for
 // TIER_UNSPECIFIED or unknown values.

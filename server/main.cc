@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/stubs/logging.h"
 #include "server/flags.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -57,10 +58,24 @@ void TuneMalloc() {
   mallopt(M_ARENA_MAX, 4);
 }
 
+// Protobuf logs a line when a message does not parse (invalid UTF-8 in a
+// string, for one): bad requests would write to stderr outside the
+// structured log. Such requests already get INVALID_ARGUMENT, so the lines
+// go to the debug level.
+void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  spdlog::level::level_enum spd_level =
+      level >= google::protobuf::LOGLEVEL_FATAL ? spdlog::level::critical
+                                                : spdlog::level::debug;
+  spdlog::log(spd_level, "event=protobuf_log file={}:{} message=\"{}\"", file,
+              line, message);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   TuneMalloc();
+  google::protobuf::SetLogHandler(&LogProtobuf);
   // Every thread inherits this mask; only sigwait below sees the signals.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);

@@ -11,21 +11,20 @@ namespace pstore {
 
 PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
                                    TieredStore* store, ThreadPool* pool,
-                                   v1::TensorInfo* response,
+                                   grpc::ByteBuffer* raw_response,
                                    PutCounters* counters, CallGate* gate,
                                    ServerMetrics* metrics,
                                    const Authorizer* auth)
     : context_(context),
       store_(store),
       pool_(pool),
-      response_(response),
+      raw_response_(raw_response),
       counters_(counters),
       gate_(gate),
       metrics_(metrics),
       auth_(auth),
       start_(absl::Now()) {
-  counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
-  StartRead(&request_);
+  StartRead(&raw_request_);
 }
 
 void PutTensorReactor::OnReadDone(bool ok) {
@@ -42,6 +41,13 @@ void PutTensorReactor::OnReadDone(bool ok) {
 }
 
 void PutTensorReactor::Process() {
+  request_.Clear();
+  absl::Status parsed = ParseRaw(raw_request_, &request_);
+  raw_request_.Clear();
+  if (!parsed.ok()) {
+    Fail(parsed);
+    return;
+  }
   if (request_.has_header()) {
     if (writer_ != nullptr) {
       Fail(absl::InvalidArgumentError(
@@ -99,7 +105,7 @@ void PutTensorReactor::Process() {
     return;
   }
   request_.Clear();
-  StartRead(&request_);
+  StartRead(&raw_request_);
 }
 
 void PutTensorReactor::Commit() {
@@ -113,8 +119,11 @@ void PutTensorReactor::Commit() {
     return;
   }
   writer_.reset();
-  ToTensorInfo(*meta, response_);
-  FinishCall(grpc::Status::OK);
+  v1::TensorInfo info;
+  ToTensorInfo(*meta, &info);
+  bool own_buffer = false;
+  FinishCall(grpc::SerializationTraits<v1::TensorInfo>::Serialize(
+      info, raw_response_, &own_buffer));
 }
 
 void PutTensorReactor::Fail(const absl::Status& status) {
@@ -128,11 +137,18 @@ void PutTensorReactor::FinishCall(const grpc::Status& status) {
     metrics_->ObserveRpc("PutTensor", status.error_code(),
                          absl::Now() - start_);
   }
+  ReleaseSlot();
   Finish(status);
 }
 
+void PutTensorReactor::ReleaseSlot() {
+  if (slot_held_.exchange(false)) {
+    counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
 void PutTensorReactor::OnDone() {
-  counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  ReleaseSlot();
   CallGate* gate = gate_;
   if (writer_ == nullptr) {
     delete this;

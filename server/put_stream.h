@@ -3,7 +3,14 @@
 // block on disk) and the next read starts only when it is processed, so a
 // stream holds at most one message in memory besides the block being
 // filled. The tensor commits when the client half-closes; a cancelled or
-// failed stream aborts and leaves nothing behind.
+// failed stream aborts and leaves nothing behind. Messages arrive as raw
+// bytes and are parsed here, so one that is not a valid PutTensorRequest
+// fails the put with INVALID_ARGUMENT (gRPC would end the stream as if the
+// client had half-closed, and the put would commit).
+//
+// The service takes a slot of PutCounters::streams_in_flight for the call
+// before creating the reactor; the reactor gives it back when it finishes
+// the call, so a client whose put has returned can start the next one.
 //
 // Thread-safe: reactions run on gRPC threads, processing on the pool.
 
@@ -29,12 +36,12 @@ struct PutCounters {
   std::atomic<uint64_t> bytes_received{0};
 };
 
-class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
+class PutTensorReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   // The call has Entered `gate`; the reactor Leaves it once done with the
   // store. No pointer is owned; all outlive the reactor.
   PutTensorReactor(grpc::CallbackServerContext* context, TieredStore* store,
-                   ThreadPool* pool, v1::TensorInfo* response,
+                   ThreadPool* pool, grpc::ByteBuffer* raw_response,
                    PutCounters* counters, CallGate* gate,
                    ServerMetrics* metrics, const Authorizer* auth);
 
@@ -48,19 +55,23 @@ class PutTensorReactor : public grpc::ServerReadReactor<v1::PutTensorRequest> {
   void Commit();
   // Aborts and finishes with `status`; runs on the pool.
   void Fail(const absl::Status& status);
-  // Records and finishes the call.
+  // Records and finishes the call; gives back the stream slot.
   void FinishCall(const grpc::Status& status);
+  // Gives back the stream slot, once.
+  void ReleaseSlot();
 
   grpc::CallbackServerContext* const context_;
   TieredStore* const store_;
   ThreadPool* const pool_;
-  v1::TensorInfo* const response_;
+  grpc::ByteBuffer* const raw_response_;
   PutCounters* const counters_;
   CallGate* const gate_;
   ServerMetrics* const metrics_;  // May be null.
   const Authorizer* const auth_;  // May be null: no authorization.
   const absl::Time start_;
+  grpc::ByteBuffer raw_request_;
   v1::PutTensorRequest request_;
+  std::atomic<bool> slot_held_{true};
   std::unique_ptr<TensorWriter> writer_;  // After the header.
 };
 

@@ -23,7 +23,6 @@ ReadStreamReactor::ReadStreamReactor(TieredStore* store, ThreadPool* pool,
       method_(method),
       metrics_(metrics),
       start_(absl::Now()) {
-  counters_->streams_in_flight.fetch_add(1, std::memory_order_relaxed);
   pool_->Schedule([this, planner = std::move(planner)]() mutable {
     Plan(std::move(planner));
   });
@@ -231,6 +230,9 @@ void ReadStreamReactor::Act(Action action) {
       metrics_->ObserveRpc(method_, action.status.error_code(),
                            absl::Now() - start_);
     }
+    // The client has its status once Finish is called: give the slot back
+    // now, so that its next call is not refused for this one.
+    counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
     Finish(action.status);
   }
 }
@@ -257,7 +259,6 @@ void ReadStreamReactor::OnCancel() {
 }
 
 void ReadStreamReactor::OnDone() {
-  counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
   // Blocks read ahead but never sent (a cancelled or failed stream).
   counters_->readahead_bytes.fetch_sub(window_bytes_,
                                        std::memory_order_relaxed);

@@ -73,7 +73,9 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   using Planner = std::function<absl::StatusOr<std::vector<StreamSource>>()>;
 
   // Starts the stream: `planner` runs on `pool`, then blocks are read from
-  // `store`. The call has Entered `gate`; OnDone Leaves it. None of the
+  // `store`. The call has Entered `gate` and taken a slot of
+  // `counters->streams_in_flight`; Finish gives the slot back and OnDone
+  // Leaves the gate. None of the
   // pointers is owned; all outlive the reactor.
   ReadStreamReactor(TieredStore* store, ThreadPool* pool, Planner planner,
                     ReadStreamOptions options, StreamCounters* counters,

@@ -20,22 +20,6 @@ constexpr uint32_t kMaxChunkBytes = 16 << 20;
 constexpr uint32_t kMaxShards = 1024;
 constexpr int kDefaultPageSize = 1000;
 
-// Parses a small request message from a raw byte buffer.
-template <typename Message>
-absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
-  std::vector<grpc::Slice> slices;
-  grpc::Status dumped = buffer.Dump(&slices);
-  std::string bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  if (!dumped.ok() || !message->ParseFromString(bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request is not a valid ", Message::descriptor()->full_name()));
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<uint32_t> ChunkBytes(uint32_t requested) {
   if (requested == 0) return kDefaultChunkBytes;
   if (requested > kMaxChunkBytes) {
@@ -60,7 +44,7 @@ class FailedStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 };
 
 // A put refused before it starts.
-class RefusedPut : public grpc::ServerReadReactor<v1::PutTensorRequest> {
+class RefusedPut : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
   RefusedPut(const absl::Status& status, ServerMetrics* metrics) {
     grpc::Status refused = ToGrpcStatus(status);
@@ -197,9 +181,10 @@ absl::Status ParamStoreService::Authorize(
   return options_.auth->Check(context, scope, model);
 }
 
-template <typename Fn>
+template <typename Request, typename Response, typename Fn>
 grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
-    grpc::CallbackServerContext* context, ThreadPool* pool, const char* method,
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response, ThreadPool* pool, const char* method,
     Fn fn) {
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -212,29 +197,45 @@ grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
     reactor->Finish(refused);
     return reactor;
   }
-  pool->Schedule(
-      [this, context, reactor, method, start, fn = std::move(fn)]() mutable {
-        grpc::Status status = context->IsCancelled() ? grpc::Status::CANCELLED
-                                                     : ToGrpcStatus(fn());
-        if (options_.metrics != nullptr) {
-          options_.metrics->ObserveRpc(method, status.error_code(),
-                                       absl::Now() - start);
-        }
-        reactor->Finish(status);
-        gate_.Leave();
-      });
+  pool->Schedule([this, context, raw_request, raw_response, reactor, method,
+                  start, fn = std::move(fn)]() mutable {
+    grpc::Status status = grpc::Status::CANCELLED;
+    if (!context->IsCancelled()) {
+      Request request;
+      Response response;
+      absl::Status done = ParseRaw(*raw_request, &request);
+      if (done.ok()) done = fn(&request, &response);
+      status = ToGrpcStatus(done);
+      bool own_buffer = false;
+      if (status.ok()) {
+        status = grpc::SerializationTraits<Response>::Serialize(
+            response, raw_response, &own_buffer);
+      }
+    }
+    if (options_.metrics != nullptr) {
+      options_.metrics->ObserveRpc(method, status.error_code(),
+                                   absl::Now() - start);
+    }
+    reactor->Finish(status);
+    gate_.Leave();
+  });
   return reactor;
 }
 
-grpc::ServerReadReactor<v1::PutTensorRequest>* ParamStoreService::PutTensor(
-    grpc::CallbackServerContext* context, v1::TensorInfo* response) {
-  if (put_counters_.streams_in_flight.load() >=
+grpc::ServerReadReactor<grpc::ByteBuffer>* ParamStoreService::PutTensor(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response) {
+  // Take a slot first, so that concurrent calls cannot all pass the check.
+  if (put_counters_.streams_in_flight.fetch_add(1) >=
       static_cast<uint64_t>(options_.max_put_streams)) {
+    put_counters_.streams_in_flight.fetch_sub(1);
     return new RefusedPut(TooManyStreams("put", options_.max_put_streams),
                           options_.metrics);
   }
-  if (!gate_.Enter()) return new RefusedPut(DrainingError(), options_.metrics);
-  return new PutTensorReactor(context, store_, workers_.get(), response,
+  if (!gate_.Enter()) {
+    put_counters_.streams_in_flight.fetch_sub(1);
+    return new RefusedPut(DrainingError(), options_.metrics);
+  }
+  return new PutTensorReactor(context, store_, workers_.get(), raw_response,
                               &put_counters_, &gate_, options_.metrics,
                               options_.auth);
 }
@@ -255,12 +256,16 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   if (!status.ok()) {
     return new FailedStream(status, "GetTensor", options_.metrics);
   }
-  if (status.ok() && stream_counters_.streams_in_flight.load() >=
-                         static_cast<uint64_t>(options_.max_read_streams)) {
-    status = TooManyStreams("read", options_.max_read_streams);
-    return new FailedStream(status, "GetTensor", options_.metrics);
+  // Take a slot first, so that concurrent calls cannot all pass the check;
+  // the reactor gives it back when it finishes the call.
+  if (stream_counters_.streams_in_flight.fetch_add(1) >=
+      static_cast<uint64_t>(options_.max_read_streams)) {
+    stream_counters_.streams_in_flight.fetch_sub(1);
+    return new FailedStream(TooManyStreams("read", options_.max_read_streams),
+                            "GetTensor", options_.metrics);
   }
   if (!gate_.Enter()) {
+    stream_counters_.streams_in_flight.fetch_sub(1);
     return new FailedStream(DrainingError(), "GetTensor", options_.metrics);
   }
 
@@ -316,12 +321,16 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
   if (!status.ok()) {
     return new FailedStream(status, "PullModel", options_.metrics);
   }
-  if (status.ok() && stream_counters_.streams_in_flight.load() >=
-                         static_cast<uint64_t>(options_.max_read_streams)) {
-    status = TooManyStreams("read", options_.max_read_streams);
-    return new FailedStream(status, "PullModel", options_.metrics);
+  // Take a slot first, so that concurrent calls cannot all pass the check;
+  // the reactor gives it back when it finishes the call.
+  if (stream_counters_.streams_in_flight.fetch_add(1) >=
+      static_cast<uint64_t>(options_.max_read_streams)) {
+    stream_counters_.streams_in_flight.fetch_sub(1);
+    return new FailedStream(TooManyStreams("read", options_.max_read_streams),
+                            "PullModel", options_.metrics);
   }
   if (!gate_.Enter()) {
+    stream_counters_.streams_in_flight.fetch_sub(1);
     return new FailedStream(DrainingError(), "PullModel", options_.metrics);
   }
 
@@ -341,11 +350,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
-    grpc::CallbackServerContext* context, const v1::StatTensorRequest* request,
-    v1::TensorInfo* response) {
-  return RunUnary(
-      context, workers_.get(), "StatTensor",
-      [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::StatTensorRequest, v1::TensorInfo>(
+      context, raw_request, raw_response, workers_.get(), "StatTensor",
+      [this, context](const v1::StatTensorRequest* request,
+                      v1::TensorInfo* response) {
         ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.revision.model));
         ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
@@ -355,11 +365,12 @@ grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
-    grpc::CallbackServerContext* context, const v1::ListTensorsRequest* request,
-    v1::ListTensorsResponse* response) {
-  return RunUnary(
-      context, workers_.get(), "ListTensors",
-      [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::ListTensorsRequest, v1::ListTensorsResponse>(
+      context, raw_request, raw_response, workers_.get(), "ListTensors",
+      [this, context](const v1::ListTensorsRequest* request,
+                      v1::ListTensorsResponse* response) {
         ASSIGN_OR_RETURN(RevisionName name,
                          ParseRevisionName(request->revision()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
@@ -377,11 +388,12 @@ grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
-    grpc::CallbackServerContext* context,
-    const v1::DeleteTensorRequest* request,
-    v1::DeleteTensorResponse* /*response*/) {
-  return RunUnary(
-      context, workers_.get(), "DeleteTensor", [this, context, request] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::DeleteTensorRequest, v1::DeleteTensorResponse>(
+      context, raw_request, raw_response, workers_.get(), "DeleteTensor",
+      [this, context](const v1::DeleteTensorRequest* request,
+                      v1::DeleteTensorResponse* /*response*/) {
         ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
         RETURN_IF_ERROR(
             Authorize(*context, Scope::kWrite, name.revision.model));
@@ -390,11 +402,12 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
-    grpc::CallbackServerContext* context,
-    const v1::CreateRevisionRequest* request, v1::Revision* response) {
-  return RunUnary(
-      context, workers_.get(), "CreateRevision",
-      [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::CreateRevisionRequest, v1::Revision>(
+      context, raw_request, raw_response, workers_.get(), "CreateRevision",
+      [this, context](const v1::CreateRevisionRequest* request,
+                      v1::Revision* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         std::map<std::string, std::string> metadata(request->metadata().begin(),
@@ -408,11 +421,12 @@ grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
-    grpc::CallbackServerContext* context,
-    const v1::PublishRevisionRequest* request, v1::Revision* response) {
-  return RunUnary(
-      context, workers_.get(), "PublishRevision",
-      [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::PublishRevisionRequest, v1::Revision>(
+      context, raw_request, raw_response, workers_.get(), "PublishRevision",
+      [this, context](const v1::PublishRevisionRequest* request,
+                      v1::Revision* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         RETURN_IF_ERROR(store_->PublishRevision(name));
@@ -424,11 +438,12 @@ grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
-    grpc::CallbackServerContext* context,
-    const v1::DeleteRevisionRequest* request,
-    v1::DeleteRevisionResponse* /*response*/) {
-  return RunUnary(
-      context, workers_.get(), "DeleteRevision", [this, context, request] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::DeleteRevisionRequest, v1::DeleteRevisionResponse>(
+      context, raw_request, raw_response, workers_.get(), "DeleteRevision",
+      [this, context](const v1::DeleteRevisionRequest* request,
+                      v1::DeleteRevisionResponse* /*response*/) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         return store_->DeleteRevision(name);
@@ -436,11 +451,12 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
-    grpc::CallbackServerContext* context, const v1::GetRevisionRequest* request,
-    v1::Revision* response) {
-  return RunUnary(
-      context, workers_.get(), "GetRevision",
-      [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::GetRevisionRequest, v1::Revision>(
+      context, raw_request, raw_response, workers_.get(), "GetRevision",
+      [this, context](const v1::GetRevisionRequest* request,
+                      v1::Revision* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
         ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
@@ -460,11 +476,12 @@ grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::ListModels(
-    grpc::CallbackServerContext* context,
-    const v1::ListModelsRequest* /*request*/,
-    v1::ListModelsResponse* response) {
-  return RunUnary(
-      context, workers_.get(), "ListModels", [this, context, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::ListModelsRequest, v1::ListModelsResponse>(
+      context, raw_request, raw_response, workers_.get(), "ListModels",
+      [this, context](const v1::ListModelsRequest* /*request*/,
+                      v1::ListModelsResponse* response) {
         // A token limited to some models lists only those.
         std::shared_ptr<const TokenGrant> grant;
         if (options_.auth != nullptr) {
@@ -489,10 +506,12 @@ grpc::ServerUnaryReactor* ParamStoreService::ListModels(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Pin(
-    grpc::CallbackServerContext* context, const v1::PinRequest* request,
-    v1::PinResponse* response) {
-  return RunUnary(
-      context, admin_.get(), "Pin", [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::PinRequest, v1::PinResponse>(
+      context, raw_request, raw_response, admin_.get(), "Pin",
+      [this, context](const v1::PinRequest* request,
+                      v1::PinResponse* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
         RETURN_IF_ERROR(store_->Pin(name));
@@ -502,20 +521,25 @@ grpc::ServerUnaryReactor* ParamStoreService::Pin(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Unpin(
-    grpc::CallbackServerContext* context, const v1::UnpinRequest* request,
-    v1::UnpinResponse* /*response*/) {
-  return RunUnary(context, workers_.get(), "Unpin", [this, context, request] {
-    ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-    RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
-    return store_->Unpin(name);
-  });
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::UnpinRequest, v1::UnpinResponse>(
+      context, raw_request, raw_response, workers_.get(), "Unpin",
+      [this, context](const v1::UnpinRequest* request,
+                      v1::UnpinResponse* /*response*/) {
+        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
+        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        return store_->Unpin(name);
+      });
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
-    grpc::CallbackServerContext* context, const v1::PrefetchRequest* request,
-    v1::PrefetchResponse* response) {
-  return RunUnary(
-      context, admin_.get(), "Prefetch", [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::PrefetchRequest, v1::PrefetchResponse>(
+      context, raw_request, raw_response, admin_.get(), "Prefetch",
+      [this, context](const v1::PrefetchRequest* request,
+                      v1::PrefetchResponse* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
         ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
@@ -528,10 +552,12 @@ grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::DropCache(
-    grpc::CallbackServerContext* context, const v1::DropCacheRequest* request,
-    v1::DropCacheResponse* /*response*/) {
-  return RunUnary(
-      context, workers_.get(), "DropCache", [this, context, request] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::DropCacheRequest, v1::DropCacheResponse>(
+      context, raw_request, raw_response, workers_.get(), "DropCache",
+      [this, context](const v1::DropCacheRequest* request,
+                      v1::DropCacheResponse* /*response*/) {
         RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, ""));
         ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
         return store_->DropCache(tier);
@@ -539,10 +565,12 @@ grpc::ServerUnaryReactor* ParamStoreService::DropCache(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::Verify(
-    grpc::CallbackServerContext* context, const v1::VerifyRequest* request,
-    v1::VerifyResponse* response) {
-  return RunUnary(
-      context, admin_.get(), "Verify", [this, context, request, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::VerifyRequest, v1::VerifyResponse>(
+      context, raw_request, raw_response, admin_.get(), "Verify",
+      [this, context](const v1::VerifyRequest* request,
+                      v1::VerifyResponse* response) {
         ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
         RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
         ASSIGN_OR_RETURN(VerifyReport report, store_->Verify(name));
@@ -569,10 +597,12 @@ grpc::ServerUnaryReactor* ParamStoreService::Verify(
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
-    grpc::CallbackServerContext* context,
-    const v1::GetServerStatusRequest* /*request*/, v1::ServerStatus* response) {
-  return RunUnary(
-      context, workers_.get(), "GetServerStatus", [this, context, response] {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::GetServerStatusRequest, v1::ServerStatus>(
+      context, raw_request, raw_response, workers_.get(), "GetServerStatus",
+      [this, context](const v1::GetServerStatusRequest* /*request*/,
+                      v1::ServerStatus* response) {
         RETURN_IF_ERROR(Authorize(*context, Scope::kRead, ""));
         StoreStats stats = store_->Stats();
         response->set_version(options_.version);

@@ -50,17 +50,36 @@ struct ServiceOptions {
   const Authorizer* auth = nullptr;
 };
 
-using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_GetTensor<
-    v1::ParamStore::WithRawCallbackMethod_PullModel<
-        v1::ParamStore::CallbackService>>;
+// Every method reads and writes raw bytes and parses its requests itself
+// (ParseRaw in server/convert.h), so a request that is not a valid message
+// gets INVALID_ARGUMENT; GetTensor and PullModel send pre-built chunks.
+using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_PutTensor<
+    v1::ParamStore::WithRawCallbackMethod_GetTensor<
+        v1::ParamStore::WithRawCallbackMethod_PullModel<
+            v1::ParamStore::WithRawCallbackMethod_StatTensor<
+                v1::ParamStore::WithRawCallbackMethod_ListTensors<
+                    v1::ParamStore::WithRawCallbackMethod_DeleteTensor<
+                        v1::ParamStore::WithRawCallbackMethod_CreateRevision<
+                            v1::ParamStore::WithRawCallbackMethod_PublishRevision<v1::ParamStore::WithRawCallbackMethod_DeleteRevision<
+                                v1::ParamStore::
+                                    WithRawCallbackMethod_GetRevision<v1::ParamStore::WithRawCallbackMethod_ListModels<
+                                        v1::ParamStore::
+                                            WithRawCallbackMethod_Pin<v1::ParamStore::WithRawCallbackMethod_Unpin<
+                                                v1::ParamStore::
+                                                    WithRawCallbackMethod_Prefetch<v1::ParamStore::WithRawCallbackMethod_DropCache<
+                                                        v1::ParamStore::
+                                                            WithRawCallbackMethod_Verify<v1::ParamStore::WithRawCallbackMethod_GetServerStatus<
+                                                                v1::ParamStore::
+                                                                    CallbackService>>>>>>>>>>>>>>>>>;
 
 class ParamStoreService final : public ParamStoreBase {
  public:
   ParamStoreService(TieredStore* store, ServiceOptions options);
   ~ParamStoreService() override;
 
-  grpc::ServerReadReactor<v1::PutTensorRequest>* PutTensor(
-      grpc::CallbackServerContext* context, v1::TensorInfo* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* PutTensor(
+      grpc::CallbackServerContext* context,
+      grpc::ByteBuffer* raw_response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* GetTensor(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override;
@@ -69,54 +88,47 @@ class ParamStoreService final : public ParamStoreBase {
       const grpc::ByteBuffer* request) override;
 
   grpc::ServerUnaryReactor* StatTensor(grpc::CallbackServerContext* context,
-                                       const v1::StatTensorRequest* request,
-                                       v1::TensorInfo* response) override;
+                                       const grpc::ByteBuffer* raw_request,
+                                       grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* ListTensors(
-      grpc::CallbackServerContext* context,
-      const v1::ListTensorsRequest* request,
-      v1::ListTensorsResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* DeleteTensor(
-      grpc::CallbackServerContext* context,
-      const v1::DeleteTensorRequest* request,
-      v1::DeleteTensorResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* CreateRevision(
-      grpc::CallbackServerContext* context,
-      const v1::CreateRevisionRequest* request,
-      v1::Revision* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* PublishRevision(
-      grpc::CallbackServerContext* context,
-      const v1::PublishRevisionRequest* request,
-      v1::Revision* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* DeleteRevision(
-      grpc::CallbackServerContext* context,
-      const v1::DeleteRevisionRequest* request,
-      v1::DeleteRevisionResponse* response) override;
-  grpc::ServerUnaryReactor* GetRevision(grpc::CallbackServerContext* context,
-                                        const v1::GetRevisionRequest* request,
-                                        v1::Revision* response) override;
-  grpc::ServerUnaryReactor* ListModels(
-      grpc::CallbackServerContext* context,
-      const v1::ListModelsRequest* request,
-      v1::ListModelsResponse* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
+  grpc::ServerUnaryReactor* GetRevision(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* raw_request,
+                                       grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* Pin(grpc::CallbackServerContext* context,
-                                const v1::PinRequest* request,
-                                v1::PinResponse* response) override;
+                                const grpc::ByteBuffer* raw_request,
+                                grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* Unpin(grpc::CallbackServerContext* context,
-                                  const v1::UnpinRequest* request,
-                                  v1::UnpinResponse* response) override;
+                                  const grpc::ByteBuffer* raw_request,
+                                  grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* Prefetch(grpc::CallbackServerContext* context,
-                                     const v1::PrefetchRequest* request,
-                                     v1::PrefetchResponse* response) override;
+                                     const grpc::ByteBuffer* raw_request,
+                                     grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* DropCache(grpc::CallbackServerContext* context,
-                                      const v1::DropCacheRequest* request,
-                                      v1::DropCacheResponse* response) override;
+                                      const grpc::ByteBuffer* raw_request,
+                                      grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* Verify(grpc::CallbackServerContext* context,
-                                   const v1::VerifyRequest* request,
-                                   v1::VerifyResponse* response) override;
+                                   const grpc::ByteBuffer* raw_request,
+                                   grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* GetServerStatus(
-      grpc::CallbackServerContext* context,
-      const v1::GetServerStatusRequest* request,
-      v1::ServerStatus* response) override;
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
 
   const StreamCounters& stream_counters() const { return stream_counters_; }
   const PutCounters& put_counters() const { return put_counters_; }
@@ -127,14 +139,17 @@ class ParamStoreService final : public ParamStoreBase {
   const CallGate& gate() const { return gate_; }
 
  private:
-  // Runs `fn` (returning absl::Status) on `pool` and finishes the call
-  // with its status.
   // Returns OK if the call may use `scope` on `model` (see server/auth.h).
   absl::Status Authorize(const grpc::CallbackServerContext& context,
                          Scope scope, absl::string_view model) const;
 
-  template <typename Fn>
+  // Parses the request, runs `fn` (absl::Status(const Request*,
+  // Response*)) on `pool`, and finishes the call with its status and, when
+  // OK, the serialized response.
+  template <typename Request, typename Response, typename Fn>
   grpc::ServerUnaryReactor* RunUnary(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* raw_request,
+                                     grpc::ByteBuffer* raw_response,
                                      ThreadPool* pool, const char* method,
                                      Fn fn);
 

@@ -285,5 +285,37 @@ TEST(LimitsTest, PastTheLimitsCallsGetResourceExhausted) {
   EXPECT_OK(client->GetTensor("m@v1/t").status());
 }
 
+// A call's stream slot is free again by the time its client has the status:
+// one client calling one after another is never refused, even with a single
+// slot of each kind.
+TEST(LimitsTest, SequentialCallsAreNeverRefusedForTheirPredecessors) {
+  TempDir dir;
+  PstoredProcess server(dir.Sub("data"),
+                        {"--max_read_streams=1", "--max_put_streams=1"});
+  ASSERT_OK(server.Start());
+  ClientOptions options;
+  options.address = server.address();
+  options.max_attempts = 1;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client, Client::Create(options));
+  constexpr int kCalls = 200;
+  int refused = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    std::vector<uint8_t> bytes = RandomBytes(4096, i);
+    std::string name = absl::StrCat("seq@v1/t", i % 8);
+    absl::Status put =
+        client->PutTensor(name, "U8", std::vector<int64_t>{4096}, bytes)
+            .status();
+    refused += absl::IsResourceExhausted(put);
+    ASSERT_TRUE(put.ok() || absl::IsResourceExhausted(put)) << put;
+    absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>> got =
+        client->GetTensor(name);
+    refused += absl::IsResourceExhausted(got.status());
+    if (put.ok() && got.ok()) {
+      EXPECT_EQ(got->second, bytes);
+    }
+  }
+  EXPECT_EQ(refused, 0);
+}
+
 }  // namespace
 }  // namespace pstore
