@@ -237,7 +237,9 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensor(absl::string_view name,
   return PutTensorFrom(
       name, dtype, shape, data.size(),
       [&](uint64_t offset, std::span<uint8_t> out) {
-        std::memcpy(out.data(), data.data() + offset, out.size());
+        if (!out.empty()) {
+          std::memcpy(out.data(), data.data() + offset, out.size());
+        }
         return absl::OkStatus();
       },
       options);
@@ -629,6 +631,12 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
     if (!dtype.ok()) return dtype.status();
     std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
     Encoding encoding = EncodingForPull(*dtype, shape, *requested);
+    if (absl::Status valid = CheckEncodable(*dtype, shape, encoding);
+        !valid.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "pull ", name, ": the server's manifest has ", info.name(),
+          " with a shape that is not valid: ", valid.message()));
+    }
     info.set_encoding(std::string(EncodingName(encoding)));
     info.set_byte_length(EncodedTensorBytes(*dtype, shape, encoding));
     if (encoding != Encoding::kRaw) info.clear_xxh3_64();
@@ -738,8 +746,10 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
                            info.byte_length() - expected_offset, info.name());
             if (!failed.ok()) break;
             const std::string& data = chunk.data();
-            std::memcpy(tensors[index].memory.data() + chunk.offset(),
-                        data.data(), data.size());
+            if (!data.empty()) {
+              std::memcpy(tensors[index].memory.data() + chunk.offset(),
+                          data.data(), data.size());
+            }
             part_hasher.Update(
                 {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
             expected_offset += data.size();

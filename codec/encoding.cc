@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -294,6 +295,18 @@ absl::Status CheckEncodable(DType dtype, std::span<const int64_t> shape,
           codec_internal::CheckDTypeEncodable(dtype, encoding);
       !status.ok()) {
     return status;
+  }
+  absl::StatusOr<uint64_t> elements = ElementCount(shape);
+  if (!elements.ok()) return elements.status();
+  // Every encoding takes at most 8 bytes per element (raw F64, I64).
+  const uint64_t per_element =
+      encoding == Encoding::kRaw ? DTypeSize(dtype)
+      : IsQuantized(encoding)    ? 2  // 34 bytes per 32 elements, at most.
+                                 : codec_internal::FloatEncodingSize(encoding);
+  if (*elements > std::numeric_limits<uint64_t>::max() / per_element) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a tensor of ", *elements, " elements of ", DTypeName(dtype),
+        " is larger than 2^64 bytes as ", EncodingName(encoding)));
   }
   if (!IsQuantized(encoding)) return absl::OkStatus();
   if (shape.empty()) {

@@ -50,16 +50,18 @@ absl::string_view EncodingName(Encoding encoding);
 bool IsQuantized(Encoding encoding);
 
 // Returns OK if a tensor of `dtype` and `shape` can be read as `encoding`:
-// raw always; f32/f16/bf16 from F64, F32, F16, BF16; q8_0/q4_0 from those
-// when the innermost dimension is a multiple of 32 (a 0-dim tensor cannot
-// be quantized). InvalidArgument naming the dtype or the dimension
-// otherwise.
+// the shape is valid (ElementCount is OK) and its bytes in `encoding` fit
+// in 64 bits; then raw always; f32/f16/bf16 from F64, F32, F16, BF16;
+// q8_0/q4_0 from those when the innermost dimension is a multiple of 32 (a
+// 0-dim tensor cannot be quantized). InvalidArgument naming the dtype, the
+// dimension or the size otherwise.
 absl::Status CheckEncodable(DType dtype, std::span<const int64_t> shape,
                             Encoding encoding);
 
 // Returns the bytes `elements` elements of `dtype` take as `encoding`.
 // REQUIRES: the pair is encodable; for quantized encodings `elements` is a
-// multiple of 32.
+// multiple of 32; the result fits in 64 bits (CheckEncodable checks that for
+// a whole tensor, so any part of one does).
 uint64_t EncodedByteLength(DType dtype, Encoding encoding, uint64_t elements);
 
 // What a quantization lost, accumulated over any number of Encode calls

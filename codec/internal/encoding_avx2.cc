@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "codec/internal/cpu_features.h"
 #include "codec/internal/encoding_kernels.h"
 #include "codec/internal/float_bits.h"
 
@@ -360,7 +361,7 @@ PSTORE_AVX2 void Bf16ToF32Avx2(const uint8_t* src, uint8_t* dst, size_t count) {
 const EncodingKernels* Avx2Kernels() {
   static const EncodingKernels* const kKernels = []() -> EncodingKernels* {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("f16c")) {
+    if (!__builtin_cpu_supports("avx2") || !CpuHasF16c()) {
       return nullptr;
     }
     static EncodingKernels kernels = {

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "codec/internal/cpu_features.h"
 #include "codec/internal/encoding_kernels.h"
 #include "codec/internal/float_bits.h"
 
@@ -321,7 +322,7 @@ const EncodingKernels* Avx512Kernels() {
   static const EncodingKernels* const kKernels = []() -> EncodingKernels* {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx2") ||
-        !__builtin_cpu_supports("f16c")) {
+        !CpuHasF16c()) {
       return nullptr;
     }
     static EncodingKernels kernels = {

@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "codec/encoding_plan.h"
 #include "codec/internal/encoding_kernels.h"
 #include "codec/internal/float_bits.h"
 #include "gmock/gmock.h"
@@ -103,6 +104,29 @@ TEST(EncodingTest, EncodedByteLengths) {
   EXPECT_EQ(EncodedByteLength(DType::kF32, Encoding::kQ8_0, 256), 272u);
   EXPECT_EQ(EncodedByteLength(DType::kF64, Encoding::kQ4_0, 256), 144u);
   EXPECT_EQ(EncodedByteLength(DType::kF32, Encoding::kQ4_0, 0), 0u);
+}
+
+TEST(EncodingTest, RefusesShapesThatAreNotValidOrTooLargeInTheEncoding) {
+  const std::vector<int64_t> negative = {-1};
+  const std::vector<int64_t> elements_overflow = {int64_t{1} << 32,
+                                                  int64_t{1} << 32};
+  // 2^62 F16 elements are 2^63 bytes raw but 2^64 as f32.
+  const std::vector<int64_t> wide_as_f32 = {int64_t{1} << 62};
+  for (Encoding encoding : {Encoding::kRaw, Encoding::kF32, Encoding::kQ8_0}) {
+    EXPECT_THAT(CheckEncodable(DType::kF32, negative, encoding),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(CheckEncodable(DType::kF32, elements_overflow, encoding),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  EXPECT_OK(CheckEncodable(DType::kF16, wide_as_f32, Encoding::kRaw));
+  EXPECT_OK(CheckEncodable(DType::kF16, wide_as_f32, Encoding::kF16));
+  EXPECT_THAT(CheckEncodable(DType::kF16, wide_as_f32, Encoding::kF32),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CheckEncodable(DType::kF32, wide_as_f32, Encoding::kRaw),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  // What CheckEncodable allows, EncodedTensorBytes sizes exactly.
+  EXPECT_EQ(EncodedTensorBytes(DType::kF16, wide_as_f32, Encoding::kF16),
+            uint64_t{1} << 63);
 }
 
 TEST(EncodingTest, RefusesMismatchedSizes) {
