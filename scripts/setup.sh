@@ -17,6 +17,8 @@ packages=(
   # Tests.
   libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
   fiu-utils openssl
+  # Fuzzing (scripts/fuzz.sh): clang with libFuzzer and llvm-symbolizer.
+  clang libclang-rt-14-dev llvm
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(fio nginx-light redis-server gnuplot-nox)

@@ -24,6 +24,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/pstored_process.h"
 #include "tests/testing/random_bytes.h"
+#include "tests/testing/sanitizers.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -284,6 +285,10 @@ TEST(FaultsTest, AnNvmeDirectoryTooSmallDisablesTheTierNotTheServer) {
 }
 
 TEST(FaultsTest, InjectedReadErrorsAreUnavailableAndTheServerKeepsServing) {
+  if (::pstore::testing::kAddressSanitizer) {
+    GTEST_SKIP() << "fiu-run preloads libfiu, and the ASan runtime must come "
+                    "first in the library list";
+  }
   if (RunCommand("command -v fiu-run && command -v fiu-ctrl").exit_code != 0) {
     GTEST_SKIP() << "libfiu's fiu-run/fiu-ctrl are not installed "
                     "(Debian package fiu-utils)";
