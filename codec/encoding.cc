@@ -298,12 +298,18 @@ absl::Status CheckEncodable(DType dtype, std::span<const int64_t> shape,
   }
   absl::StatusOr<uint64_t> elements = ElementCount(shape);
   if (!elements.ok()) return elements.status();
-  // Every encoding takes at most 8 bytes per element (raw F64, I64).
-  const uint64_t per_element =
-      encoding == Encoding::kRaw ? DTypeSize(dtype)
-      : IsQuantized(encoding)    ? 2  // 34 bytes per 32 elements, at most.
-                                 : codec_internal::FloatEncodingSize(encoding);
-  if (*elements > std::numeric_limits<uint64_t>::max() / per_element) {
+  // The exact size, in 128 bits (quantized: whole blocks; the innermost
+  // dimension is checked below).
+  const unsigned __int128 bytes =
+      encoding == Encoding::kRaw
+          ? static_cast<unsigned __int128>(*elements) * DTypeSize(dtype)
+      : IsQuantized(encoding)
+          ? static_cast<unsigned __int128>(*elements / kQuantBlockElements) *
+                (encoding == Encoding::kQ8_0 ? kQ8_0BlockBytes
+                                             : kQ4_0BlockBytes)
+          : static_cast<unsigned __int128>(*elements) *
+                codec_internal::FloatEncodingSize(encoding);
+  if (bytes > std::numeric_limits<uint64_t>::max()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "a tensor of ", *elements, " elements of ", DTypeName(dtype),
         " is larger than 2^64 bytes as ", EncodingName(encoding)));
