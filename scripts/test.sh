@@ -3,7 +3,8 @@
 # ctest test (unit, end-to-end against a real pstored, deployment checks,
 # 20 crash-harness rounds), then each libFuzzer target for FUZZ_SECONDS
 # (default 12) with its regression inputs (scripts/fuzz.sh), then a quick
-# pass of the benchmark harness (bench/README.md) to prove it runs.
+# pass of the benchmark harness against its peers (bench/README.md) to
+# prove it runs.
 # This is the README's test command and what CI runs (.ci/run).
 #
 # Usage: scripts/test.sh [CTEST_ARGS...]
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
-scripts/setup.sh
+scripts/setup.sh --bench
 scripts/build.sh
 build_dir=${BUILD_DIR:-build}
 echo "test: setup and build took $((SECONDS - start)) s"
@@ -28,4 +29,11 @@ if (($# > 0)); then exit 0; fi
 stage=$SECONDS
 scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
 echo "test: fuzzing took $((SECONDS - stage)) s"
+
+# A smoke test of the benchmark harness: every workload runs, every peer
+# starts or is skipped (peers come from `scripts/setup.sh --bench`); it
+# never judges figures.
+stage=$SECONDS
+"$build_dir/bench/pstore-bench" --quick --out="$build_dir/pstore-bench-quick"
+echo "test: pstore-bench --quick took $((SECONDS - stage)) s"
 echo "test: all passed in $((SECONDS - start)) s"
