@@ -170,9 +170,12 @@ class Client {
   absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>> GetTensor(
       absl::string_view name, const GetOptions& options = {});
 
-  // Streams tensor `name` to `sink` in order, chunk by chunk, each checked
-  // before it is passed on; the whole-tensor hash is checked at the end.
-  // For reads too large to hold in memory (pstore-cli get).
+  // Streams tensor `name` to `sink` in order, chunk by chunk. A whole
+  // tensor is checked once, end to end, against the hash it was put with
+  // when the last byte is in; a range or a first encoding has each chunk
+  // checked before it is passed on and the stream's hash at the end. The
+  // bytes the sink saw are good only if the call returns OK. For reads too
+  // large to hold in memory (pstore-cli get).
   absl::StatusOr<v1::TensorInfo> GetTensorTo(
       absl::string_view name, const GetOptions& options,
       const std::function<absl::Status(const v1::TensorInfo& info,

@@ -139,8 +139,17 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
   const BlockRef& block = slot.block->block;
   std::span<const uint8_t> data;
   if (length > 0) data = block->bytes().subspan(offset_in_block, length);
-  fields.set_xxh3_64(Xxh3_64(data));
-  source_hash_.Update(data);
+  // Chunks of a block are cut every max_chunk_bytes from the slice's start;
+  // the block remembers their hashes when the slice starts the block.
+  fields.set_xxh3_64(
+      length == 0 ? Xxh3_64(data)
+      : unit.slice >= 0 && source.slices[unit.slice].offset == 0
+          ? block->ChunkHash(offset_in_block, length, options_.max_chunk_bytes)
+          : Xxh3_64(data));
+  // The hash of everything sent is known beforehand for a whole tensor
+  // whose hash the server knows; otherwise it is computed while sending.
+  const bool hash_known = source.whole && source.info.has_xxh3_64();
+  if (!hash_known) source_hash_.Update(data);
   sent_in_slot_ += length;
 
   bool slot_done =
@@ -149,7 +158,8 @@ grpc::ByteBuffer ReadStreamReactor::NextChunk() {
       slot_done && (unit.slice < 0 ||
                     unit.slice + 1 == static_cast<int>(source.slices.size()));
   if (last_of_source) {
-    uint64_t digest = source_hash_.Digest();
+    uint64_t digest =
+        hash_known ? source.info.xxh3_64() : source_hash_.Digest();
     fields.set_last(true);
     fields.set_xxh3_64_of_all(digest);
     bool quantized = IsQuantized(source.encoding);

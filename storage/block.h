@@ -3,7 +3,8 @@
 // after its tier evicts it, without a copy. Bytes past size() up to the
 // buffer's capacity are zero, so a block can be written with O_DIRECT as is.
 //
-// BlockData is immutable once built and therefore thread-safe.
+// BlockData's bytes are immutable once built; the memo of chunk hashes is
+// guarded by a mutex. Thread-safe.
 
 #ifndef PSTORE_STORAGE_BLOCK_H_
 #define PSTORE_STORAGE_BLOCK_H_
@@ -11,8 +12,11 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "codec/hash.h"
 #include "storage/buffer_pool.h"
 
@@ -39,9 +43,22 @@ class BlockData {
     return {buffer_.data(), AlignUp(size_)};
   }
 
+  // Returns the XXH3-64 of bytes [offset, offset + length). Chunks cut from
+  // the start of the block every `chunk_bytes` (offset a multiple of it,
+  // length min(chunk_bytes, size() - offset)) are hashed once and
+  // remembered, for the last chunk size asked for: a block in the DRAM
+  // cache is sent to many clients. REQUIRES: the range lies in the block.
+  uint64_t ChunkHash(uint64_t offset, uint64_t length,
+                     uint64_t chunk_bytes) const;
+
  private:
   Buffer buffer_;
   size_t size_;
+  mutable absl::Mutex memo_mu_;
+  mutable uint64_t memo_chunk_bytes_ ABSL_GUARDED_BY(memo_mu_) = 0;
+  // Per chunk: its hash, valid where memo_known_ says so.
+  mutable std::vector<uint64_t> memo_hashes_ ABSL_GUARDED_BY(memo_mu_);
+  mutable std::vector<bool> memo_known_ ABSL_GUARDED_BY(memo_mu_);
 };
 
 using BlockRef = std::shared_ptr<const BlockData>;
