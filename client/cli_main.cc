@@ -162,7 +162,12 @@ absl::Status Get(Client& client, const std::string& name,
                  const std::string& output, const GetOptions& options) {
   int fd = STDOUT_FILENO;
   std::string temp;
-  if (!output.empty() && output != "-") {
+  if (IsSpecialFile(output)) {
+    // /dev/null, a FIFO: written in place, never renamed over.
+    fd = open(output.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", output));
+  } else if (!output.empty() && output != "-") {
+    RETURN_IF_ERROR(CheckReplaceable(output));
     temp = output + ".tmp";
     fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
@@ -434,6 +439,7 @@ absl::Status Pull(Client& client, const std::string& name,
   ASSIGN_OR_RETURN(OutputLayout layout,
                    LayOut(revision, requested, IsGgufPath(path)));
 
+  RETURN_IF_ERROR(CheckReplaceable(path));
   std::string temp = path + ".tmp";
   int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));

@@ -1063,6 +1063,9 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(
   absl::StatusOr<GgufLayout> layout =
       ComputeGgufLayout(tensors, general_name, metadata);
   if (!layout.ok()) return Annotate(layout.status(), path);
+  if (absl::Status replaceable = CheckReplaceable(path); !replaceable.ok()) {
+    return replaceable;
+  }
   const std::string tmp_path = absl::StrCat(path, ".tmp");
   int fd =
       open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

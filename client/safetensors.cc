@@ -643,6 +643,9 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   absl::StatusOr<SafetensorsLayout> layout =
       ComputeSafetensorsLayout(tensors, metadata);
   if (!layout.ok()) return Annotate(layout.status(), path);
+  if (absl::Status replaceable = CheckReplaceable(path); !replaceable.ok()) {
+    return replaceable;
+  }
   const std::string tmp_path = absl::StrCat(path, ".tmp");
   int fd =
       open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

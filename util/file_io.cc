@@ -1,5 +1,6 @@
 #include "util/file_io.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -49,6 +50,22 @@ absl::Status WriteFully(int fd, const std::string& path,
 
 FdCloser::~FdCloser() {
   if (fd_ >= 0) close(fd_);
+}
+
+absl::Status CheckReplaceable(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || S_ISREG(st.st_mode)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, " exists and is not a regular file; the output is written as ",
+      path, ".tmp and renamed over it: give a file path"));
+}
+
+bool IsSpecialFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) &&
+         !S_ISDIR(st.st_mode);
 }
 
 }  // namespace pstore

@@ -25,6 +25,15 @@ absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
 absl::Status WriteFully(int fd, const std::string& path,
                         std::span<const uint8_t> bytes);
 
+// Returns OK if `path` may be written as `path`.tmp and renamed over: it
+// does not exist or is a regular file. InvalidArgument for anything else (a
+// directory, /dev/null, a FIFO), which a rename would replace.
+absl::Status CheckReplaceable(const std::string& path);
+
+// Returns true if `path` exists and is not a regular file or a directory
+// (/dev/null, a FIFO, a terminal): a stream may be written to it in place.
+bool IsSpecialFile(const std::string& path);
+
 // Closes a file descriptor when it goes out of scope, unless released.
 // For descriptors whose close cannot lose data (read-only, or already
 // synced): a close error is ignored.

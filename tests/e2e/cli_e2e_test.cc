@@ -2,6 +2,7 @@
 // safetensors files other tools wrote, pull and export them back, and check
 // every tensor's bytes; errors give one line and a non-zero exit.
 
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -165,6 +166,47 @@ TEST_F(CliE2eTest, PutGetStatListAndRemove) {
   CliResult gone = Run("stat m@v1/w");
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_NE(gone.out.find("NOT_FOUND"), std::string::npos) << gone.out;
+}
+
+// `get -o /dev/null` or a FIFO writes in place: a special file is never
+// renamed over (that once replaced /dev/null with a regular file); pull and
+// export, which rename a finished file into place, refuse one.
+TEST_F(CliE2eTest, SpecialFilesAreWrittenInPlaceNeverReplaced) {
+  std::vector<uint8_t> bytes = testing::RandomBytes(3 << 20, 9);
+  std::string raw = dir_.Sub("w.bin");
+  std::ofstream(raw, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  ASSERT_EQ(Run(absl::StrCat("put m@v1/w ", raw, " --dtype U8 --shape ",
+                             bytes.size()))
+                .exit_code,
+            0);
+  ASSERT_EQ(Run("publish m@v1").exit_code, 0);
+
+  std::string fifo = dir_.Sub("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string copy = dir_.Sub("copy.bin");
+  // The reader: cat stops at the writer's end of file (or is killed after
+  // 60 s, if the writer never opens the FIFO).
+  FILE* reader =
+      popen(absl::StrCat("timeout 60 cat ", fifo, " > ", copy).c_str(), "r");
+  ASSERT_NE(reader, nullptr);
+  CliResult get = Run(absl::StrCat("get m@v1/w -o ", fifo));
+  EXPECT_EQ(pclose(reader), 0);
+  EXPECT_EQ(get.exit_code, 0) << get.out;
+  struct stat st;
+  ASSERT_EQ(stat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  std::string got = ReadFile(copy);
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), bytes);
+
+  for (const char* verb : {"pull", "export"}) {
+    CliResult refused = Run(absl::StrCat(verb, " m@v1 ", fifo));
+    EXPECT_EQ(refused.exit_code, 1) << verb;
+    EXPECT_NE(refused.out.find("INVALID_ARGUMENT"), std::string::npos)
+        << refused.out;
+    ASSERT_EQ(stat(fifo.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISFIFO(st.st_mode)) << verb;
+  }
 }
 
 TEST_F(CliE2eTest, ErrorsAreOneLineWithTheCodeAndExitNonZero) {
