@@ -106,7 +106,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "prefixes; reloaded on SIGHUP");
   app.add_option("--metrics_listen", config.server.metrics_listen,
                  "host:port of the HTTP listener for /metrics, /healthz and "
-                 "/readyz (port 0: any free port; empty: off)");
+                 "/readyz (port 0: any free port; off or empty: off)");
   app.add_option("--port_file", config.port_file,
                  "once serving, write the gRPC port and then the metrics "
                  "port to this file, one per line");
@@ -115,12 +115,34 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
       ->check(CLI::IsMember(
           {"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
+  // CLI11 reads `--metrics_listen=` (empty) as a missing value and would
+  // take the next argument as the address: spell it `off`.
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--metrics_listen=" ||
+        (args[i] == "--metrics_listen" &&
+         (i + 1 == args.size() || args[i + 1].empty() ||
+          args[i + 1].rfind("--", 0) == 0))) {
+      if (args[i] == "--metrics_listen" && i + 1 < args.size() &&
+          args[i + 1].empty()) {
+        args.erase(args.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      }
+      args[i] = "--metrics_listen=off";
+    }
+  }
+  std::vector<const char*> rewritten;
+  for (const std::string& arg : args) rewritten.push_back(arg.c_str());
+
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(rewritten.size()), rewritten.data());
   } catch (const CLI::CallForHelp&) {
     return absl::CancelledError(app.help());
   } catch (const CLI::ParseError& error) {
     return absl::InvalidArgumentError(error.what());
+  }
+
+  if (config.server.metrics_listen == "off") {
+    config.server.metrics_listen.clear();
   }
 
   TieredStoreOptions& store = config.server.store;

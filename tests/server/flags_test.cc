@@ -1,0 +1,99 @@
+// ParseDaemonFlags: defaults, sizes, derived budgets, and the values that
+// must stop start-up.
+
+#include "server/flags.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace pstore {
+namespace {
+
+using ::pstore::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kMiB = uint64_t{1} << 20;
+
+absl::StatusOr<DaemonConfig> Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "pstored");
+  std::vector<const char*> argv;
+  for (const std::string& arg : args) argv.push_back(arg.c_str());
+  return ParseDaemonFlags(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(FlagsTest, DefaultsAreLoopbackAndFollowTheDramBudget) {
+  ASSERT_OK_AND_ASSIGN(DaemonConfig config, Parse({}));
+  EXPECT_EQ(config.server.listen, "127.0.0.1:7070");
+  EXPECT_EQ(config.server.metrics_listen, "127.0.0.1:9464");
+  EXPECT_EQ(config.server.store.dram_bytes, 1024 * kMiB);
+  EXPECT_EQ(config.server.store.cold_dir, "./pstore-data/cold");
+  EXPECT_EQ(config.server.store.nvme_dir, "./pstore-data/nvme");
+  // A quarter of the DRAM budget, between 32 MiB and 256 MiB.
+  EXPECT_EQ(config.server.service.readahead_budget_bytes, 256 * kMiB);
+  ASSERT_OK_AND_ASSIGN(DaemonConfig small, Parse({"--dram_bytes=256MiB"}));
+  EXPECT_EQ(small.server.service.readahead_budget_bytes, 64 * kMiB);
+  ASSERT_OK_AND_ASSIGN(DaemonConfig tiny, Parse({"--dram_bytes=64MiB"}));
+  EXPECT_EQ(tiny.server.service.readahead_budget_bytes, 32 * kMiB);
+  ASSERT_OK_AND_ASSIGN(DaemonConfig set,
+                       Parse({"--readahead_budget_bytes=100MiB"}));
+  EXPECT_EQ(set.server.service.readahead_budget_bytes, 100 * kMiB);
+}
+
+TEST(FlagsTest, SizesTakeSuffixesAndTheLastOfARepeatedFlagWins) {
+  ASSERT_OK_AND_ASSIGN(
+      DaemonConfig config,
+      Parse({"--dram_bytes=2GiB", "--nvme_bytes", "512MiB",
+             "--block_bytes=1MiB", "--dram_bytes=3GiB", "--nvme_dir=/x"}));
+  EXPECT_EQ(config.server.store.dram_bytes, 3072 * kMiB);
+  EXPECT_EQ(config.server.store.nvme_bytes, 512 * kMiB);
+  EXPECT_EQ(config.server.store.block_bytes, 1 * kMiB);
+  EXPECT_EQ(config.server.store.nvme_dir, "/x");
+  ASSERT_OK_AND_ASSIGN(DaemonConfig no_nvme, Parse({"--nvme_bytes=0"}));
+  EXPECT_EQ(no_nvme.server.store.nvme_dir, "");
+}
+
+TEST(FlagsTest, AnEmptyOrOffMetricsAddressTurnsMetricsOff) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"--metrics_listen=", "--dram_bytes=2GiB"},
+        std::vector<std::string>{"--metrics_listen", "", "--dram_bytes=2GiB"},
+        std::vector<std::string>{"--metrics_listen=off", "--dram_bytes=2GiB"},
+        std::vector<std::string>{"--dram_bytes=2GiB", "--metrics_listen="}}) {
+    ASSERT_OK_AND_ASSIGN(DaemonConfig config, Parse(args));
+    EXPECT_EQ(config.server.metrics_listen, "") << args[0];
+    // The next flag is not taken as the address.
+    EXPECT_EQ(config.server.store.dram_bytes, 2048 * kMiB) << args[0];
+  }
+  ASSERT_OK_AND_ASSIGN(DaemonConfig set,
+                       Parse({"--metrics_listen=0.0.0.0:9000"}));
+  EXPECT_EQ(set.server.metrics_listen, "0.0.0.0:9000");
+}
+
+TEST(FlagsTest, BadValuesStopStartUpWithOneLine) {
+  for (std::vector<std::string> args : {
+           std::vector<std::string>{"--dram_bytes=lots"},
+           std::vector<std::string>{"--dram_bytes=-1GiB"},
+           std::vector<std::string>{"--block_bytes=3"},
+           std::vector<std::string>{"--max_message_bytes=1KiB"},
+           std::vector<std::string>{"--max_read_streams=0"},
+           std::vector<std::string>{"--log_level=loud"},
+           std::vector<std::string>{"--no_such_flag=1"},
+       }) {
+    absl::StatusOr<DaemonConfig> config = Parse(args);
+    // --block_bytes is checked when the store opens; the rest here.
+    if (args[0] == "--block_bytes=3") continue;
+    EXPECT_THAT(config.status(), StatusIs(absl::StatusCode::kInvalidArgument))
+        << args[0];
+    EXPECT_EQ(std::string(config.status().message()).find('\n'),
+              std::string::npos)
+        << config.status();
+  }
+  EXPECT_THAT(Parse({"--help"}).status(), StatusIs(absl::StatusCode::kCancelled,
+                                                   HasSubstr("--dram_bytes")));
+}
+
+}  // namespace
+}  // namespace pstore
