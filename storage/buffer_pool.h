@@ -1,7 +1,9 @@
 // BufferPool hands out 4 KiB-aligned, pre-faulted memory and takes it back
 // for reuse, so that the read path never pays a page fault per page of a
-// fresh multi-MiB allocation. Every block in pstore lives in such a buffer,
-// which also makes every block directly usable for O_DIRECT I/O.
+// fresh multi-MiB allocation. Buffers of 2 MiB and more are 2 MiB-aligned
+// and backed by transparent huge pages where the kernel allows. Every block in
+// pstore lives in such a buffer, which also makes every block directly usable
+// for O_DIRECT I/O.
 //
 // Capacities come in size classes: 4 KiB steps up to 64 KiB, then eight
 // classes per power of two (at most 12.5% slack; 4 MiB is exact). Freed
