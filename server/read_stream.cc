@@ -23,13 +23,22 @@ ReadStreamReactor::ReadStreamReactor(TieredStore* store, ThreadPool* pool,
       method_(method),
       metrics_(metrics),
       start_(absl::Now()) {
-  pool_->Schedule([this, planner = std::move(planner)]() mutable {
-    Plan(std::move(planner));
+  // A plan from memory alone (a tensor whose catalog records are in
+  // RocksDB's memtable or block cache) is made here: a hop to the pool costs
+  // about 40 us of a 64 KiB read's 100-150 on a 2-core machine.
+  absl::StatusOr<std::vector<StreamSource>> sources =
+      planner(CatalogRead::kMemoryOnly);
+  if (!IsWouldBlock(sources.status())) {
+    Plan(std::move(sources));
+    return;
+  }
+  pool_->Schedule([this, planner = std::move(planner)] {
+    Plan(planner(CatalogRead::kAny));
   });
 }
 
-void ReadStreamReactor::Plan(Planner planner) {
-  absl::StatusOr<std::vector<StreamSource>> sources = planner();
+void ReadStreamReactor::Plan(
+    absl::StatusOr<std::vector<StreamSource>> sources) {
   Action action;
   {
     absl::MutexLock lock(&mu_);
@@ -89,6 +98,15 @@ ReadStreamReactor::Action ReadStreamReactor::NextAction() {
         action.write = true;
         write_buffer_ = NextChunk();
         write_in_flight_ = true;
+        if (next_unit_ == units_.size() && slots_.empty() &&
+            outstanding_ == 0) {
+          // The last chunk goes out with the status in one batch: the
+          // client's call ends a round trip sooner (a one-chunk read is then
+          // as short on the wire as a unary call).
+          finished_ = true;
+          action.finish = true;
+          action.status = grpc::Status::OK;
+        }
         return action;
       }
       const StreamSource& source = sources_[units_[slots_.front().unit].source];
@@ -234,7 +252,6 @@ void ReadStreamReactor::Act(Action action) {
           OnBlock(unit, std::move(block));
         });
   }
-  if (action.write) StartWrite(&write_buffer_);
   if (action.finish) {
     if (metrics_ != nullptr) {
       metrics_->ObserveRpc(method_, action.status.error_code(),
@@ -243,7 +260,13 @@ void ReadStreamReactor::Act(Action action) {
     // The client has its status once Finish is called: give the slot back
     // now, so that its next call is not refused for this one.
     counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
-    Finish(action.status);
+    if (action.write) {
+      StartWriteAndFinish(&write_buffer_, grpc::WriteOptions(), action.status);
+    } else {
+      Finish(action.status);
+    }
+  } else if (action.write) {
+    StartWrite(&write_buffer_);
   }
 }
 

@@ -4,9 +4,11 @@
 // The reactor reads blocks through TieredStore::ReadBlockAsync ahead of the
 // network, up to a byte budget (so memory per stream is bounded), and keeps
 // one write in flight; each block is cut into chunks sent without copying
-// (server/chunk.h). Catalog lookups run on a worker pool, never on a gRPC
-// thread. Cancellation stops new reads; Finish is called once, after the
-// last storage callback has returned, and OnDone deletes the reactor.
+// (server/chunk.h). Catalog lookups that would read a file run on a worker
+// pool, never on a gRPC thread; those served from memory run inline. The
+// last chunk goes out with the status. Cancellation stops new reads; Finish is
+// called once, after the last storage callback has returned, and OnDone deletes
+// the reactor.
 //
 // Thread-safe: reactions and storage callbacks may run on any thread.
 
@@ -69,14 +71,18 @@ struct ReadStreamOptions {
 
 class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  // Returns what to send; runs on the worker pool.
-  using Planner = std::function<absl::StatusOr<std::vector<StreamSource>>()>;
+  // Returns what to send. Called first with kMemoryOnly on the gRPC thread
+  // that starts the call, where it must not wait for a disk: it returns
+  // WouldBlockError instead, and is called again with kAny on the worker
+  // pool.
+  using Planner =
+      std::function<absl::StatusOr<std::vector<StreamSource>>(CatalogRead)>;
 
-  // Starts the stream: `planner` runs on `pool`, then blocks are read from
-  // `store`. The call has Entered `gate` and taken a slot of
-  // `counters->streams_in_flight`; Finish gives the slot back and OnDone
-  // Leaves the gate. None of the
-  // pointers is owned; all outlive the reactor.
+  // Starts the stream: `planner` runs (on this thread from memory, else on
+  // `pool`), then blocks are read from `store`. The call has Entered `gate` and
+  // taken a slot of `counters->streams_in_flight`; Finish gives the slot back
+  // and OnDone Leaves the gate. None of the pointers is owned; all outlive the
+  // reactor.
   ReadStreamReactor(TieredStore* store, ThreadPool* pool, Planner planner,
                     ReadStreamOptions options, StreamCounters* counters,
                     CallGate* gate, const char* method, ServerMetrics* metrics);
@@ -90,7 +96,7 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   struct Action {
     std::vector<size_t> reads;  // Units whose blocks to read.
     bool write = false;         // Send write_buffer_.
-    bool finish = false;
+    bool finish = false;  // End the call; with `write`, in the same batch.
     grpc::Status status;
   };
   struct Unit {
@@ -103,7 +109,7 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     absl::StatusOr<EncodedBlock> block;
   };
 
-  void Plan(Planner planner);
+  void Plan(absl::StatusOr<std::vector<StreamSource>> sources);
   void OnBlock(size_t unit, absl::StatusOr<EncodedBlock> block);
   Action NextAction() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the next chunk from the ready front slot.

@@ -270,9 +270,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   }
 
   TieredStore* store = store_;
-  auto planner = [store, name = *std::move(name), encoding = *encoding,
-                  request]() -> absl::StatusOr<std::vector<StreamSource>> {
-    ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name));
+  auto planner =
+      [store, name = *std::move(name), encoding = *encoding,
+       request](CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
+    ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name, mode));
     RETURN_IF_ERROR(Annotate(CheckEncodable(meta.dtype, meta.shape, encoding),
                              meta.name.ToString()));
     if (IsQuantized(encoding)) {
@@ -336,8 +337,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
 
   TieredStore* store = store_;
   uint32_t shard = request.shard_index();
-  auto planner = [store, name = *std::move(name), encoding = *encoding, shard,
-                  shard_count]() -> absl::StatusOr<std::vector<StreamSource>> {
+  auto planner =
+      [store, name = *std::move(name), encoding = *encoding, shard,
+       shard_count](
+          CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
+    // A manifest is many records: always read on the pool.
+    if (mode == CatalogRead::kMemoryOnly) return WouldBlockError("manifest");
     ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
     return PlanShard(*store, manifest.second, encoding, shard, shard_count);
   };

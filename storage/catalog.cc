@@ -221,20 +221,28 @@ absl::Status Catalog::CollectStagedOrphans() {
 
 absl::StatusOr<std::optional<std::string>> Catalog::GetValue(
     rocksdb::ColumnFamilyHandle* family, const std::string& key,
-    const rocksdb::Snapshot* snapshot) const {
+    const rocksdb::Snapshot* snapshot, CatalogRead mode) const {
   rocksdb::ReadOptions options;
   options.snapshot = snapshot;
+  if (mode == CatalogRead::kMemoryOnly) {
+    options.read_tier = rocksdb::kBlockCacheTier;
+  }
   std::string value;
   rocksdb::Status status = cold_->db()->Get(options, family, key, &value);
   if (status.IsNotFound()) return std::optional<std::string>();
+  if (status.IsIncomplete() && mode == CatalogRead::kMemoryOnly) {
+    return WouldBlockError("catalog: read");
+  }
   if (!status.ok()) return RocksToStatus(status, "catalog: read");
   return std::optional<std::string>(std::move(value));
 }
 
-absl::StatusOr<RevisionName> Catalog::Resolve(const RevisionName& name) const {
+absl::StatusOr<RevisionName> Catalog::Resolve(const RevisionName& name,
+                                              CatalogRead mode) const {
   if (!name.revision.empty()) return name;
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), ModelKey(name.model)));
+  ASSIGN_OR_RETURN(
+      std::optional<std::string> value,
+      GetValue(cold_->catalog_family(), ModelKey(name.model), nullptr, mode));
   if (!value.has_value()) {
     return absl::NotFoundError(absl::StrCat("no model '", name.model, "'"));
   }
@@ -251,11 +259,13 @@ absl::StatusOr<RevisionName> Catalog::Resolve(const RevisionName& name) const {
   return RevisionName{name.model, record.latest_revision()};
 }
 
-absl::StatusOr<TensorMeta> Catalog::GetTensor(const TensorName& name) const {
-  ASSIGN_OR_RETURN(RevisionName revision, Resolve(name.revision));
+absl::StatusOr<TensorMeta> Catalog::GetTensor(const TensorName& name,
+                                              CatalogRead mode) const {
+  ASSIGN_OR_RETURN(RevisionName revision, Resolve(name.revision, mode));
   TensorName resolved{revision, name.tensor};
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), TensorKey(resolved)));
+  ASSIGN_OR_RETURN(
+      std::optional<std::string> value,
+      GetValue(cold_->catalog_family(), TensorKey(resolved), nullptr, mode));
   if (!value.has_value()) {
     return absl::NotFoundError(absl::StrCat("no tensor ", resolved.ToString()));
   }

@@ -71,6 +71,10 @@ struct TensorPage {
   std::string next_page_token;  // Empty on the last page.
 };
 
+// How a catalog read may get its data: from anywhere, or only from memory
+// (for callers on a thread that must not wait for a disk).
+enum class CatalogRead { kAny, kMemoryOnly };
+
 class Catalog {
  public:
   // Opens the catalog on `cold` (not owned; must outlive the catalog) and
@@ -80,10 +84,15 @@ class Catalog {
 
   // Returns `name` with an empty revision replaced by the model's latest.
   // NotFound if the model does not exist or has no published revision.
-  absl::StatusOr<RevisionName> Resolve(const RevisionName& name) const;
+  // With kMemoryOnly, reads only RocksDB's memtables and block cache and
+  // returns WouldBlockError where it would read a file.
+  absl::StatusOr<RevisionName> Resolve(
+      const RevisionName& name, CatalogRead mode = CatalogRead::kAny) const;
 
-  // Returns the record of tensor `name`. NotFound if absent.
-  absl::StatusOr<TensorMeta> GetTensor(const TensorName& name) const;
+  // Returns the record of tensor `name`. NotFound if absent. With
+  // kMemoryOnly, WouldBlockError where it would read a file.
+  absl::StatusOr<TensorMeta> GetTensor(
+      const TensorName& name, CatalogRead mode = CatalogRead::kAny) const;
 
   // Returns revision `name` (resolved through latest if it has no revision).
   // NotFound if absent.
@@ -173,7 +182,8 @@ class Catalog {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<std::string>> GetValue(
       rocksdb::ColumnFamilyHandle* family, const std::string& key,
-      const rocksdb::Snapshot* snapshot = nullptr) const;
+      const rocksdb::Snapshot* snapshot = nullptr,
+      CatalogRead mode = CatalogRead::kAny) const;
 
   ColdTier* const cold_;
   absl::Mutex mu_;

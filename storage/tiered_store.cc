@@ -410,9 +410,9 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TieredStore::PutTensor(
       this, std::move(spec), *byte_length, options_.block_bytes));
 }
 
-absl::StatusOr<TensorMeta> TieredStore::StatTensor(
-    const TensorName& name) const {
-  return catalog_->GetTensor(name);
+absl::StatusOr<TensorMeta> TieredStore::StatTensor(const TensorName& name,
+                                                   CatalogRead mode) const {
+  return catalog_->GetTensor(name, mode);
 }
 
 absl::StatusOr<TensorPage> TieredStore::ListTensors(

@@ -280,8 +280,10 @@ class TieredStore {
   // open, if it does not exist.
   absl::StatusOr<std::unique_ptr<TensorWriter>> PutTensor(PutTensorSpec spec);
 
-  // Returns the record of tensor `name`. NotFound if absent.
-  absl::StatusOr<TensorMeta> StatTensor(const TensorName& name) const;
+  // Returns the record of tensor `name`. NotFound if absent. With
+  // kMemoryOnly, WouldBlockError where the catalog would read a file.
+  absl::StatusOr<TensorMeta> StatTensor(
+      const TensorName& name, CatalogRead mode = CatalogRead::kAny) const;
 
   absl::StatusOr<TensorPage> ListTensors(const RevisionName& revision,
                                          absl::string_view prefix,

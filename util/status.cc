@@ -4,9 +4,16 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace pstore {
+namespace {
+
+// The payload that marks WouldBlockError.
+constexpr absl::string_view kWouldBlockPayload = "type.pstore/would_block";
+
+}  // namespace
 
 absl::Status ErrnoToStatus(int error_number, absl::string_view context) {
   std::string message =
@@ -46,8 +53,24 @@ absl::Status ErrnoToStatus(int error_number, absl::string_view context) {
 
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
   if (status.ok()) return status;
-  return absl::Status(status.code(),
-                      absl::StrCat(context, ": ", status.message()));
+  absl::Status annotated(status.code(),
+                         absl::StrCat(context, ": ", status.message()));
+  status.ForEachPayload(
+      [&](absl::string_view type_url, const absl::Cord& payload) {
+        annotated.SetPayload(type_url, payload);
+      });
+  return annotated;
+}
+
+absl::Status WouldBlockError(absl::string_view what) {
+  absl::Status status =
+      absl::UnavailableError(absl::StrCat(what, " would wait for I/O"));
+  status.SetPayload(kWouldBlockPayload, absl::Cord());
+  return status;
+}
+
+bool IsWouldBlock(const absl::Status& status) {
+  return status.GetPayload(kWouldBlockPayload).has_value();
 }
 
 }  // namespace pstore

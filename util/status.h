@@ -23,6 +23,12 @@ absl::Status ErrnoToStatus(int error_number, absl::string_view context);
 // keeping the code. Returns OK unchanged.
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
+// Returns the error of a call asked not to block ("memory only") when it
+// would have to wait for I/O: Unavailable, marked so that IsWouldBlock
+// tells it from a real Unavailable. The caller retries where it may block.
+absl::Status WouldBlockError(absl::string_view what);
+bool IsWouldBlock(const absl::Status& status);
+
 }  // namespace pstore
 
 #define PSTORE_STATUS_CONCAT_INNER_(a, b) a##b
