@@ -14,11 +14,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/internal/raw_chunk.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "codec/encoding_plan.h"
 #include "codec/hash.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/rpc_method.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/sync_stream.h"
 #include "pstore/v1/pstore.grpc.pb.h"
 
 namespace pstore {
@@ -28,6 +32,13 @@ constexpr int kMaxMessageBytes = 64 << 20;
 constexpr int kListPageSize = 1000;
 constexpr int kMaxFrameBytes = (16 << 20) - 1;  // HTTP/2's largest.
 constexpr int kLookaheadBytes = 16 << 20;
+// The streaming reads, called by path to read their responses unparsed
+// (see client/internal/raw_chunk.h); as in the generated pstore.grpc.pb.cc.
+constexpr char kGetTensorMethod[] = "/pstore.v1.ParamStore/GetTensor";
+constexpr char kPullModelMethod[] = "/pstore.v1.ParamStore/PullModel";
+// Received bytes go to the hashes and the destination in pieces of at most
+// this size, each still in cache when the next consumer reads it.
+constexpr size_t kPieceBytes = 256 << 10;
 
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
@@ -49,6 +60,22 @@ std::string Hex(uint64_t value) {
 
 class Client::Channels {
  public:
+  // One channel, its stub, and its methods registered for raw reads.
+  struct Connection {
+    explicit Connection(std::shared_ptr<grpc::Channel> channel_in)
+        : channel(std::move(channel_in)),
+          stub(v1::ParamStore::NewStub(channel)),
+          get_tensor(kGetTensorMethod,
+                     grpc::internal::RpcMethod::SERVER_STREAMING, channel),
+          pull_model(kPullModelMethod,
+                     grpc::internal::RpcMethod::SERVER_STREAMING, channel) {}
+
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::ParamStore::Stub> stub;
+    grpc::internal::RpcMethod get_tensor;
+    grpc::internal::RpcMethod pull_model;
+  };
+
   Channels(const ClientOptions& options,
            std::shared_ptr<grpc::ChannelCredentials> credentials) {
     for (int i = 0; i < options.channels; ++i) {
@@ -67,20 +94,20 @@ class Client::Channels {
       if (!options.tls_server_name.empty()) {
         args.SetSslTargetNameOverride(options.tls_server_name);
       }
-      stubs_.push_back(v1::ParamStore::NewStub(
+      connections_.push_back(std::make_unique<Connection>(
           grpc::CreateCustomChannel(options.address, credentials, args)));
     }
   }
 
-  v1::ParamStore::Stub* Get(size_t index) {
-    return stubs_[index % stubs_.size()].get();
+  Connection& Get(size_t index) {
+    return *connections_[index % connections_.size()];
   }
-  v1::ParamStore::Stub* Next() {
+  Connection& Next() {
     return Get(next_.fetch_add(1, std::memory_order_relaxed));
   }
 
  private:
-  std::vector<std::unique_ptr<v1::ParamStore::Stub>> stubs_;
+  std::vector<std::unique_ptr<Connection>> connections_;
   std::atomic<size_t> next_{0};
 };
 
@@ -126,22 +153,57 @@ absl::StatusOr<std::string> ReadPem(const std::string& path) {
   return text.str();
 }
 
+// Starts server-streaming call `method` on `channel` and returns a reader of
+// its responses as they came off the wire, unparsed: the generated stub's
+// reader, minus protobuf's copy of every message.
+template <typename Request>
+std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> StartRawRead(
+    grpc::ChannelInterface* channel, const grpc::internal::RpcMethod& method,
+    grpc::ClientContext* context, const Request& request) {
+  return std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>>(
+      grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+          channel, method, context, request));
+}
+
+// Calls `fn` with the data of `chunk`, in order, in non-empty pieces of at
+// most kPieceBytes; stops at and returns the first error `fn` returns.
+template <typename Fn>
+absl::Status ForEachPiece(const client_internal::RawTensorChunk& chunk, Fn fn) {
+  for (std::span<const uint8_t> span : chunk.data()) {
+    for (size_t at = 0; at < span.size(); at += kPieceBytes) {
+      absl::Status status =
+          fn(span.subspan(at, std::min(kPieceBytes, span.size() - at)));
+      if (!status.ok()) return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Returns the XXH3-64 of the data of `chunk`.
+uint64_t HashData(const client_internal::RawTensorChunk& chunk) {
+  if (chunk.data().size() == 1) return Xxh3_64(chunk.data().front());
+  Xxh3_64Hasher hasher;
+  for (std::span<const uint8_t> span : chunk.data()) hasher.Update(span);
+  return hasher.Digest();
+}
+
 // Checks that a chunk comes where expected and, if `verify_hash`, its own
 // hash.
-absl::Status CheckChunk(const v1::TensorChunk& chunk, uint64_t expected_offset,
-                        uint64_t remaining, absl::string_view name,
-                        bool verify_hash = true) {
+absl::Status CheckChunk(const client_internal::RawTensorChunk& raw,
+                        uint64_t expected_offset, uint64_t remaining,
+                        absl::string_view name, bool verify_hash = true) {
+  const v1::TensorChunk& chunk = raw.fields();
   if (chunk.offset() != expected_offset) {
     return absl::DataLossError(
         absl::StrCat(name, ": chunk at offset ", chunk.offset(),
                      " arrived where offset ", expected_offset, " was due"));
   }
-  if (chunk.data().size() > remaining) {
+  if (raw.data_size() > remaining) {
     return absl::DataLossError(absl::StrCat(
         name, ": chunk at offset ", chunk.offset(), " runs past the end"));
   }
   if (!verify_hash) return absl::OkStatus();
-  uint64_t hash = Xxh3_64(chunk.data().data(), chunk.data().size());
+  uint64_t hash = HashData(raw);
   if (hash != chunk.xxh3_64()) {
     return absl::DataLossError(
         absl::StrCat(name, ": chunk at offset ", chunk.offset(), " hashes to ",
@@ -278,7 +340,7 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
     SetDeadline(options_, &context);
     info.Clear();
     std::unique_ptr<grpc::ClientWriter<v1::PutTensorRequest>> writer =
-        channels_->Next()->PutTensor(&context, &info);
+        channels_->Next().stub->PutTensor(&context, &info);
     bool open = writer->Write(header);
     v1::PutTensorRequest message;
     for (uint64_t offset = 0; open && offset < byte_length;
@@ -316,7 +378,6 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
   Xxh3_64Hasher hasher;
   int attempts = 0;
   std::optional<v1::TensorInfo> final_info;
-  absl::Status sink_status;
   absl::Status status = WithRetries(options_, [&]() -> absl::Status {
     ++attempts;
     // The bytes of this attempt, checked against the last chunk's hash.
@@ -337,10 +398,18 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
       request.set_offset(options.offset);
       request.set_length(options.length);
     }
-    std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
-        channels_->Next()->GetTensor(&context, request);
-    v1::TensorChunk chunk;
-    while (reader->Read(&chunk)) {
+    Channels::Connection& connection = channels_->Next();
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader = StartRawRead(
+        connection.channel.get(), connection.get_tensor, &context, request);
+    grpc::ByteBuffer message;
+    client_internal::RawTensorChunk raw;
+    while (reader->Read(&message)) {
+      if (absl::Status parsed = raw.Parse(message); !parsed.ok()) {
+        context.TryCancel();
+        (void)reader->Finish();  // The parse error is what matters.
+        return parsed;
+      }
+      const v1::TensorChunk& chunk = raw.fields();
       if (chunk.has_info()) {
         if (!have_info) {
           info = chunk.info();
@@ -361,17 +430,18 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
       // was put: the chunks' own hashes and the stream's add nothing.
       const bool whole = info.has_xxh3_64();
       absl::Status checked =
-          CheckChunk(chunk, info.offset() + received,
+          CheckChunk(raw, info.offset() + received,
                      info.byte_length() - received, info.name(), !whole);
-      if (checked.ok()) {
-        std::span<const uint8_t> bytes(
-            reinterpret_cast<const uint8_t*>(chunk.data().data()),
-            chunk.data().size());
-        hasher.Update(bytes);
-        if (!whole) attempt_hasher.Update(bytes);
-        received += bytes.size();
-        sink_status = sink(info, bytes);
-        checked = sink_status;
+      if (checked.ok() && raw.data_size() == 0) {
+        // A chunk without bytes still reaches the sink, for its info.
+        checked = sink(info, {});
+      } else if (checked.ok()) {
+        checked = ForEachPiece(raw, [&](std::span<const uint8_t> piece) {
+          hasher.Update(piece);
+          if (!whole) attempt_hasher.Update(piece);
+          received += piece.size();
+          return sink(info, piece);
+        });
       }
       if (checked.ok() && chunk.last() && !whole) {
         if (attempt_hasher.Digest() != chunk.xxh3_64_of_all()) {
@@ -454,11 +524,12 @@ Client::GetTensor(absl::string_view name, const GetOptions& options) {
 
 // --- Unary calls ---
 
-#define PSTORE_UNARY(method, request, response)                              \
-  WithRetries(options_, [&]() -> absl::Status {                              \
-    grpc::ClientContext context;                                             \
-    SetDeadline(options_, &context);                                         \
-    return FromGrpc(channels_->Next()->method(&context, request, response)); \
+#define PSTORE_UNARY(method, request, response)                       \
+  WithRetries(options_, [&]() -> absl::Status {                       \
+    grpc::ClientContext context;                                      \
+    SetDeadline(options_, &context);                                  \
+    return FromGrpc(                                                  \
+        channels_->Next().stub->method(&context, request, response)); \
   })
 
 absl::StatusOr<v1::TensorInfo> Client::StatTensor(absl::string_view name) {
@@ -698,7 +769,7 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
   std::atomic<uint64_t> retries{0};
   std::vector<absl::Status> shard_status(options.streams);
   auto run_shard = [&](int shard) {
-    v1::ParamStore::Stub* stub = channels_->Get(shard);
+    Channels::Connection& connection = channels_->Get(shard);
     uint64_t shard_retries = 0;
     // Bytes this shard added to each tensor in the current attempt, taken
     // back if the attempt fails, so a retry can resend them.
@@ -718,14 +789,19 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
           request.set_shard_index(shard);
           request.set_shard_count(options.streams);
           request.set_max_chunk_bytes(options_.chunk_bytes);
-          std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> reader =
-              stub->PullModel(&context, request);
-          v1::TensorChunk chunk;
+          std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader =
+              StartRawRead(connection.channel.get(), connection.pull_model,
+                           &context, request);
+          grpc::ByteBuffer message;
+          client_internal::RawTensorChunk raw;
           absl::Status failed;
           uint64_t expected_offset = 0;
           size_t current = SIZE_MAX;
           Xxh3_64Hasher part_hasher;  // This stream's bytes of `current`.
-          while (failed.ok() && reader->Read(&chunk)) {
+          while (failed.ok() && reader->Read(&message)) {
+            failed = raw.Parse(message);
+            if (!failed.ok()) break;
+            const v1::TensorChunk& chunk = raw.fields();
             size_t index = chunk.tensor_index();
             if (index >= num_tensors) {
               failed = absl::DataLossError("chunk names an unknown tensor");
@@ -739,6 +815,13 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
                     absl::StrCat(info.name(), " differs from the manifest"));
                 break;
               }
+              if (chunk.info().offset() > info.byte_length()) {
+                failed = absl::DataLossError(
+                    absl::StrCat(info.name(), ": a part starts at offset ",
+                                 chunk.info().offset(), ", past its ",
+                                 info.byte_length(), " bytes"));
+                break;
+              }
               current = index;
               expected_offset = chunk.info().offset();
               part_hasher.Reset();
@@ -749,25 +832,28 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
               break;
             }
             failed =
-                CheckChunk(chunk, expected_offset,
+                CheckChunk(raw, expected_offset,
                            info.byte_length() - expected_offset, info.name());
             if (!failed.ok()) break;
-            const std::string& data = chunk.data();
-            if (!data.empty()) {
-              std::memcpy(tensors[index].memory.data() + chunk.offset(),
-                          data.data(), data.size());
-            }
-            part_hasher.Update(
-                {reinterpret_cast<const uint8_t*>(data.data()), data.size()});
-            expected_offset += data.size();
-            tensors[index].received += data.size();
+            uint8_t* out = tensors[index].memory.data();
+            uint64_t at = chunk.offset();
+            // Ignored: the function given never fails.
+            (void)ForEachPiece(raw, [&](std::span<const uint8_t> piece) {
+              part_hasher.Update(piece);
+              std::memcpy(out + at, piece.data(), piece.size());
+              at += piece.size();
+              return absl::OkStatus();
+            });
+            const uint64_t size = raw.data_size();
+            expected_offset += size;
+            tensors[index].received += size;
             if (added.empty() || added.back().first != index) {
               added.emplace_back(index, 0);
             }
-            added.back().second += data.size();
-            if (callbacks.progress && !data.empty()) {
+            added.back().second += size;
+            if (callbacks.progress && size != 0) {
               absl::MutexLock lock(&callback_mu);
-              received_total += data.size();
+              received_total += size;
               callbacks.progress(received_total, total);
             }
             if (chunk.last()) {

@@ -170,12 +170,14 @@ class Client {
   absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>> GetTensor(
       absl::string_view name, const GetOptions& options = {});
 
-  // Streams tensor `name` to `sink` in order, chunk by chunk. A whole
-  // tensor is checked once, end to end, against the hash it was put with
-  // when the last byte is in; a range or a first encoding has each chunk
-  // checked before it is passed on and the stream's hash at the end. The
-  // bytes the sink saw are good only if the call returns OK. For reads too
-  // large to hold in memory (pstore-cli get).
+  // Streams tensor `name` to `sink` in order, in pieces: each call passes
+  // the bytes that follow those of the previous call (at most 256 KiB; a
+  // chunk of the stream may take several calls, and a chunk without bytes
+  // one call with none). A whole tensor is checked once, end to end, against
+  // the hash it was put with when the last byte is in; a range or a first
+  // encoding has each chunk checked before any of it is passed on and the
+  // stream's hash at the end. The bytes the sink saw are good only if the
+  // call returns OK. For reads too large to hold in memory (pstore-cli get).
   absl::StatusOr<v1::TensorInfo> GetTensorTo(
       absl::string_view name, const GetOptions& options,
       const std::function<absl::Status(const v1::TensorInfo& info,
