@@ -6,8 +6,10 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/cold/cold_tier.h"
+#include "tests/testing/catalog_matchers.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -15,9 +17,13 @@
 namespace pstore {
 namespace {
 
+using ::pstore::testing::EqualsMeta;
+using ::pstore::testing::MetaOrWouldBlock;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
+using ::pstore::testing::WouldBlock;
+using ::testing::AnyOf;
 
 class CatalogTest : public ::testing::Test {
  protected:
@@ -281,6 +287,105 @@ TEST_F(CatalogTest, ReopenKeepsEverything) {
   EXPECT_EQ(pins[0].ToString(), "m@a");
   EXPECT_EQ(catalog_->GetRevision(RevisionName{"m", "a"})->metadata.at("k"),
             "v");
+}
+
+TEST_F(CatalogTest, MemoryOnlyReadsGiveWhatAnyReadGivesOrWouldBlock) {
+  RevisionName v1{"m", "v1"};
+  ASSERT_OK(catalog_->CreateRevision(v1, {}));
+  ASSERT_OK(
+      PutTensor("m", "v1", "t", {CopyBlock(RandomBytes(5000, 1))}).status());
+  ASSERT_OK(catalog_->PublishRevision(v1));
+  // The revision named, and the model's latest (through Resolve).
+  for (const TensorName& name :
+       {TensorName{v1, "t"}, TensorName{RevisionName{"m", ""}, "t"}}) {
+    ASSERT_OK_AND_ASSIGN(TensorMeta any, catalog_->GetTensor(name));
+    EXPECT_EQ(any.name, (TensorName{v1, "t"}));
+    EXPECT_THAT(catalog_->GetTensor(name, CatalogRead::kMemoryOnly),
+                MetaOrWouldBlock(any))
+        << name.ToString();
+  }
+  absl::StatusOr<RevisionName> latest =
+      catalog_->Resolve(RevisionName{"m", ""}, CatalogRead::kMemoryOnly);
+  if (latest.ok()) {
+    EXPECT_EQ(*latest, v1);
+  } else {
+    EXPECT_THAT(latest, WouldBlock());
+  }
+  // A named revision needs no read at all.
+  ASSERT_OK_AND_ASSIGN(RevisionName named,
+                       catalog_->Resolve(v1, CatalogRead::kMemoryOnly));
+  EXPECT_EQ(named, v1);
+}
+
+TEST_F(CatalogTest, MemoryOnlyReadOfAnAbsentTensorIsNotFoundOrWouldBlock) {
+  RevisionName v1{"m", "v1"};
+  ASSERT_OK(catalog_->CreateRevision(v1, {}));
+  ASSERT_OK(
+      PutTensor("m", "v1", "t", {CopyBlock(RandomBytes(100, 1))}).status());
+  ASSERT_OK(catalog_->PublishRevision(v1));
+  const std::vector<TensorName> absent = {
+      TensorName{v1, "other"},                         // No such tensor.
+      TensorName{RevisionName{"m", "v9"}, "t"},        // No such revision.
+      TensorName{RevisionName{"m", ""}, "other"},      // Latest lacks it.
+      TensorName{RevisionName{"nomodel", ""}, "t"},    // Resolve fails.
+      TensorName{RevisionName{"nomodel", "v1"}, "t"},  // No such model.
+  };
+  // From the memtable, then from SST files with an empty block cache.
+  for (int round = 0; round < 2; ++round) {
+    for (const TensorName& name : absent) {
+      EXPECT_THAT(catalog_->GetTensor(name, CatalogRead::kMemoryOnly),
+                  AnyOf(StatusIs(absl::StatusCode::kNotFound), WouldBlock()))
+          << name.ToString() << " round " << round;
+    }
+    EXPECT_THAT(catalog_->Resolve(RevisionName{"nomodel", ""},
+                                  CatalogRead::kMemoryOnly),
+                AnyOf(StatusIs(absl::StatusCode::kNotFound), WouldBlock()))
+        << "round " << round;
+    Reopen();
+  }
+}
+
+TEST_F(CatalogTest, MemoryOnlyReadAfterReopenWouldBlockUntilAReadCachesIt) {
+  RevisionName v1{"m", "v1"};
+  TensorName named{v1, "t"};
+  TensorName latest{RevisionName{"m", ""}, "t"};
+  ASSERT_OK(catalog_->CreateRevision(v1, {}));
+  ASSERT_OK(
+      PutTensor("m", "v1", "t", {CopyBlock(RandomBytes(5000, 1))}).status());
+  ASSERT_OK(catalog_->PublishRevision(v1));
+  ASSERT_OK_AND_ASSIGN(TensorMeta expected, catalog_->GetTensor(named));
+
+  // Deterministic: ColdTier's destructor flushes the memtables (and were
+  // the flush lost, RocksDB's recovery writes the replayed WAL to an SST
+  // file too), and the reopened database has a new, empty block cache that
+  // Catalog::Open does not fill from the catalog family. A kBlockCacheTier
+  // Get of a present key then needs a data block it may not read:
+  // Incomplete, which the catalog reports as WouldBlockError.
+  Reopen();
+  EXPECT_THAT(catalog_->GetTensor(named, CatalogRead::kMemoryOnly),
+              WouldBlock());
+  EXPECT_THAT(catalog_->GetTensor(latest, CatalogRead::kMemoryOnly),
+              WouldBlock());
+  EXPECT_THAT(
+      catalog_->Resolve(RevisionName{"m", ""}, CatalogRead::kMemoryOnly),
+      WouldBlock());
+  // Waiting was refused, not failed: the same reads are fine where they may
+  // wait, and afterwards are served from the block cache.
+  ASSERT_OK_AND_ASSIGN(TensorMeta any, catalog_->GetTensor(named));
+  EXPECT_THAT(any, EqualsMeta(expected));
+  ASSERT_OK_AND_ASSIGN(TensorMeta cached,
+                       catalog_->GetTensor(named, CatalogRead::kMemoryOnly));
+  EXPECT_THAT(cached, EqualsMeta(expected));
+
+  ASSERT_OK_AND_ASSIGN(any, catalog_->GetTensor(latest));
+  EXPECT_THAT(any, EqualsMeta(expected));
+  ASSERT_OK_AND_ASSIGN(cached,
+                       catalog_->GetTensor(latest, CatalogRead::kMemoryOnly));
+  EXPECT_THAT(cached, EqualsMeta(expected));
+  ASSERT_OK_AND_ASSIGN(
+      RevisionName resolved,
+      catalog_->Resolve(RevisionName{"m", ""}, CatalogRead::kMemoryOnly));
+  EXPECT_EQ(resolved, v1);
 }
 
 }  // namespace

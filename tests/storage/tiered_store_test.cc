@@ -10,10 +10,12 @@
 #include <thread>
 #include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/cold/cold_tier.h"
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/nvme_tier.h"
+#include "tests/testing/catalog_matchers.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -21,9 +23,13 @@
 namespace pstore {
 namespace {
 
+using ::pstore::testing::EqualsMeta;
+using ::pstore::testing::MetaOrWouldBlock;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
+using ::pstore::testing::WouldBlock;
+using ::testing::AnyOf;
 
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 
@@ -466,6 +472,51 @@ TEST_F(TieredStoreTest, ListsTensorsAndModels) {
   ASSERT_EQ(models.size(), 1u);
   EXPECT_EQ(models[0].revisions.size(), 1u);
   EXPECT_EQ(models[0].revisions[0].metadata.at("source"), "test");
+}
+
+TEST_F(TieredStoreTest, StatFromMemoryOnlyGivesWhatStatGivesOrWouldBlock) {
+  ASSERT_OK(
+      Put("m@v1/t", DType::kU8, {3000}, RandomBytes(3000, 1), 1000).status());
+  ASSERT_OK(store_->PublishRevision(Revision("m@v1")));
+  for (const char* name : {"m@v1/t", "m/t"}) {
+    ASSERT_OK_AND_ASSIGN(TensorMeta any, store_->StatTensor(Name(name)));
+    EXPECT_EQ(any.name, Name("m@v1/t"));
+    EXPECT_THAT(store_->StatTensor(Name(name), CatalogRead::kMemoryOnly),
+                MetaOrWouldBlock(any))
+        << name;
+  }
+  for (const char* name : {"m@v1/absent", "m/absent", "absent/t"}) {
+    EXPECT_THAT(store_->StatTensor(Name(name), CatalogRead::kMemoryOnly),
+                AnyOf(StatusIs(absl::StatusCode::kNotFound), WouldBlock()))
+        << name;
+  }
+}
+
+TEST_F(TieredStoreTest, StatFromMemoryOnlyAfterRestartWouldBlockUntilOneStat) {
+  // Re-pinning at open scans the catalog's pin records, which brings the
+  // data block around them (here the whole small catalog) into RocksDB's
+  // block cache: off, so that the restarted store's block cache is empty.
+  options_.repin_on_open = false;
+  Open();
+  ASSERT_OK(Put("m@v1/t", DType::kU8, {64}, RandomBytes(64, 2)).status());
+  ASSERT_OK(store_->PublishRevision(Revision("m@v1")));
+  ASSERT_OK_AND_ASSIGN(TensorMeta expected, store_->StatTensor(Name("m/t")));
+
+  // The cold tier flushes its memtables on close: the records are now in
+  // SST files only, and no block of them is cached.
+  Open();
+  EXPECT_THAT(store_->StatTensor(Name("m@v1/t"), CatalogRead::kMemoryOnly),
+              WouldBlock());
+  EXPECT_THAT(store_->StatTensor(Name("m/t"), CatalogRead::kMemoryOnly),
+              WouldBlock());
+  ASSERT_OK_AND_ASSIGN(TensorMeta any, store_->StatTensor(Name("m/t")));
+  EXPECT_THAT(any, EqualsMeta(expected));
+  for (const char* name : {"m/t", "m@v1/t"}) {
+    ASSERT_OK_AND_ASSIGN(
+        TensorMeta cached,
+        store_->StatTensor(Name(name), CatalogRead::kMemoryOnly));
+    EXPECT_THAT(cached, EqualsMeta(expected)) << name;
+  }
 }
 
 }  // namespace

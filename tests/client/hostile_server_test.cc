@@ -1,0 +1,349 @@
+// The client against a broken or hostile server: a fake ParamStore on a
+// loopback port answers GetRevision with a one-tensor manifest and
+// PullModel/GetTensor with whatever chunks a test gives it. The real
+// pstore::Client must refuse every chunk that does not fit the tensor with
+// DataLoss, and never write outside the memory the caller gave it (each
+// destination has guard bytes on both sides, checked after the call).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "client/pstore_client.h"
+#include "codec/hash.h"
+#include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/sync_stream.h"
+#include "gtest/gtest.h"
+#include "pstore/v1/pstore.grpc.pb.h"
+#include "tests/testing/random_bytes.h"
+#include "tests/testing/status_matchers.h"
+
+namespace pstore {
+namespace {
+
+using ::pstore::testing::StatusIs;
+
+constexpr uint64_t kTensorBytes = 64;
+constexpr char kModel[] = "m@v1";
+constexpr char kTensor[] = "m@v1/t";
+
+std::string AsString(const std::vector<uint8_t>& bytes) {
+  return std::string(bytes.begin(), bytes.end());
+}
+
+uint64_t Hash(const std::string& bytes) {
+  return Xxh3_64(bytes.data(), bytes.size());
+}
+
+// The bytes of the one tensor the fake serves.
+const std::string& TensorBytes() {
+  static const std::string* bytes =
+      new std::string(AsString(testing::RandomBytes(kTensorBytes, 7)));
+  return *bytes;
+}
+
+// Returns the info of the tensor as the fake's manifest and first chunks
+// give it: U8 of kTensorBytes elements, raw.
+v1::TensorInfo Info() {
+  v1::TensorInfo info;
+  info.set_name(kTensor);
+  info.set_model("m");
+  info.set_revision("v1");
+  info.set_tensor("t");
+  info.set_dtype("U8");
+  info.add_shape(kTensorBytes);
+  info.set_stored_byte_length(kTensorBytes);
+  info.set_stored_xxh3_64(Hash(TensorBytes()));
+  info.set_encoding("raw");
+  info.set_byte_length(kTensorBytes);
+  info.set_offset(0);
+  info.set_xxh3_64(Hash(TensorBytes()));
+  return info;
+}
+
+v1::Revision Manifest() {
+  v1::Revision revision;
+  revision.set_name(kModel);
+  revision.set_model("m");
+  revision.set_revision("v1");
+  revision.set_published(true);
+  revision.set_latest(true);
+  *revision.add_tensors() = Info();
+  revision.set_total_bytes(kTensorBytes);
+  return revision;
+}
+
+// Returns a chunk of `data` at `offset`, hashed as a server hashes it; the
+// first of its part carries `info`, the last the hash of the part.
+v1::TensorChunk Chunk(uint64_t offset, const std::string& data,
+                      const v1::TensorInfo* info, bool last,
+                      const std::string& part) {
+  v1::TensorChunk chunk;
+  if (info != nullptr) *chunk.mutable_info() = *info;
+  chunk.set_offset(offset);
+  chunk.set_data(data);
+  chunk.set_xxh3_64(Hash(data));
+  chunk.set_tensor_index(0);
+  if (last) {
+    chunk.set_last(true);
+    chunk.set_xxh3_64_of_all(Hash(part));
+  }
+  return chunk;
+}
+
+// Returns the whole tensor as one well-formed chunk.
+v1::TensorChunk WholeChunk() {
+  v1::TensorInfo info = Info();
+  return Chunk(0, TensorBytes(), &info, /*last=*/true, TensorBytes());
+}
+
+// A ParamStore that sends what it is given, checking nothing. Tests set the
+// chunks before the server starts; handlers only read them.
+class FakeParamStore final : public v1::ParamStore::Service {
+ public:
+  grpc::Status GetRevision(grpc::ServerContext* /*context*/,
+                           const v1::GetRevisionRequest* /*request*/,
+                           v1::Revision* response) override {
+    *response = Manifest();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status PullModel(grpc::ServerContext* /*context*/,
+                         const v1::PullModelRequest* /*request*/,
+                         grpc::ServerWriter<v1::TensorChunk>* writer) override {
+    pull_calls.fetch_add(1);
+    return Send(pull_chunks, writer);
+  }
+
+  grpc::Status GetTensor(grpc::ServerContext* /*context*/,
+                         const v1::GetTensorRequest* /*request*/,
+                         grpc::ServerWriter<v1::TensorChunk>* writer) override {
+    get_calls.fetch_add(1);
+    return Send(get_chunks, writer);
+  }
+
+  std::vector<v1::TensorChunk> pull_chunks;
+  std::vector<v1::TensorChunk> get_chunks;
+  std::atomic<int> pull_calls{0};
+  std::atomic<int> get_calls{0};
+
+ private:
+  static grpc::Status Send(const std::vector<v1::TensorChunk>& chunks,
+                           grpc::ServerWriter<v1::TensorChunk>* writer) {
+    for (const v1::TensorChunk& chunk : chunks) {
+      // The client cancels once it refuses a chunk: stop there.
+      if (!writer->Write(chunk)) break;
+    }
+    return grpc::Status::OK;
+  }
+};
+
+// Memory for one tensor with kGuardBytes of a pattern on each side.
+class GuardedBuffer {
+ public:
+  static constexpr size_t kGuardBytes = 4096;
+  static constexpr uint8_t kPattern = 0xA5;
+
+  explicit GuardedBuffer(size_t size)
+      : size_(size), bytes_(size + 2 * kGuardBytes, kPattern) {}
+
+  std::span<uint8_t> inner() { return {bytes_.data() + kGuardBytes, size_}; }
+  std::string InnerString() const {
+    return std::string(bytes_.begin() + kGuardBytes,
+                       bytes_.begin() + kGuardBytes + size_);
+  }
+  // Returns the number of guard bytes that no longer hold the pattern.
+  size_t DamagedGuardBytes() const {
+    size_t damaged = 0;
+    for (size_t i = 0; i < kGuardBytes; ++i) {
+      if (bytes_[i] != kPattern) ++damaged;
+      if (bytes_[kGuardBytes + size_ + i] != kPattern) ++damaged;
+    }
+    return damaged;
+  }
+
+ private:
+  size_t size_;
+  std::vector<uint8_t> bytes_;
+};
+
+class HostileServerTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    if (server_ != nullptr) {
+      // Bounded: calls still open after the deadline are cancelled.
+      server_->Shutdown(std::chrono::system_clock::now() +
+                        std::chrono::seconds(5));
+    }
+  }
+
+  // Starts the fake on a free loopback port and connects a client to it
+  // that gives up fast: two attempts, 1 ms apart, 10 s per call.
+  void Start() {
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                             &port);
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    ClientOptions options;
+    options.address = "127.0.0.1:" + std::to_string(port);
+    options.call_timeout = absl::Seconds(10);
+    options.max_attempts = 2;
+    options.initial_backoff = absl::Milliseconds(1);
+    options.max_backoff = absl::Milliseconds(1);
+    ASSERT_OK_AND_ASSIGN(client_, Client::Create(options));
+  }
+
+  // Pulls the model into `buffer`; counts the tensors reported done.
+  absl::StatusOr<PullResult> Pull(GuardedBuffer* buffer) {
+    PullCallbacks callbacks;
+    callbacks.allocate =
+        [buffer](
+            const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
+      if (info.byte_length() != kTensorBytes) {
+        return absl::InternalError("allocate asked for the wrong size");
+      }
+      return buffer->inner();
+    };
+    callbacks.done = [this](const v1::TensorInfo& /*info*/) { ++done_; };
+    return client_->PullModel(kModel, PullOptions(), callbacks);
+  }
+
+  FakeParamStore fake_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<Client> client_;
+  int done_ = 0;
+};
+
+TEST_F(HostileServerTest, PullsAWellFormedStreamFromTheFake) {
+  // The control: the fake's chunks are right unless a test spoils them.
+  fake_.pull_chunks = {WholeChunk()};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK_AND_ASSIGN(PullResult result, Pull(&buffer));
+  EXPECT_EQ(result.bytes, kTensorBytes);
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 1);
+}
+
+TEST_F(HostileServerTest, PullRefusesAPartStartingPastTheTensor) {
+  // Before the fix the client took this part's offset as where to write,
+  // its remaining-bytes count wrapped, and the chunk (whose own offset and
+  // hash agree with the part) went 100 bytes past the caller's memory.
+  const uint64_t past = kTensorBytes + 100;
+  const std::string data = TensorBytes().substr(0, 16);
+  v1::TensorInfo info = Info();
+  info.set_offset(past);
+  fake_.pull_chunks = {Chunk(past, data, &info, /*last=*/true, data)};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
+  EXPECT_EQ(fake_.pull_calls.load(), 1);  // DataLoss is not retried.
+}
+
+TEST_F(HostileServerTest, PullRefusesAChunkThatOverrunsTheTensor) {
+  // The part starts in the tensor; its second chunk runs 16 bytes past it.
+  const std::string first = TensorBytes().substr(0, 48);
+  const std::string second = AsString(testing::RandomBytes(32, 8));
+  v1::TensorInfo info = Info();
+  fake_.pull_chunks = {
+      Chunk(0, first, &info, /*last=*/false, ""),
+      Chunk(48, second, nullptr, /*last=*/true, first + second),
+  };
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
+  EXPECT_EQ(fake_.pull_calls.load(), 1);
+}
+
+TEST_F(HostileServerTest, PullRefusesAFirstChunkLongerThanTheTensor) {
+  const std::string data =
+      TensorBytes() + AsString(testing::RandomBytes(100, 9));
+  v1::TensorInfo info = Info();
+  fake_.pull_chunks = {Chunk(0, data, &info, /*last=*/true, data)};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
+}
+
+TEST_F(HostileServerTest, PullRefusesAChunkNamingATensorNotInTheManifest) {
+  v1::TensorChunk chunk = WholeChunk();
+  chunk.set_tensor_index(1);  // The manifest has one tensor: index 0.
+  fake_.pull_chunks = {chunk};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
+}
+
+TEST_F(HostileServerTest, PullRefusesAChunkWithTheLargestTensorIndex) {
+  v1::TensorChunk chunk = WholeChunk();
+  chunk.set_tensor_index(std::numeric_limits<uint32_t>::max());
+  fake_.pull_chunks = {chunk};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
+}
+
+TEST_F(HostileServerTest, GetsAWellFormedStreamFromTheFake) {
+  fake_.get_chunks = {WholeChunk()};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK_AND_ASSIGN(v1::TensorInfo info,
+                       client_->GetTensor(kTensor, buffer.inner()));
+  EXPECT_EQ(info.byte_length(), kTensorBytes);
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+}
+
+TEST_F(HostileServerTest, GetRefusesAStreamWhoseFirstChunkHasNoInfo) {
+  v1::TensorChunk chunk = WholeChunk();
+  chunk.clear_info();
+  fake_.get_chunks = {chunk};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(fake_.get_calls.load(), 1);  // DataLoss is not retried.
+}
+
+TEST_F(HostileServerTest, GetRefusesAChunkThatOverrunsTheTensor) {
+  const std::string data =
+      TensorBytes() + AsString(testing::RandomBytes(100, 10));
+  v1::TensorInfo info = Info();
+  info.clear_xxh3_64();  // Each chunk is then checked before it is passed on.
+  fake_.get_chunks = {Chunk(0, data, &info, /*last=*/true, data)};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+}
+
+}  // namespace
+}  // namespace pstore
