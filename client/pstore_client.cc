@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -697,6 +699,11 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
     std::span<uint8_t> memory;
     std::atomic<uint64_t> received{0};
     std::atomic<bool> done{false};
+    // The byte ranges received, start -> end, so that a part sent twice is
+    // caught rather than counted: bytes received == byte_length then means
+    // every byte arrived.
+    absl::Mutex ranges_mu;
+    std::map<uint64_t, uint64_t> ranges ABSL_GUARDED_BY(ranges_mu);
     // The hash of the encoded tensor, once a chunk reports it.
     std::optional<uint64_t> expected_hash;  // Guarded by callback_mu.
   };
@@ -766,19 +773,48 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
     return absl::OkStatus();
   };
 
+  // Records bytes [begin, end) of tensor `index` as received; DataLoss if
+  // some of them already were.
+  auto claim = [&](size_t index, uint64_t begin, uint64_t end) -> absl::Status {
+    if (begin == end) return absl::OkStatus();
+    TensorState& state = tensors[index];
+    absl::MutexLock lock(&state.ranges_mu);
+    auto next = state.ranges.lower_bound(begin);
+    bool overlaps = next != state.ranges.end() && next->first < end;
+    if (!overlaps && next != state.ranges.begin()) {
+      overlaps = std::prev(next)->second > begin;
+    }
+    if (overlaps) {
+      return absl::DataLossError(absl::StrCat(
+          state.info.name(), ": bytes ", begin, "..", end, " arrived twice"));
+    }
+    state.ranges.emplace(begin, end);
+    return absl::OkStatus();
+  };
+  // A range this shard claimed in the current attempt.
+  struct Claim {
+    size_t index;
+    uint64_t begin;
+    uint64_t end;
+  };
+
   std::atomic<uint64_t> retries{0};
   std::vector<absl::Status> shard_status(options.streams);
   auto run_shard = [&](int shard) {
     Channels::Connection& connection = channels_->Get(shard);
     uint64_t shard_retries = 0;
-    // Bytes this shard added to each tensor in the current attempt, taken
+    // Ranges this shard added to each tensor in the current attempt, taken
     // back if the attempt fails, so a retry can resend them.
-    std::vector<std::pair<size_t, uint64_t>> added;
+    std::vector<Claim> added;
     shard_status[shard] = WithRetries(
         options_,
         [&]() -> absl::Status {
-          for (auto [index, bytes] : added) {
-            if (!tensors[index].done) tensors[index].received -= bytes;
+          for (const Claim& claimed : added) {
+            TensorState& state = tensors[claimed.index];
+            if (state.done) continue;
+            state.received -= claimed.end - claimed.begin;
+            absl::MutexLock lock(&state.ranges_mu);
+            state.ranges.erase(claimed.begin);
           }
           added.clear();
           grpc::ClientContext context;
@@ -835,26 +871,34 @@ absl::StatusOr<PullResult> Client::PullModel(absl::string_view name,
                 CheckChunk(raw, expected_offset,
                            info.byte_length() - expected_offset, info.name());
             if (!failed.ok()) break;
+            const uint64_t size = raw.data_size();
+            // A retry resends the parts of tensors already done and handed
+            // to the caller: checked, never written again.
+            const bool resent = tensors[index].done.load();
+            if (!resent) {
+              failed = claim(index, chunk.offset(), chunk.offset() + size);
+              if (!failed.ok()) break;
+              if (size != 0) {
+                added.push_back({index, chunk.offset(), chunk.offset() + size});
+              }
+            }
             uint8_t* out = tensors[index].memory.data();
             uint64_t at = chunk.offset();
             // Ignored: the function given never fails.
             (void)ForEachPiece(raw, [&](std::span<const uint8_t> piece) {
               part_hasher.Update(piece);
-              std::memcpy(out + at, piece.data(), piece.size());
+              if (!resent) std::memcpy(out + at, piece.data(), piece.size());
               at += piece.size();
               return absl::OkStatus();
             });
-            const uint64_t size = raw.data_size();
             expected_offset += size;
-            tensors[index].received += size;
-            if (added.empty() || added.back().first != index) {
-              added.emplace_back(index, 0);
-            }
-            added.back().second += size;
-            if (callbacks.progress && size != 0) {
-              absl::MutexLock lock(&callback_mu);
-              received_total += size;
-              callbacks.progress(received_total, total);
+            if (!resent) {
+              tensors[index].received += size;
+              if (callbacks.progress && size != 0) {
+                absl::MutexLock lock(&callback_mu);
+                received_total += size;
+                callbacks.progress(received_total, total);
+              }
             }
             if (chunk.last()) {
               if (part_hasher.Digest() != chunk.xxh3_64_of_all()) {

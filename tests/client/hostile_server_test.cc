@@ -116,6 +116,7 @@ class FakeParamStore final : public v1::ParamStore::Service {
                            const v1::GetRevisionRequest* /*request*/,
                            v1::Revision* response) override {
     *response = Manifest();
+    if (!manifest_hashes) response->mutable_tensors(0)->clear_xxh3_64();
     return grpc::Status::OK;
   }
 
@@ -133,6 +134,8 @@ class FakeParamStore final : public v1::ParamStore::Service {
     return Send(get_chunks, writer);
   }
 
+  // False: the manifest gives no whole-tensor hash (as for encoded pulls).
+  bool manifest_hashes = true;
   std::vector<v1::TensorChunk> pull_chunks;
   std::vector<v1::TensorChunk> get_chunks;
   std::atomic<int> pull_calls{0};
@@ -343,6 +346,26 @@ TEST_F(HostileServerTest, GetRefusesAChunkThatOverrunsTheTensor) {
   EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
               StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+}
+
+TEST_F(HostileServerTest, PullRefusesAPartSentTwice) {
+  // Two parts of the first half, each well-formed on its own: the bytes
+  // received add up to the tensor, yet its second half never came. Without
+  // a whole-tensor hash only the ranges tell.
+  fake_.manifest_hashes = false;
+  const std::string half = TensorBytes().substr(0, kTensorBytes / 2);
+  v1::TensorInfo info = Info();
+  info.clear_xxh3_64();
+  info.set_byte_length(kTensorBytes / 2);
+  fake_.pull_chunks = {
+      Chunk(0, half, &info, /*last=*/true, half),
+      Chunk(0, half, &info, /*last=*/true, half),
+  };
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 0);
 }
 
 }  // namespace
