@@ -179,6 +179,9 @@ bool WritePortFile(const std::string& path, int port) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG);
+  // gRPC's locks are Abseil's too. pstored turns it off: so do its peers.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
 #include "bench/child_process.h"
 #include "bench/harness.h"
@@ -197,6 +198,9 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
 }  // namespace pstore::bench
 
 int main(int argc, char** argv) {
+  // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG);
+  // gRPC's locks are Abseil's too. pstored turns it off: so do its peers.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   pstore::bench::StartSignalThread();
   pstore::bench::Flags flags;
   CLI::App app(

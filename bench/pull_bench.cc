@@ -13,12 +13,16 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/synchronization/mutex.h"
 #include "bench/synthetic_model.h"
 #include "client/pstore_client.h"
 #include "codec/encoding.h"
 #include "codec/encoding_plan.h"
 
 int main(int argc, char** argv) {
+  // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG);
+  // gRPC's locks are Abseil's too. pstored turns it off: so do its peers.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::string address = "127.0.0.1:7070";
   std::string model;
   int streams = 4;

@@ -471,6 +471,11 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
       id + "/grpc", tier, size, outstanding, "grpc-unary",
       "Ceiling.Unary returning a pre-built message of the same size, N "
       "threads on one channel, typed stub, data copied out");
+  LatencySeries stream_series = MakeLatencySeries(
+      id + "/grpc-stream", tier, size, outstanding, "grpc-stream",
+      "Ceiling.Stream of one pre-built message of the same size (a "
+      "server-streaming call, as GetTensor is), N threads on one channel, "
+      "typed stub, data copied out");
   LatencySeries redis_series = MakeLatencySeries(
       id + "/redis", tier, size, outstanding, "redis",
       "GET of the same values, N connections (one per thread)");
@@ -529,6 +534,19 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
         ceiling = nullptr;
       } else {
         ceiling_series.runs.push_back(*std::move(run));
+      }
+    }
+    if (ceiling != nullptr) {
+      absl::StatusOr<std::vector<double>> run =
+          TimeCalls(outstanding, requests, [&](int thread, size_t) {
+            return ceiling->Stream(0, size, static_cast<uint32_t>(size),
+                                   buffers[thread].span());
+          });
+      if (!run.ok()) {
+        Fail(id + " grpc stream", run.status());
+        ceiling = nullptr;
+      } else {
+        stream_series.runs.push_back(*std::move(run));
       }
     }
     if (redis) {
@@ -600,8 +618,8 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
       tier, requests, counters);
   PrintLatency(pstore);
   results_.AddLatency(pstore);
-  for (LatencySeries* peer :
-       {&ceiling_series, &redis_series, &fio_series, &rocks_series}) {
+  for (LatencySeries* peer : {&ceiling_series, &stream_series, &redis_series,
+                              &fio_series, &rocks_series}) {
     if (peer->runs.empty()) continue;
     if (peer == &fio_series) {
       peer->method =

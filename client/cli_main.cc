@@ -791,4 +791,9 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace pstore
 
-int main(int argc, char** argv) { return pstore::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which keeps the Mutex deadlock
+  // detector on for every lock (gRPC's too); pstored turns it off as well.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return pstore::Main(argc, argv);
+}

@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "google/protobuf/stubs/logging.h"
 #include "server/flags.h"
 #include "server/server.h"
@@ -75,6 +76,10 @@ void LogProtobuf(google::protobuf::LogLevel level, const char* file, int line,
 
 int main(int argc, char** argv) {
   TuneMalloc();
+  // Debian builds Abseil without NDEBUG, which turns on the Mutex deadlock
+  // detector: a lock-graph update on every lock, on every hot path. The
+  // tests keep it on; the daemon does without.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   google::protobuf::SetLogHandler(&LogProtobuf);
   // Every thread inherits this mask; only sigwait below sees the signals.
   sigset_t stop_signals;
