@@ -88,7 +88,7 @@ for rep in $(seq "$reps"); do
     { echo "pulled file differs" >&2; exit 1; }
   rm -f "$shm/pulled.safetensors"
   rate=$("$build/bench/pull_bench" --addr "$addr" --model llm \
-    --streams "$streams" --repetitions 1 | sed -n 's/.* = \([0-9.]*\) GB\/s/\1/p')
+    --streams "$streams" --repetitions 1 | sed -n 's/.* = \([0-9.]*\) GB\/s.*/\1/p')
   cpp_mem+=("$(python3 -c "print($rate * 1e9)")")
 done
 
