@@ -1,19 +1,23 @@
 #include "codec/hash.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-
-// XXH3_state_t's definition, to hold one by value.
-#define XXH_STATIC_LINKING_ONLY
 #include "xxhash.h"
+#if defined(__x86_64__)
 // libxxhash's x86 dispatcher: XXH3's long-input loops built for SSE2, AVX2
 // and AVX-512, chosen once by CPUID (measured here on 4 MiB: 37, 60 and
-// 86 GB/s); code built here would get the baseline ISA, SSE2.
+// 86 GB/s); code built here would get the baseline ISA, SSE2. Other
+// architectures call the plain entry points.
 #define XXH_DISPATCH_DISABLE_REPLACE
 #include "xxh_x86dispatch.h"
+#define PSTORE_XXH3(name) name##_dispatch
+#else
+#define PSTORE_XXH3(name) name
+#endif
 
 namespace pstore {
 namespace {
@@ -25,7 +29,7 @@ constexpr size_t kDispatchBytes = 1024;
 }  // namespace
 
 uint64_t Xxh3_64(const void* data, size_t size) {
-  if (size >= kDispatchBytes) return XXH3_64bits_dispatch(data, size);
+  if (size >= kDispatchBytes) return PSTORE_XXH3(XXH3_64bits)(data, size);
   return XXH3_64bits(data, size);
 }
 
@@ -35,7 +39,7 @@ uint64_t Xxh3_64(std::span<const uint8_t> bytes) {
 
 Hash128 Xxh3_128(const void* data, size_t size) {
   XXH128_hash_t hash = size >= kDispatchBytes
-                           ? XXH3_128bits_dispatch(data, size)
+                           ? PSTORE_XXH3(XXH3_128bits)(data, size)
                            : XXH3_128bits(data, size);
   return Hash128{hash.low64, hash.high64};
 }
@@ -44,8 +48,14 @@ Hash128 Xxh3_128(std::span<const uint8_t> bytes) {
   return Xxh3_128(bytes.data(), bytes.size());
 }
 
+// The library allocates the state, so that its size is the library's, not
+// that of the header this was built with.
 struct Xxh3_64Hasher::State {
-  XXH3_state_t xxh;
+  State() : xxh(XXH3_createState()) {
+    if (xxh == nullptr) std::abort();  // Out of memory, as operator new.
+  }
+  ~State() { XXH3_freeState(xxh); }
+  XXH3_state_t* const xxh;
 };
 
 Xxh3_64Hasher::Xxh3_64Hasher() : state_(std::make_unique<State>()) { Reset(); }
@@ -55,17 +65,22 @@ Xxh3_64Hasher& Xxh3_64Hasher::operator=(Xxh3_64Hasher&&) noexcept = default;
 
 void Xxh3_64Hasher::Update(std::span<const uint8_t> bytes) {
   // XXH3_64bits_update only fails for a null state; ours never is.
-  (void)XXH3_64bits_update_dispatch(&state_->xxh, bytes.data(), bytes.size());
+  (void)PSTORE_XXH3(XXH3_64bits_update)(state_->xxh, bytes.data(),
+                                        bytes.size());
 }
 
 uint64_t Xxh3_64Hasher::Digest() const {
-  return XXH3_64bits_digest(&state_->xxh);
+  return XXH3_64bits_digest(state_->xxh);
 }
 
-void Xxh3_64Hasher::Reset() { (void)XXH3_64bits_reset(&state_->xxh); }
+void Xxh3_64Hasher::Reset() { (void)XXH3_64bits_reset(state_->xxh); }
 
 struct Xxh3_128Hasher::State {
-  XXH3_state_t xxh;
+  State() : xxh(XXH3_createState()) {
+    if (xxh == nullptr) std::abort();  // Out of memory, as operator new.
+  }
+  ~State() { XXH3_freeState(xxh); }
+  XXH3_state_t* const xxh;
 };
 
 Xxh3_128Hasher::Xxh3_128Hasher() : state_(std::make_unique<State>()) {
@@ -76,15 +91,16 @@ Xxh3_128Hasher::Xxh3_128Hasher(Xxh3_128Hasher&&) noexcept = default;
 Xxh3_128Hasher& Xxh3_128Hasher::operator=(Xxh3_128Hasher&&) noexcept = default;
 
 void Xxh3_128Hasher::Update(std::span<const uint8_t> bytes) {
-  (void)XXH3_128bits_update_dispatch(&state_->xxh, bytes.data(), bytes.size());
+  (void)PSTORE_XXH3(XXH3_128bits_update)(state_->xxh, bytes.data(),
+                                         bytes.size());
 }
 
 Hash128 Xxh3_128Hasher::Digest() const {
-  XXH128_hash_t hash = XXH3_128bits_digest(&state_->xxh);
+  XXH128_hash_t hash = XXH3_128bits_digest(state_->xxh);
   return Hash128{hash.low64, hash.high64};
 }
 
-void Xxh3_128Hasher::Reset() { (void)XXH3_128bits_reset(&state_->xxh); }
+void Xxh3_128Hasher::Reset() { (void)XXH3_128bits_reset(state_->xxh); }
 
 absl::StatusOr<BlockId> BlockId::FromBytes(absl::string_view bytes) {
   if (bytes.size() != kSize) {

@@ -10,6 +10,15 @@
 #include "util/status.h"
 
 namespace pstore {
+namespace {
+
+// The largest block whose last chunk is sent together with the status.
+// Finishing gives the stream's slot back before the chunk has left, so a
+// client that does not read holds such a block outside the stream limits:
+// small blocks only (a connection has at most max_streams_per_connection).
+constexpr uint64_t kFinishWithChunkBytes = uint64_t{64} << 10;
+
+}  // namespace
 
 ReadStreamReactor::ReadStreamReactor(TieredStore* store, ThreadPool* pool,
                                      Planner planner, ReadStreamOptions options,
@@ -95,14 +104,18 @@ ReadStreamReactor::Action ReadStreamReactor::NextAction() {
     }
     if (!write_in_flight_ && !slots_.empty() && slots_.front().ready) {
       if (slots_.front().block.ok()) {
+        const BlockRef& block = slots_.front().block->block;
+        const bool small =
+            block == nullptr || block->charge() <= kFinishWithChunkBytes;
         action.write = true;
         write_buffer_ = NextChunk();
         write_in_flight_ = true;
-        if (next_unit_ == units_.size() && slots_.empty() &&
+        if (small && next_unit_ == units_.size() && slots_.empty() &&
             outstanding_ == 0) {
           // The last chunk goes out with the status in one batch: the
           // client's call ends a round trip sooner (a one-chunk read is then
-          // as short on the wire as a unary call).
+          // as short on the wire as a unary call). Small blocks only: see
+          // kFinishWithChunkBytes.
           finished_ = true;
           action.finish = true;
           action.status = grpc::Status::OK;
