@@ -123,7 +123,12 @@ class FakeParamStore final : public v1::ParamStore::Service {
   grpc::Status PullModel(grpc::ServerContext* /*context*/,
                          const v1::PullModelRequest* /*request*/,
                          grpc::ServerWriter<v1::TensorChunk>* writer) override {
-    pull_calls.fetch_add(1);
+    if (pull_calls.fetch_add(1) == 0 && first_pull_fails_after >= 0) {
+      std::vector<v1::TensorChunk> first(
+          pull_chunks.begin(), pull_chunks.begin() + first_pull_fails_after);
+      (void)Send(first, writer);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake: cut");
+    }
     return Send(pull_chunks, writer);
   }
 
@@ -136,6 +141,9 @@ class FakeParamStore final : public v1::ParamStore::Service {
 
   // False: the manifest gives no whole-tensor hash (as for encoded pulls).
   bool manifest_hashes = true;
+  // At least 0: the first PullModel sends this many chunks, then fails
+  // with UNAVAILABLE (the client retries).
+  int first_pull_fails_after = -1;
   std::vector<v1::TensorChunk> pull_chunks;
   std::vector<v1::TensorChunk> get_chunks;
   std::atomic<int> pull_calls{0};
@@ -368,5 +376,26 @@ TEST_F(HostileServerTest, PullRefusesAPartSentTwice) {
   EXPECT_EQ(done_, 0);
 }
 
+TEST_F(HostileServerTest, PullRetriesACutStreamAndResendsWhatItHad) {
+  // The first attempt delivers half the tensor and fails; the retry sends
+  // it all again. The half already received is taken back, not refused as
+  // sent twice, and every byte ends up right.
+  const std::string first = TensorBytes().substr(0, kTensorBytes / 2);
+  const std::string second = TensorBytes().substr(kTensorBytes / 2);
+  v1::TensorInfo info = Info();
+  fake_.pull_chunks = {
+      Chunk(0, first, &info, /*last=*/false, ""),
+      Chunk(first.size(), second, nullptr, /*last=*/true, TensorBytes()),
+  };
+  fake_.first_pull_fails_after = 1;
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK_AND_ASSIGN(PullResult result, Pull(&buffer));
+  EXPECT_EQ(result.bytes, kTensorBytes);
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  EXPECT_EQ(done_, 1);
+  EXPECT_EQ(fake_.pull_calls.load(), 2);
+}
 }  // namespace
 }  // namespace pstore
