@@ -14,14 +14,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/stubs/logging.h"
+#include "pstore_version.h"  // Generated: PSTORE_VERSION.
 #include "server/flags.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
-
-#ifndef PSTORE_VERSION
-#define PSTORE_VERSION "unknown"
-#endif
 
 namespace {
 
