@@ -44,6 +44,10 @@
 namespace pstore {
 namespace {
 
+// `get -o FILE` writes through a buffer this large: the client hands the
+// sink pieces of at most gRPC's slice size (64 KiB).
+constexpr size_t kGetBufferBytes = size_t{1} << 20;
+
 // What to do about an error of each code, for the one-line message.
 std::string Advice(absl::StatusCode code, const std::string& address) {
   switch (code) {
@@ -161,16 +165,13 @@ absl::Status Put(Client& client, const std::string& name,
 absl::Status Get(Client& client, const std::string& name,
                  const std::string& output, const GetOptions& options) {
   int fd = STDOUT_FILENO;
-  std::string temp;
+  std::unique_ptr<ReplacingFile> file;
   if (IsSpecialFile(output)) {
     // /dev/null, a FIFO: written in place, never renamed over.
     fd = open(output.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", output));
   } else if (!output.empty() && output != "-") {
-    RETURN_IF_ERROR(CheckReplaceable(output));
-    temp = output + ".tmp";
-    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
+    ASSIGN_OR_RETURN(file, ReplacingFile::Create(output, kGetBufferBytes));
   }
   FdCloser closer(fd == STDOUT_FILENO ? -1 : fd);
   std::unique_ptr<ProgressBar> progress;
@@ -182,22 +183,11 @@ absl::Status Get(Client& client, const std::string& name,
               absl::StrCat("get ", tensor.name()), tensor.byte_length());
         }
         progress->Add(bytes.size());
+        if (file != nullptr) return file->Write(bytes);
         return WriteFully(fd, output.empty() ? "stdout" : output, bytes);
       });
-  if (!info.ok()) {
-    if (!temp.empty()) std::filesystem::remove(temp);
-    return info.status();
-  }
-  if (!temp.empty()) {
-    if (fsync(fd) != 0)
-      return ErrnoToStatus(errno, absl::StrCat("fsync ", temp));
-    std::error_code error;
-    std::filesystem::rename(temp, output, error);
-    if (error) {
-      return ErrnoToStatus(error.value(), absl::StrCat("rename ", temp));
-    }
-  }
-  return absl::OkStatus();
+  if (!info.ok()) return info.status();  // `file` removes its temporary.
+  return file != nullptr ? file->Commit() : absl::OkStatus();
 }
 
 absl::Status Stat(Client& client, const std::string& name) {
@@ -439,24 +429,20 @@ absl::Status Pull(Client& client, const std::string& name,
   ASSIGN_OR_RETURN(OutputLayout layout,
                    LayOut(revision, requested, IsGgufPath(path)));
 
-  RETURN_IF_ERROR(CheckReplaceable(path));
-  std::string temp = path + ".tmp";
-  int fd = open(temp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp));
-  FdCloser closer(fd);
-  auto fail = [&](absl::Status status) {
-    std::filesystem::remove(temp);
-    return status;
-  };
-  if (int error = posix_fallocate(fd, 0, layout.file_size); error != 0) {
-    return fail(ErrnoToStatus(error, absl::StrCat("allocate ", temp)));
+  // Unbuffered: the bytes go through a mapping of the file.
+  ASSIGN_OR_RETURN(std::unique_ptr<ReplacingFile> file,
+                   ReplacingFile::Create(path, 0));
+  const std::string& temp = file->temp_path();
+  if (int error = posix_fallocate(file->fd(), 0, layout.file_size);
+      error != 0) {
+    return ErrnoToStatus(error, absl::StrCat("allocate ", temp));
   }
   uint8_t* map = nullptr;
   if (layout.file_size > 0) {
     void* mapped = mmap(nullptr, layout.file_size, PROT_READ | PROT_WRITE,
-                        MAP_SHARED, fd, 0);
+                        MAP_SHARED, file->fd(), 0);
     if (mapped == MAP_FAILED) {
-      return fail(ErrnoToStatus(errno, absl::StrCat("mmap ", temp)));
+      return ErrnoToStatus(errno, absl::StrCat("mmap ", temp));
     }
     map = static_cast<uint8_t*>(mapped);
   }
@@ -491,11 +477,10 @@ absl::Status Pull(Client& client, const std::string& name,
     }
     munmap(map, layout.file_size);
   }
-  if (!result.ok()) return fail(result.status());
-  if (!synced.ok()) return fail(synced);
-  std::error_code error;
-  std::filesystem::rename(temp, path, error);
-  if (error) return fail(ErrnoToStatus(error.value(), "rename " + temp));
+  // On an error `file` removes its temporary.
+  if (!result.ok()) return result.status();
+  RETURN_IF_ERROR(synced);
+  RETURN_IF_ERROR(file->Commit());
   std::printf("%s %s (%d tensors, %s as %s, %d streams) to %s\n",
               verb == "pull" ? "pulled" : "exported", revision.name().c_str(),
               revision.tensors_size(), FormatBytes(total).c_str(),

@@ -55,6 +55,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "codec/dtype.h"
+#include "util/file_io.h"
 
 namespace pstore {
 
@@ -392,7 +393,6 @@ class GgufWriter {
       absl::string_view general_name,
       const std::map<std::string, std::string>& metadata);
 
-  ~GgufWriter();
   GgufWriter(const GgufWriter&) = delete;
   GgufWriter& operator=(const GgufWriter&) = delete;
 
@@ -417,21 +417,15 @@ class GgufWriter {
   absl::Status Finish();
 
  private:
-  GgufWriter(std::string path, int fd, GgufLayout layout);
+  GgufWriter(std::unique_ptr<ReplacingFile> file, GgufLayout layout);
 
-  // Appends `bytes` to the file through buffer_.
-  absl::Status WriteBuffered(std::span<const uint8_t> bytes);
-  // Writes all of buffer_ to the file and empties it.
-  absl::Status FlushBuffer();
   // Records `status` as the writer's failure, removes the temporary file
   // and returns `status`.
   absl::Status Fail(absl::Status status);
+  const std::string& path() const { return file_->path(); }
 
-  const std::string path_;
-  const std::string tmp_path_;
-  int fd_;  // -1 once closed.
+  const std::unique_ptr<ReplacingFile> file_;
   const GgufLayout layout_;
-  std::vector<uint8_t> buffer_;
   size_t current_tensor_ = 0;     // Index in layout_.tensors.
   uint64_t current_written_ = 0;  // Bytes of the current tensor appended.
   bool finished_ = false;

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
 #include <limits>
 #include <optional>
 #include <string>
@@ -620,22 +619,9 @@ absl::StatusOr<SafetensorsLayout> ComputeSafetensorsLayout(
   return layout;
 }
 
-SafetensorsWriter::SafetensorsWriter(std::string path, int fd,
+SafetensorsWriter::SafetensorsWriter(std::unique_ptr<ReplacingFile> file,
                                      SafetensorsLayout layout)
-    : path_(std::move(path)),
-      tmp_path_(absl::StrCat(path_, ".tmp")),
-      fd_(fd),
-      layout_(std::move(layout)) {
-  buffer_.reserve(kWriteBufferBytes);
-}
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (finished_ || !failure_.ok()) return;  // Nothing left to clean up.
-  // Abandoned: the partial file is garbage, so close and unlink errors do
-  // not matter.
-  if (fd_ >= 0) close(fd_);
-  unlink(tmp_path_.c_str());
-}
+    : file_(std::move(file)), layout_(std::move(layout)) {}
 
 absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     const std::string& path, std::span<const SafetensorsTensorSpec> tensors,
@@ -643,17 +629,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   absl::StatusOr<SafetensorsLayout> layout =
       ComputeSafetensorsLayout(tensors, metadata);
   if (!layout.ok()) return Annotate(layout.status(), path);
-  if (absl::Status replaceable = CheckReplaceable(path); !replaceable.ok()) {
-    return replaceable;
-  }
-  const std::string tmp_path = absl::StrCat(path, ".tmp");
-  int fd =
-      open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", tmp_path));
+  absl::StatusOr<std::unique_ptr<ReplacingFile>> file =
+      ReplacingFile::Create(path, kWriteBufferBytes);
+  if (!file.ok()) return file.status();
   std::unique_ptr<SafetensorsWriter> writer(
-      new SafetensorsWriter(path, fd, *std::move(layout)));
+      new SafetensorsWriter(*std::move(file), *std::move(layout)));
   const std::string& header = writer->layout_.header_bytes;
-  absl::Status status = writer->WriteBuffered(std::span<const uint8_t>(
+  absl::Status status = writer->file_->Write(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(header.data()), header.size()));
   if (!status.ok()) return writer->Fail(std::move(status));
   writer->SkipCompleteTensors();
@@ -671,26 +653,26 @@ void SafetensorsWriter::SkipCompleteTensors() {
 absl::Status SafetensorsWriter::Append(std::span<const uint8_t> bytes) {
   if (finished_) {
     return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": Append after Finish"));
+        absl::StrCat(path(), ": Append after Finish"));
   }
   if (!failure_.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        path_, ": Append after an earlier error: ", failure_.message()));
+        path(), ": Append after an earlier error: ", failure_.message()));
   }
   if (current_tensor_ == layout_.tensors.size()) {
     if (bytes.empty()) return absl::OkStatus();
     return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": Append of ", bytes.size(),
+        absl::StrCat(path(), ": Append of ", bytes.size(),
                      " bytes after every tensor is complete"));
   }
   const SafetensorsTensor& tensor = layout_.tensors[current_tensor_];
   if (bytes.size() > tensor.byte_length - current_written_) {
     return absl::InvalidArgumentError(
-        absl::StrCat(path_, ": Append of ", bytes.size(), " bytes overruns ",
+        absl::StrCat(path(), ": Append of ", bytes.size(), " bytes overruns ",
                      TensorContext(tensor.name), ", which has ",
                      current_written_, " of ", tensor.byte_length, " bytes"));
   }
-  absl::Status status = WriteBuffered(bytes);
+  absl::Status status = file_->Write(bytes);
   if (!status.ok()) return Fail(std::move(status));
   current_written_ += bytes.size();
   SkipCompleteTensors();
@@ -700,69 +682,32 @@ absl::Status SafetensorsWriter::Append(std::span<const uint8_t> bytes) {
 absl::Status SafetensorsWriter::Finish() {
   if (finished_) {
     return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": Finish called twice"));
+        absl::StrCat(path(), ": Finish called twice"));
   }
   if (!failure_.ok()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        path_, ": Finish after an earlier error: ", failure_.message()));
+        path(), ": Finish after an earlier error: ", failure_.message()));
   }
   if (current_tensor_ < layout_.tensors.size()) {
     const SafetensorsTensor& tensor = layout_.tensors[current_tensor_];
     return absl::FailedPreconditionError(
-        absl::StrCat(path_, ": Finish before every tensor is complete: ",
+        absl::StrCat(path(), ": Finish before every tensor is complete: ",
                      TensorContext(tensor.name), " has ", current_written_,
                      " of ", tensor.byte_length, " bytes"));
   }
-  absl::Status status = FlushBuffer();
-  if (!status.ok()) return Fail(std::move(status));
-  if (fsync(fd_) != 0) {
-    return Fail(ErrnoToStatus(errno, absl::StrCat("fsync ", tmp_path_)));
+  absl::Status status = file_->Commit();
+  // Past the rename only the directory's fsync can fail: the file is whole.
+  if (file_->committed()) {
+    finished_ = true;
+  } else {
+    failure_ = status;
   }
-  int fd = std::exchange(fd_, -1);
-  if (close(fd) != 0) {
-    return Fail(ErrnoToStatus(errno, absl::StrCat("close ", tmp_path_)));
-  }
-  if (rename(tmp_path_.c_str(), path_.c_str()) != 0) {
-    return Fail(ErrnoToStatus(
-        errno, absl::StrCat("rename ", tmp_path_, " to ", path_)));
-  }
-  finished_ = true;
-
-  // Makes the rename durable.
-  const std::filesystem::path parent =
-      std::filesystem::path(path_).parent_path();
-  const std::string dir = parent.empty() ? std::string(".") : parent.string();
-  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", dir));
-  FdCloser dir_closer(dir_fd);
-  if (fsync(dir_fd) != 0) {
-    return ErrnoToStatus(errno, absl::StrCat("fsync ", dir));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SafetensorsWriter::WriteBuffered(std::span<const uint8_t> bytes) {
-  if (buffer_.size() + bytes.size() > kWriteBufferBytes) {
-    RETURN_IF_ERROR(FlushBuffer());
-    if (bytes.size() >= kWriteBufferBytes) {
-      return WriteFully(fd_, tmp_path_, bytes);
-    }
-  }
-  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
-  return absl::OkStatus();
-}
-
-absl::Status SafetensorsWriter::FlushBuffer() {
-  absl::Status status = WriteFully(fd_, tmp_path_, buffer_);
-  buffer_.clear();
   return status;
 }
 
 absl::Status SafetensorsWriter::Fail(absl::Status status) {
   failure_ = status;
-  // The partial file is garbage: close and unlink errors do not matter.
-  if (fd_ >= 0) close(std::exchange(fd_, -1));
-  unlink(tmp_path_.c_str());
+  file_->Abandon();
   return status;
 }
 

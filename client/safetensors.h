@@ -47,6 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "codec/dtype.h"
+#include "util/file_io.h"
 
 namespace pstore {
 
@@ -182,7 +183,6 @@ class SafetensorsWriter {
       const std::string& path, std::span<const SafetensorsTensorSpec> tensors,
       const std::map<std::string, std::string>& metadata);
 
-  ~SafetensorsWriter();
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
 
@@ -206,23 +206,18 @@ class SafetensorsWriter {
   absl::Status Finish();
 
  private:
-  SafetensorsWriter(std::string path, int fd, SafetensorsLayout layout);
+  SafetensorsWriter(std::unique_ptr<ReplacingFile> file,
+                    SafetensorsLayout layout);
 
   // Advances current_tensor_ past complete tensors.
   void SkipCompleteTensors();
-  // Appends `bytes` to the file through buffer_.
-  absl::Status WriteBuffered(std::span<const uint8_t> bytes);
-  // Writes all of buffer_ to the file and empties it.
-  absl::Status FlushBuffer();
   // Records `status` as the writer's failure, removes the temporary file
   // and returns `status`.
   absl::Status Fail(absl::Status status);
+  const std::string& path() const { return file_->path(); }
 
-  const std::string path_;
-  const std::string tmp_path_;
-  int fd_;  // -1 once closed.
+  const std::unique_ptr<ReplacingFile> file_;
   const SafetensorsLayout layout_;
-  std::vector<uint8_t> buffer_;
   size_t current_tensor_ = 0;     // Index in layout_.tensors.
   uint64_t current_written_ = 0;  // Bytes of the current tensor appended.
   bool finished_ = false;

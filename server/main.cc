@@ -6,8 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
+#include <span>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -19,20 +18,20 @@
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "util/file_io.h"
+#include "util/status.h"
 
 namespace {
 
-// Writes the ports to `path` atomically (write a temporary, rename).
-bool WritePortFile(const std::string& path, int port, int metrics_port) {
-  std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    out << port << "\n" << metrics_port << "\n";
-    if (!out.good()) return false;
-  }
-  std::error_code error;
-  std::filesystem::rename(temp, path, error);
-  return !error;
+// Writes the ports to `path`, whole or not at all.
+absl::Status WritePortFile(const std::string& path, int port,
+                           int metrics_port) {
+  ASSIGN_OR_RETURN(std::unique_ptr<pstore::ReplacingFile> file,
+                   pstore::ReplacingFile::Create(path, 0));
+  const std::string text = absl::StrCat(port, "\n", metrics_port, "\n");
+  RETURN_IF_ERROR(file->Write(std::span<const uint8_t>(
+      reinterpret_cast<const uint8_t*>(text.data()), text.size())));
+  return file->Commit();
 }
 
 // Returns true if `listen` (host:port) binds only the loopback interface.
@@ -115,12 +114,13 @@ int main(int argc, char** argv) {
   }
   spdlog::info("event=serving port={} metrics_port={}", (*server)->port(),
                (*server)->metrics_port());
-  if (!config->port_file.empty() &&
-      !WritePortFile(config->port_file, (*server)->port(),
-                     (*server)->metrics_port())) {
-    spdlog::critical("event=start_failed reason=\"cannot write {}\"",
-                     config->port_file);
-    return 1;
+  if (!config->port_file.empty()) {
+    absl::Status written = WritePortFile(config->port_file, (*server)->port(),
+                                         (*server)->metrics_port());
+    if (!written.ok()) {
+      spdlog::critical("event=start_failed status=\"{}\"", written.ToString());
+      return 1;
+    }
   }
 
   if (!IsLoopback(config->server.listen) &&

@@ -1,9 +1,11 @@
 #include "util/file_io.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "util/status.h"
@@ -66,6 +68,84 @@ bool IsSpecialFile(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) &&
          !S_ISDIR(st.st_mode);
+}
+
+absl::StatusOr<std::unique_ptr<ReplacingFile>> ReplacingFile::Create(
+    const std::string& path, size_t buffer_bytes) {
+  if (absl::Status replaceable = CheckReplaceable(path); !replaceable.ok()) {
+    return replaceable;
+  }
+  const std::string temp_path = absl::StrCat(path, ".tmp");
+  int fd =
+      open(temp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp_path));
+  return std::unique_ptr<ReplacingFile>(
+      new ReplacingFile(path, fd, buffer_bytes));
+}
+
+ReplacingFile::ReplacingFile(std::string path, int fd, size_t buffer_bytes)
+    : path_(std::move(path)),
+      temp_path_(absl::StrCat(path_, ".tmp")),
+      fd_(fd),
+      buffer_bytes_(buffer_bytes) {
+  buffer_.reserve(buffer_bytes_);
+}
+
+ReplacingFile::~ReplacingFile() { Abandon(); }
+
+absl::Status ReplacingFile::Write(std::span<const uint8_t> bytes) {
+  if (buffer_.size() + bytes.size() > buffer_bytes_) {
+    RETURN_IF_ERROR(Flush());
+    if (bytes.size() >= buffer_bytes_) {
+      return WriteFully(fd_, temp_path_, bytes);
+    }
+  }
+  buffer_.insert(buffer_.end(), bytes.begin(), bytes.end());
+  return absl::OkStatus();
+}
+
+absl::Status ReplacingFile::Flush() {
+  absl::Status status = WriteFully(fd_, temp_path_, buffer_);
+  buffer_.clear();
+  return status;
+}
+
+absl::Status ReplacingFile::Commit() {
+  absl::Status status = Flush();
+  if (status.ok() && fsync(fd_) != 0) {
+    status = ErrnoToStatus(errno, absl::StrCat("fsync ", temp_path_));
+  }
+  if (status.ok() && close(std::exchange(fd_, -1)) != 0) {
+    status = ErrnoToStatus(errno, absl::StrCat("close ", temp_path_));
+  }
+  if (status.ok() && rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    status = ErrnoToStatus(errno,
+                           absl::StrCat("rename ", temp_path_, " to ", path_));
+  }
+  if (!status.ok()) {
+    Abandon();
+    return status;
+  }
+  committed_ = true;
+
+  // Makes the rename durable.
+  const std::filesystem::path parent =
+      std::filesystem::path(path_).parent_path();
+  const std::string dir = parent.empty() ? std::string(".") : parent.string();
+  int dir_fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", dir));
+  FdCloser dir_closer(dir_fd);
+  if (fsync(dir_fd) != 0) {
+    return ErrnoToStatus(errno, absl::StrCat("fsync ", dir));
+  }
+  return absl::OkStatus();
+}
+
+void ReplacingFile::Abandon() {
+  if (committed_ || abandoned_) return;
+  abandoned_ = true;
+  if (fd_ >= 0) close(std::exchange(fd_, -1));
+  unlink(temp_path_.c_str());
 }
 
 }  // namespace pstore

@@ -1,0 +1,101 @@
+#include "util/file_io.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace pstore {
+namespace {
+
+using ::pstore::testing::StatusIs;
+using ::pstore::testing::TempDir;
+
+std::span<const uint8_t> Bytes(const std::string& text) {
+  return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+}
+
+std::string Contents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+TEST(ReplacingFileTest, CommitReplacesTheTargetWholeAndLeavesNoTemporary) {
+  TempDir dir;
+  const std::string path = dir.Sub("out.bin");
+  WriteText(path, "old contents");
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReplacingFile> file,
+                       ReplacingFile::Create(path, /*buffer_bytes=*/8));
+  EXPECT_EQ(file->temp_path(), path + ".tmp");
+  // Short writes stay in the buffer, a long one goes straight through.
+  ASSERT_OK(file->Write(Bytes("abc")));
+  ASSERT_OK(file->Write(Bytes("defghijklmnop")));
+  ASSERT_OK(file->Write(Bytes("q")));
+  EXPECT_EQ(Contents(path), "old contents");  // Untouched until Commit.
+  ASSERT_OK(file->Commit());
+  EXPECT_TRUE(file->committed());
+  EXPECT_EQ(Contents(path), "abcdefghijklmnopq");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(ReplacingFileTest, DestroyedUncommittedItRemovesOnlyItsTemporary) {
+  TempDir dir;
+  const std::string path = dir.Sub("out.bin");
+  WriteText(path, "old contents");
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReplacingFile> file,
+                         ReplacingFile::Create(path, 0));
+    ASSERT_OK(file->Write(Bytes("partial")));
+    EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(Contents(path), "old contents");
+}
+
+TEST(ReplacingFileTest, AbandonThenCommitFailsAndChangesNothing) {
+  TempDir dir;
+  const std::string path = dir.Sub("out.bin");
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ReplacingFile> file,
+                       ReplacingFile::Create(path, 0));
+  ASSERT_OK(file->Write(Bytes("bytes")));
+  file->Abandon();
+  EXPECT_EQ(file->fd(), -1);
+  EXPECT_FALSE(file->Commit().ok());
+  EXPECT_FALSE(file->committed());
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(ReplacingFileTest, RefusesATargetThatIsNotARegularFile) {
+  TempDir dir;
+  EXPECT_THAT(ReplacingFile::Create(dir.path().string(), 0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::string fifo = dir.Sub("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(ReplacingFile::Create(fifo, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_FALSE(std::filesystem::exists(fifo + ".tmp"));
+}
+
+TEST(ReplacingFileTest, AMissingDirectoryIsAnErrorFromCreate) {
+  TempDir dir;
+  EXPECT_THAT(ReplacingFile::Create(dir.Sub("no/such/dir/out.bin"), 0),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+}  // namespace
+}  // namespace pstore
