@@ -463,10 +463,11 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
                                      "outstanding); ",
                                      prep));
   CeilingPeer* ceiling = tier == "dram" ? Ceiling() : nullptr;
+  bool grpc = ceiling != nullptr;
   bool redis = tier == "dram" && redis_ != nullptr;
   bool fio = tier == "nvme" && FioAvailable() && fio_file_ready_;
   bool rocks = tier == "cold" && raw_db_ != nullptr;
-  if (ceiling != nullptr) ceiling->EnsureChannels(1);
+  if (grpc) ceiling->EnsureChannels(1);
   LatencySeries ceiling_series = MakeLatencySeries(
       id + "/grpc", tier, size, outstanding, "grpc-unary",
       "Ceiling.Unary returning a pre-built message of the same size, N "
@@ -501,6 +502,21 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
                     buffers[thread].span())
         .status();
   };
+  // Times `count` calls of a peer into `series`; on an error says so and
+  // leaves the peer out (`*on` false) for the remaining runs.
+  auto time_peer = [&](bool* on, const std::string& what, LatencySeries* series,
+                       size_t count,
+                       const std::function<absl::Status(int, size_t)>& call) {
+    if (!*on) return;
+    absl::StatusOr<std::vector<double>> run =
+        TimeCalls(outstanding, count, call);
+    if (!run.ok()) {
+      Fail(absl::StrCat(id, " ", what), run.status());
+      *on = false;
+      return;
+    }
+    series->runs.push_back(*std::move(run));
+  };
   if (tier == "dram") {
     RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_DRAM).status());
     // Warm-up: threads, connections, caches.
@@ -523,47 +539,23 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
     counters.emplace_back(before, after);
     pstore.runs.push_back(std::move(latencies));
 
-    if (ceiling != nullptr) {
-      absl::StatusOr<std::vector<double>> run =
-          TimeCalls(outstanding, requests, [&](int thread, size_t) {
-            return ceiling->Unary(0, static_cast<uint32_t>(size),
-                                  buffers[thread].span());
-          });
-      if (!run.ok()) {
-        Fail(id + " grpc unary", run.status());
-        ceiling = nullptr;
-      } else {
-        ceiling_series.runs.push_back(*std::move(run));
-      }
-    }
-    if (ceiling != nullptr) {
-      absl::StatusOr<std::vector<double>> run =
-          TimeCalls(outstanding, requests, [&](int thread, size_t) {
-            return ceiling->Stream(0, size, static_cast<uint32_t>(size),
-                                   buffers[thread].span());
-          });
-      if (!run.ok()) {
-        Fail(id + " grpc stream", run.status());
-        ceiling = nullptr;
-      } else {
-        stream_series.runs.push_back(*std::move(run));
-      }
-    }
-    if (redis) {
-      absl::StatusOr<std::vector<double>> run =
-          TimeCalls(outstanding, requests, [&](int thread, size_t index) {
-            return resp[thread]
-                ->Get(absl::StrCat("l", size, ".", index % set.count),
-                      buffers[thread].span())
-                .status();
-          });
-      if (!run.ok()) {
-        Fail(id + " redis", run.status());
-        redis = false;
-      } else {
-        redis_series.runs.push_back(*std::move(run));
-      }
-    }
+    time_peer(&grpc, "grpc unary", &ceiling_series, requests,
+              [&](int thread, size_t) {
+                return ceiling->Unary(0, static_cast<uint32_t>(size),
+                                      buffers[thread].span());
+              });
+    time_peer(&grpc, "grpc stream", &stream_series, requests,
+              [&](int thread, size_t) {
+                return ceiling->Stream(0, size, static_cast<uint32_t>(size),
+                                       buffers[thread].span());
+              });
+    time_peer(&redis, "redis", &redis_series, requests,
+              [&](int thread, size_t index) {
+                return resp[thread]
+                    ->Get(absl::StrCat("l", size, ".", index % set.count),
+                          buffers[thread].span())
+                    .status();
+              });
     if (fio) {
       absl::StatusOr<FioResult> result =
           Fio({"--name=rand", "--filename=" + fio_file_, "--rw=randread",
@@ -597,20 +589,14 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
       rocksdb::ReadOptions read_options;
       read_options.verify_checksums = false;
       read_options.fill_cache = false;
-      absl::StatusOr<std::vector<double>> run = TimeCalls(
-          outstanding, std::min(requests, keys.size()), [&](int, size_t index) {
-            rocksdb::PinnableSlice value;
-            return RocksToStatus(
-                raw_db_->db()->Get(read_options, raw_db_->blocks_family(),
-                                   keys[index], &value),
-                "raw RocksDB get");
-          });
-      if (!run.ok()) {
-        Fail(id + " raw RocksDB", run.status());
-        rocks = false;
-      } else {
-        rocks_series.runs.push_back(*std::move(run));
-      }
+      time_peer(&rocks, "raw RocksDB", &rocks_series,
+                std::min(requests, keys.size()), [&](int, size_t index) {
+                  rocksdb::PinnableSlice value;
+                  return RocksToStatus(
+                      raw_db_->db()->Get(read_options, raw_db_->blocks_family(),
+                                         keys[index], &value),
+                      "raw RocksDB get");
+                });
     }
   }
   Isolation(
