@@ -234,6 +234,31 @@ class HostileServerTest : public ::testing::Test {
     return client_->PullModel(kModel, PullOptions(), callbacks);
   }
 
+  // Serves `chunks` as the PullModel stream and pulls: DataLoss on the
+  // first attempt (it is not retried), nothing written outside the
+  // destination, no tensor reported done.
+  void ExpectPullRefused(std::vector<v1::TensorChunk> chunks) {
+    fake_.pull_chunks = std::move(chunks);
+    Start();
+    GuardedBuffer buffer(kTensorBytes);
+    EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
+    EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+    EXPECT_EQ(done_, 0);
+    EXPECT_EQ(fake_.pull_calls.load(), 1);
+  }
+
+  // Serves `chunks` as the GetTensor stream and gets: DataLoss on the first
+  // attempt, nothing written outside the destination.
+  void ExpectGetRefused(std::vector<v1::TensorChunk> chunks) {
+    fake_.get_chunks = std::move(chunks);
+    Start();
+    GuardedBuffer buffer(kTensorBytes);
+    EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
+                StatusIs(absl::StatusCode::kDataLoss));
+    EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+    EXPECT_EQ(fake_.get_calls.load(), 1);
+  }
+
   FakeParamStore fake_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Client> client_;
@@ -260,13 +285,7 @@ TEST_F(HostileServerTest, PullRefusesAPartStartingPastTheTensor) {
   const std::string data = TensorBytes().substr(0, 16);
   v1::TensorInfo info = Info();
   info.set_offset(past);
-  fake_.pull_chunks = {Chunk(past, data, &info, /*last=*/true, data)};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
-  EXPECT_EQ(fake_.pull_calls.load(), 1);  // DataLoss is not retried.
+  ExpectPullRefused({Chunk(past, data, &info, /*last=*/true, data)});
 }
 
 TEST_F(HostileServerTest, PullRefusesAChunkThatOverrunsTheTensor) {
@@ -274,50 +293,29 @@ TEST_F(HostileServerTest, PullRefusesAChunkThatOverrunsTheTensor) {
   const std::string first = TensorBytes().substr(0, 48);
   const std::string second = AsString(testing::RandomBytes(32, 8));
   v1::TensorInfo info = Info();
-  fake_.pull_chunks = {
+  ExpectPullRefused({
       Chunk(0, first, &info, /*last=*/false, ""),
       Chunk(48, second, nullptr, /*last=*/true, first + second),
-  };
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
-  EXPECT_EQ(fake_.pull_calls.load(), 1);
+  });
 }
 
 TEST_F(HostileServerTest, PullRefusesAFirstChunkLongerThanTheTensor) {
   const std::string data =
       TensorBytes() + AsString(testing::RandomBytes(100, 9));
   v1::TensorInfo info = Info();
-  fake_.pull_chunks = {Chunk(0, data, &info, /*last=*/true, data)};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
+  ExpectPullRefused({Chunk(0, data, &info, /*last=*/true, data)});
 }
 
 TEST_F(HostileServerTest, PullRefusesAChunkNamingATensorNotInTheManifest) {
   v1::TensorChunk chunk = WholeChunk();
   chunk.set_tensor_index(1);  // The manifest has one tensor: index 0.
-  fake_.pull_chunks = {chunk};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
+  ExpectPullRefused({chunk});
 }
 
 TEST_F(HostileServerTest, PullRefusesAChunkWithTheLargestTensorIndex) {
   v1::TensorChunk chunk = WholeChunk();
   chunk.set_tensor_index(std::numeric_limits<uint32_t>::max());
-  fake_.pull_chunks = {chunk};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
+  ExpectPullRefused({chunk});
 }
 
 TEST_F(HostileServerTest, GetsAWellFormedStreamFromTheFake) {
@@ -334,13 +332,7 @@ TEST_F(HostileServerTest, GetsAWellFormedStreamFromTheFake) {
 TEST_F(HostileServerTest, GetRefusesAStreamWhoseFirstChunkHasNoInfo) {
   v1::TensorChunk chunk = WholeChunk();
   chunk.clear_info();
-  fake_.get_chunks = {chunk};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
-              StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(fake_.get_calls.load(), 1);  // DataLoss is not retried.
+  ExpectGetRefused({chunk});
 }
 
 TEST_F(HostileServerTest, GetRefusesAChunkThatOverrunsTheTensor) {
@@ -348,12 +340,7 @@ TEST_F(HostileServerTest, GetRefusesAChunkThatOverrunsTheTensor) {
       TensorBytes() + AsString(testing::RandomBytes(100, 10));
   v1::TensorInfo info = Info();
   info.clear_xxh3_64();  // Each chunk is then checked before it is passed on.
-  fake_.get_chunks = {Chunk(0, data, &info, /*last=*/true, data)};
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
-              StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  ExpectGetRefused({Chunk(0, data, &info, /*last=*/true, data)});
 }
 
 TEST_F(HostileServerTest, PullRefusesAPartSentTwice) {
@@ -365,15 +352,10 @@ TEST_F(HostileServerTest, PullRefusesAPartSentTwice) {
   v1::TensorInfo info = Info();
   info.clear_xxh3_64();
   info.set_byte_length(kTensorBytes / 2);
-  fake_.pull_chunks = {
+  ExpectPullRefused({
       Chunk(0, half, &info, /*last=*/true, half),
       Chunk(0, half, &info, /*last=*/true, half),
-  };
-  Start();
-  GuardedBuffer buffer(kTensorBytes);
-  EXPECT_THAT(Pull(&buffer), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
-  EXPECT_EQ(done_, 0);
+  });
 }
 
 TEST_F(HostileServerTest, PullRetriesACutStreamAndResendsWhatItHad) {
