@@ -31,13 +31,14 @@ using Clock = std::chrono::steady_clock;
 // --- Setup ---
 
 absl::Status Bench::Setup() {
-  ASSIGN_OR_RETURN(work_dir_, MakeTempDir(flags_.dir, "pstore-bench."));
+  PSTORE_ASSIGN_OR_RETURN(work_dir_, MakeTempDir(flags_.dir, "pstore-bench."));
   // nginx's workers run as an unprivileged user: let them read.
-  ASSIGN_OR_RETURN(shm_dir_,
-                   MakeTempDir(flags_.shm_dir, "pstore-bench.", 0755));
+  PSTORE_ASSIGN_OR_RETURN(shm_dir_,
+                          MakeTempDir(flags_.shm_dir, "pstore-bench.", 0755));
   fio_dir_ = work_dir_;
   if (!flags_.fio_dir.empty()) {
-    ASSIGN_OR_RETURN(fio_dir_, MakeTempDir(flags_.fio_dir, "pstore-bench."));
+    PSTORE_ASSIGN_OR_RETURN(fio_dir_,
+                            MakeTempDir(flags_.fio_dir, "pstore-bench."));
   }
   std::fprintf(stderr, "pstore-bench: work dir %s, tmpfs dir %s\n",
                work_dir_.c_str(), shm_dir_.c_str());
@@ -49,7 +50,7 @@ absl::Status Bench::Setup() {
   prefix_ = absl::StrCat("bench-", absl::Hex(salt & 0xffffff));
 
   if (flags_.server.empty()) {
-    RETURN_IF_ERROR(StartPstored());
+    PSTORE_RETURN_IF_ERROR(StartPstored());
   } else {
     address_ = flags_.server;
     Note(absl::StrCat(
@@ -57,7 +58,7 @@ absl::Status Bench::Setup() {
         ": its configuration is its own, and its reads_served counters also "
         "count other clients' reads. DropCache calls dropped its caches."));
   }
-  ASSIGN_OR_RETURN(client_, NewClient(1));
+  PSTORE_ASSIGN_OR_RETURN(client_, NewClient(1));
   absl::StatusOr<v1::ServerStatus> status = client_->GetServerStatus();
   if (!status.ok()) {
     return Annotate(status.status(), absl::StrCat("pstored at ", address_));
@@ -104,9 +105,9 @@ absl::Status Bench::StartPstored() {
               flags_.pstored_flags.end());
   pstored_ = std::make_unique<ChildProcess>("pstored", argv,
                                             work_dir_ + "/pstored.log");
-  RETURN_IF_ERROR(pstored_->Start());
-  ASSIGN_OR_RETURN(int port,
-                   pstored_->WaitForPortFile(port_file, absl::Seconds(60)));
+  PSTORE_RETURN_IF_ERROR(pstored_->Start());
+  PSTORE_ASSIGN_OR_RETURN(
+      int port, pstored_->WaitForPortFile(port_file, absl::Seconds(60)));
   address_ = absl::StrCat("127.0.0.1:", port);
   std::vector<std::string> shown(argv.begin() + 1, argv.end());
   std::fprintf(stderr, "pstore-bench: started pstored (pid %d): %s\n",
@@ -123,7 +124,7 @@ absl::StatusOr<std::unique_ptr<Client>> Bench::NewClient(int channels) {
 }
 
 absl::StatusOr<Counters> Bench::ReadCounters() {
-  ASSIGN_OR_RETURN(v1::ServerStatus status, client_->GetServerStatus());
+  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client_->GetServerStatus());
   Counters counters;
   for (const v1::TierStatus& tier : status.tiers()) {
     if (tier.tier() == v1::TIER_DRAM) counters.dram = tier.reads_served();
@@ -136,8 +137,8 @@ absl::StatusOr<Counters> Bench::ReadCounters() {
 }
 
 absl::Status Bench::DropTiers(bool dram, bool nvme, bool page_cache) {
-  if (dram) RETURN_IF_ERROR(client_->DropCache(v1::TIER_DRAM));
-  if (nvme) RETURN_IF_ERROR(client_->DropCache(v1::TIER_NVME));
+  if (dram) PSTORE_RETURN_IF_ERROR(client_->DropCache(v1::TIER_DRAM));
+  if (nvme) PSTORE_RETURN_IF_ERROR(client_->DropCache(v1::TIER_NVME));
   if (page_cache && page_cache_droppable_) {
     absl::Status dropped = DropPageCache();
     if (!dropped.ok()) {
@@ -328,7 +329,7 @@ absl::Status Bench::PutSet(const TensorSet& set) {
   std::vector<int64_t> shape = {static_cast<int64_t>(set.tensor_bytes)};
   for (int i = 0; i < set.count; ++i) {
     set.Fill(i, std::span<uint8_t>(bytes));
-    RETURN_IF_ERROR(
+    PSTORE_RETURN_IF_ERROR(
         client_->PutTensor(set.Name(i), "U8", shape, bytes).status());
   }
   revisions_.push_back(set.revision);
@@ -343,7 +344,7 @@ absl::Status Bench::PrepareTierData() {
   if (wants_get) {
     get_set_ = TensorSet{absl::StrCat(prefix_, "-get@v1"), config_.get_tensors,
                          config_.get_tensor_bytes, 1000};
-    RETURN_IF_ERROR(PutSet(*get_set_));
+    PSTORE_RETURN_IF_ERROR(PutSet(*get_set_));
   }
   if (config_.Wants("latency")) {
     uint64_t seed = 100000;
@@ -351,7 +352,7 @@ absl::Status Bench::PrepareTierData() {
       TensorSet set{absl::StrCat(prefix_, "-lat", size, "@v1"),
                     config_.LatencyTensors(size), size, seed};
       seed += 100000;
-      RETURN_IF_ERROR(PutSet(set));
+      PSTORE_RETURN_IF_ERROR(PutSet(set));
       latency_sets_.emplace(size, set);
     }
   }
@@ -360,8 +361,8 @@ absl::Status Bench::PrepareTierData() {
     // that cold reads read files, as after a restart.
     TensorSet filler{absl::StrCat(prefix_, "-filler@v1"), 5,
                      kMemtableFillerBytes / 5, 900000};
-    RETURN_IF_ERROR(PutSet(filler));
-    RETURN_IF_ERROR(client_->DeleteRevision(filler.revision));
+    PSTORE_RETURN_IF_ERROR(PutSet(filler));
+    PSTORE_RETURN_IF_ERROR(client_->DeleteRevision(filler.revision));
     revisions_.pop_back();
   }
   tier_data_ready_ = true;
@@ -407,7 +408,7 @@ absl::Status Bench::LoadRawRocksDb() {
   ColdTierOptions options;  // As pstored opens it: defaults, sync off.
   options.dir = work_dir_ + "/rocksdb-peer";
   options.sync_commits = false;
-  ASSIGN_OR_RETURN(raw_db_, ColdTier::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(raw_db_, ColdTier::Open(options));
   std::vector<const TensorSet*> sets;
   if (get_set_.has_value()) sets.push_back(&*get_set_);
   for (const auto& [size, set] : latency_sets_) sets.push_back(&set);
@@ -433,7 +434,7 @@ absl::Status Bench::LoadRawRocksDb() {
   }
   rocksdb::FlushOptions flush;
   flush.wait = true;
-  RETURN_IF_ERROR(RocksToStatus(
+  PSTORE_RETURN_IF_ERROR(RocksToStatus(
       raw_db_->db()->Flush(flush, raw_db_->blocks_family()), "flush"));
   // Let compactions finish, as pstored's have (WaitForDiskQuiet).
   for (int i = 0; i < 600; ++i) {
@@ -484,7 +485,7 @@ absl::Status Bench::LoadRedis() {
   RedisPeer* redis = Redis();
   if (redis == nullptr) return absl::OkStatus();
   RespClient resp;
-  RETURN_IF_ERROR(resp.Connect(redis->port()));
+  PSTORE_RETURN_IF_ERROR(resp.Connect(redis->port()));
   std::vector<uint8_t> bytes;
   auto load = [&](const TensorSet& set, const std::string& key_prefix,
                   bool by_block) -> absl::Status {
@@ -492,14 +493,14 @@ absl::Status Bench::LoadRedis() {
     for (int i = 0; i < set.count; ++i) {
       set.Fill(i, std::span<uint8_t>(bytes));
       if (!by_block) {
-        RETURN_IF_ERROR(resp.Set(absl::StrCat(key_prefix, i), bytes));
+        PSTORE_RETURN_IF_ERROR(resp.Set(absl::StrCat(key_prefix, i), bytes));
         continue;
       }
       for (uint64_t offset = 0, j = 0; offset < bytes.size();
            offset += block_bytes_, ++j) {
         uint64_t length =
             std::min<uint64_t>(block_bytes_, bytes.size() - offset);
-        RETURN_IF_ERROR(
+        PSTORE_RETURN_IF_ERROR(
             resp.Set(absl::StrCat(key_prefix, i, ".", j),
                      std::span<const uint8_t>(bytes.data() + offset, length)));
       }
@@ -507,10 +508,10 @@ absl::Status Bench::LoadRedis() {
     return absl::OkStatus();
   };
   if (get_set_.has_value() && config_.Wants("get_dram")) {
-    RETURN_IF_ERROR(load(*get_set_, "g", /*by_block=*/true));
+    PSTORE_RETURN_IF_ERROR(load(*get_set_, "g", /*by_block=*/true));
   }
   for (const auto& [size, set] : latency_sets_) {
-    RETURN_IF_ERROR(load(set, absl::StrCat("l", size, "."), false));
+    PSTORE_RETURN_IF_ERROR(load(set, absl::StrCat("l", size, "."), false));
   }
   return absl::OkStatus();
 }
@@ -520,17 +521,17 @@ absl::Status Bench::PrepareModel() {
   auto start = Clock::now();
   model_ = absl::StrCat(prefix_, "-llm@v1");
   std::vector<SyntheticTensor> tensors = TransformerTensors(config_.model);
-  RETURN_IF_ERROR(PutSyntheticModel(*client_, model_, tensors, 7));
+  PSTORE_RETURN_IF_ERROR(PutSyntheticModel(*client_, model_, tensors, 7));
   revisions_.push_back(model_);
-  ASSIGN_OR_RETURN(manifest_, client_->GetRevision(model_));
+  PSTORE_ASSIGN_OR_RETURN(manifest_, client_->GetRevision(model_));
   uint64_t largest = 0;
   std::vector<std::string> encodings = config_.encodings;
   encodings.push_back("raw");
   for (const std::string& name : encodings) {
-    ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(name));
+    PSTORE_ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(name));
     uint64_t total = 0;
     for (const v1::TensorInfo& info : manifest_.tensors()) {
-      ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
+      PSTORE_ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
       std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
       total += EncodedTensorBytes(dtype, shape,
                                   EncodingForPull(dtype, shape, requested));
@@ -733,9 +734,10 @@ absl::Status Bench::WriteOutputs() {
     std::fprintf(stderr, "pstore-bench: wrote %s\n", path.c_str());
     return absl::OkStatus();
   };
-  if (!flags_.report.empty()) RETURN_IF_ERROR(write(flags_.report, markdown));
+  if (!flags_.report.empty())
+    PSTORE_RETURN_IF_ERROR(write(flags_.report, markdown));
   if (!flags_.json.empty())
-    RETURN_IF_ERROR(write(flags_.json, results_.Json()));
+    PSTORE_RETURN_IF_ERROR(write(flags_.json, results_.Json()));
   if (!flags_.png.empty()) {
     if (access(flags_.gnuplot.c_str(), X_OK) != 0) {
       std::fprintf(stderr,
@@ -747,11 +749,12 @@ absl::Status Bench::WriteOutputs() {
     std::filesystem::path parent =
         std::filesystem::path(flags_.png).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent);
-    ASSIGN_OR_RETURN(std::string script, results_.WriteGnuplot(flags_.png));
+    PSTORE_ASSIGN_OR_RETURN(std::string script,
+                            results_.WriteGnuplot(flags_.png));
     std::string log = work_dir_ + "/gnuplot.log";
     ChildProcess gnuplot("gnuplot", {flags_.gnuplot, script}, log);
-    RETURN_IF_ERROR(gnuplot.Start());
-    ASSIGN_OR_RETURN(int status, gnuplot.Wait(absl::Seconds(120)));
+    PSTORE_RETURN_IF_ERROR(gnuplot.Start());
+    PSTORE_ASSIGN_OR_RETURN(int status, gnuplot.Wait(absl::Seconds(120)));
     if (status != 0) {
       return absl::InternalError(absl::StrCat("gnuplot failed (",
                                               DescribeWaitStatus(status),

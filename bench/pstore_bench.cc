@@ -43,7 +43,7 @@ namespace {
 absl::StatusOr<std::vector<uint64_t>> ParseSizes(const std::string& text) {
   std::vector<uint64_t> sizes;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
-    ASSIGN_OR_RETURN(uint64_t size, ParseByteSize(part));
+    PSTORE_ASSIGN_OR_RETURN(uint64_t size, ParseByteSize(part));
     if (size == 0) return absl::InvalidArgumentError("size 0");
     sizes.push_back(size);
   }
@@ -168,12 +168,13 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
            {flags.latency_dram_bytes, &config.latency_dram_bytes},
            {flags.dram_bytes, &config.dram_bytes},
            {flags.nvme_bytes, &config.nvme_bytes}}) {
-    ASSIGN_OR_RETURN(*out, ParseByteSize(text));
+    PSTORE_ASSIGN_OR_RETURN(*out, ParseByteSize(text));
   }
-  ASSIGN_OR_RETURN(config.latency_sizes, ParseSizes(flags.latency_sizes));
-  ASSIGN_OR_RETURN(config.latency_outstanding,
-                   ParseInts(flags.latency_outstanding));
-  ASSIGN_OR_RETURN(config.pull_streams, ParseInts(flags.pull_streams));
+  PSTORE_ASSIGN_OR_RETURN(config.latency_sizes,
+                          ParseSizes(flags.latency_sizes));
+  PSTORE_ASSIGN_OR_RETURN(config.latency_outstanding,
+                          ParseInts(flags.latency_outstanding));
+  PSTORE_ASSIGN_OR_RETURN(config.pull_streams, ParseInts(flags.pull_streams));
   if (config.pull_streams.empty() || config.latency_sizes.empty() ||
       config.latency_outstanding.empty()) {
     return absl::InvalidArgumentError(
@@ -183,14 +184,14 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   std::sort(config.latency_sizes.begin(), config.latency_sizes.end());
   for (absl::string_view name :
        absl::StrSplit(flags.encodings, ',', absl::SkipEmpty())) {
-    RETURN_IF_ERROR(ParseEncoding(name).status());
+    PSTORE_RETURN_IF_ERROR(ParseEncoding(name).status());
     if (name != "raw") config.encodings.emplace_back(name);
   }
   config.model.layers = flags.model_layers;
   config.model.hidden = flags.model_hidden;
   config.model.ffn = flags.model_ffn;
   config.model.vocab = flags.model_vocab;
-  ASSIGN_OR_RETURN(config.model.dtype, ParseDType(flags.model_dtype));
+  PSTORE_ASSIGN_OR_RETURN(config.model.dtype, ParseDType(flags.model_dtype));
   return config;
 }
 

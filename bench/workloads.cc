@@ -37,7 +37,8 @@ absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
   ColdTierOptions options;
   options.dir = dir;
   options.sync_commits = false;
-  ASSIGN_OR_RETURN(std::unique_ptr<ColdTier> db, ColdTier::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ColdTier> db,
+                          ColdTier::Open(options));
   auto start = Clock::now();
   for (uint64_t tensor = 0; tensor < data.size(); tensor += tensor_bytes) {
     for (uint64_t offset = 0; offset < tensor_bytes; offset += block_bytes) {
@@ -45,7 +46,7 @@ absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
       rocksdb::Slice value(
           reinterpret_cast<const char*>(data.data() + tensor + offset), length);
       std::string key = absl::StrCat(tensor, ".", offset);
-      RETURN_IF_ERROR(
+      PSTORE_RETURN_IF_ERROR(
           RocksToStatus(db->db()->Put(rocksdb::WriteOptions(),
                                       db->blocks_family(), key, value),
                         "raw RocksDB put"));
@@ -89,15 +90,15 @@ absl::Status Bench::RunPut() {
     revisions_.push_back(revision);
     auto start = Clock::now();
     for (int i = 0; i < count; ++i) {
-      RETURN_IF_ERROR(client_
-                          ->PutTensor(absl::StrCat(revision, "/t", i), "U8",
-                                      shape,
-                                      data.span().subspan(i * size, size))
-                          .status());
+      PSTORE_RETURN_IF_ERROR(
+          client_
+              ->PutTensor(absl::StrCat(revision, "/t", i), "U8", shape,
+                          data.span().subspan(i * size, size))
+              .status());
     }
     double seconds = SecondsSince(start);
     pstore.samples.push_back(size * count / seconds / 1e6);
-    RETURN_IF_ERROR(client_->DeleteRevision(revision));
+    PSTORE_RETURN_IF_ERROR(client_->DeleteRevision(revision));
     revisions_.pop_back();
 
     if (want_rocks) {
@@ -125,7 +126,7 @@ absl::Status Bench::RunPut() {
 // --- get_dram, get_nvme, get_cold ---
 
 absl::Status Bench::RunGet(const std::string& tier) {
-  RETURN_IF_ERROR(PrepareTierData());
+  PSTORE_RETURN_IF_ERROR(PrepareTierData());
   const TensorSet& set = *get_set_;
   const std::string workload = "get_" + tier;
   std::string what = absl::StrCat(
@@ -243,14 +244,15 @@ absl::Status Bench::RunGet(const std::string& tier) {
 
   auto read_pstore = [&]() -> absl::Status {
     for (int i = 0; i < set.count; ++i) {
-      RETURN_IF_ERROR(client_->GetTensor(set.Name(i), buffer.span()).status());
+      PSTORE_RETURN_IF_ERROR(
+          client_->GetTensor(set.Name(i), buffer.span()).status());
     }
     return absl::OkStatus();
   };
   auto read_ceiling = [&]() -> absl::Status {
     for (int i = 0; i < set.count; ++i) {
-      RETURN_IF_ERROR(ceiling->Stream(0, set.tensor_bytes, kStreamChunkBytes,
-                                      buffer.span()));
+      PSTORE_RETURN_IF_ERROR(ceiling->Stream(0, set.tensor_bytes,
+                                             kStreamChunkBytes, buffer.span()));
     }
     return absl::OkStatus();
   };
@@ -258,9 +260,9 @@ absl::Status Bench::RunGet(const std::string& tier) {
     for (int i = 0; i < set.count; ++i) {
       uint64_t offset = 0;
       for (uint64_t j = 0; offset < set.tensor_bytes; ++j) {
-        ASSIGN_OR_RETURN(uint64_t got,
-                         resp->Get(absl::StrCat("g", i, ".", j),
-                                   buffer.span().subspan(offset)));
+        PSTORE_ASSIGN_OR_RETURN(uint64_t got,
+                                resp->Get(absl::StrCat("g", i, ".", j),
+                                          buffer.span().subspan(offset)));
         offset += got;
       }
     }
@@ -268,8 +270,9 @@ absl::Status Bench::RunGet(const std::string& tier) {
   };
   // Warm-up: connections, and the DRAM tier for dram.
   if (tier == "dram") {
-    RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_DRAM).status());
-    RETURN_IF_ERROR(read_pstore());
+    PSTORE_RETURN_IF_ERROR(
+        client_->Prefetch(set.revision, v1::TIER_DRAM).status());
+    PSTORE_RETURN_IF_ERROR(read_pstore());
     if (ceiling != nullptr) {
       if (absl::Status s = read_ceiling(); !s.ok()) {
         Fail(workload + " grpc-ceiling", s);
@@ -290,24 +293,27 @@ absl::Status Bench::RunGet(const std::string& tier) {
       }
     }
   } else {
-    RETURN_IF_ERROR(client_->GetTensor(set.Name(0), buffer.span()).status());
+    PSTORE_RETURN_IF_ERROR(
+        client_->GetTensor(set.Name(0), buffer.span()).status());
   }
 
   std::vector<std::pair<Counters, Counters>> counters;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     if (tier == "dram") {
-      RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_DRAM).status());
+      PSTORE_RETURN_IF_ERROR(
+          client_->Prefetch(set.revision, v1::TIER_DRAM).status());
     } else if (tier == "nvme") {
-      RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_NVME).status());
-      RETURN_IF_ERROR(DropTiers(true, false, false));
+      PSTORE_RETURN_IF_ERROR(
+          client_->Prefetch(set.revision, v1::TIER_NVME).status());
+      PSTORE_RETURN_IF_ERROR(DropTiers(true, false, false));
     } else {
-      RETURN_IF_ERROR(DropTiers(true, true, true));
+      PSTORE_RETURN_IF_ERROR(DropTiers(true, true, true));
     }
-    ASSIGN_OR_RETURN(Counters before, ReadCounters());
+    PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
     auto start = Clock::now();
-    RETURN_IF_ERROR(read_pstore());
+    PSTORE_RETURN_IF_ERROR(read_pstore());
     double seconds = SecondsSince(start);
-    ASSIGN_OR_RETURN(Counters after, ReadCounters());
+    PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
     counters.emplace_back(before, after);
     pstore.samples.push_back(set.Bytes() / seconds / 1e6);
 
@@ -354,7 +360,7 @@ absl::Status Bench::RunGet(const std::string& tier) {
       }
     }
     if (rocks) {
-      RETURN_IF_ERROR(DropTiers(false, false, true));
+      PSTORE_RETURN_IF_ERROR(DropTiers(false, false, true));
       rocksdb::ReadOptions read_options;  // As ColdTier::Read.
       read_options.verify_checksums = false;
       read_options.fill_cache = false;
@@ -395,7 +401,7 @@ absl::Status Bench::RunGet(const std::string& tier) {
 // --- latency ---
 
 absl::Status Bench::RunLatency() {
-  RETURN_IF_ERROR(PrepareTierData());
+  PSTORE_RETURN_IF_ERROR(PrepareTierData());
   // A peer that fails is recorded and left out; pstore's figures stand.
   if (config_.WantsPeer("redis")) {
     if (absl::Status s = PrepareRedis(); !s.ok()) {
@@ -420,7 +426,7 @@ absl::Status Bench::RunLatency() {
     }
     for (const auto& [size, set] : latency_sets_) {
       for (int outstanding : config_.latency_outstanding) {
-        RETURN_IF_ERROR(RunLatencyConfig(tier, set, outstanding));
+        PSTORE_RETURN_IF_ERROR(RunLatencyConfig(tier, set, outstanding));
       }
     }
   }
@@ -492,7 +498,7 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
   if (redis) {
     for (int t = 0; t < outstanding; ++t) {
       resp.push_back(std::make_unique<RespClient>());
-      RETURN_IF_ERROR(resp.back()->Connect(redis_->port()));
+      PSTORE_RETURN_IF_ERROR(resp.back()->Connect(redis_->port()));
     }
   }
 
@@ -518,24 +524,26 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
     series->runs.push_back(*std::move(run));
   };
   if (tier == "dram") {
-    RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_DRAM).status());
+    PSTORE_RETURN_IF_ERROR(
+        client_->Prefetch(set.revision, v1::TIER_DRAM).status());
     // Warm-up: threads, connections, caches.
-    RETURN_IF_ERROR(
+    PSTORE_RETURN_IF_ERROR(
         TimeCalls(outstanding, std::min<size_t>(requests, 64), pstore_call)
             .status());
   }
   std::vector<std::pair<Counters, Counters>> counters;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     if (tier == "nvme") {
-      RETURN_IF_ERROR(client_->Prefetch(set.revision, v1::TIER_NVME).status());
-      RETURN_IF_ERROR(DropTiers(true, false, false));
+      PSTORE_RETURN_IF_ERROR(
+          client_->Prefetch(set.revision, v1::TIER_NVME).status());
+      PSTORE_RETURN_IF_ERROR(DropTiers(true, false, false));
     } else if (tier == "cold") {
-      RETURN_IF_ERROR(DropTiers(true, true, true));
+      PSTORE_RETURN_IF_ERROR(DropTiers(true, true, true));
     }
-    ASSIGN_OR_RETURN(Counters before, ReadCounters());
-    ASSIGN_OR_RETURN(std::vector<double> latencies,
-                     TimeCalls(outstanding, requests, pstore_call));
-    ASSIGN_OR_RETURN(Counters after, ReadCounters());
+    PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+    PSTORE_ASSIGN_OR_RETURN(std::vector<double> latencies,
+                            TimeCalls(outstanding, requests, pstore_call));
+    PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
     counters.emplace_back(before, after);
     pstore.runs.push_back(std::move(latencies));
 
@@ -584,7 +592,7 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
       }
     }
     if (rocks) {
-      RETURN_IF_ERROR(DropTiers(false, false, true));
+      PSTORE_RETURN_IF_ERROR(DropTiers(false, false, true));
       const std::vector<std::string>& keys = raw_keys_[set.revision];
       rocksdb::ReadOptions read_options;
       read_options.verify_checksums = false;
@@ -640,8 +648,8 @@ absl::StatusOr<double> Bench::PullOnce(Client& client, int streams,
   options.streams = streams;
   options.encoding = encoding;
   auto start = Clock::now();
-  ASSIGN_OR_RETURN(PullResult result,
-                   client.PullModel(model_, options, callbacks));
+  PSTORE_ASSIGN_OR_RETURN(PullResult result,
+                          client.PullModel(model_, options, callbacks));
   double seconds = SecondsSince(start);
   if (result.bytes != cursor) {
     return absl::InternalError(
@@ -651,14 +659,15 @@ absl::StatusOr<double> Bench::PullOnce(Client& client, int streams,
 }
 
 absl::Status Bench::RunPull() {
-  RETURN_IF_ERROR(PrepareModel());
+  PSTORE_RETURN_IF_ERROR(PrepareModel());
   const uint64_t bytes = manifest_.total_bytes();
-  RETURN_IF_ERROR(client_->Prefetch(model_, v1::TIER_DRAM).status());
+  PSTORE_RETURN_IF_ERROR(client_->Prefetch(model_, v1::TIER_DRAM).status());
   std::map<int, std::unique_ptr<Client>> clients;
   for (int streams : config_.pull_streams) {
-    ASSIGN_OR_RETURN(clients[streams], NewClient(streams));
+    PSTORE_ASSIGN_OR_RETURN(clients[streams], NewClient(streams));
     // Warm-up: connections; leaves the model's bytes in the arena.
-    RETURN_IF_ERROR(PullOnce(*clients[streams], streams, "raw").status());
+    PSTORE_RETURN_IF_ERROR(
+        PullOnce(*clients[streams], streams, "raw").status());
   }
   NginxPeer* nginx = Nginx();
   if (nginx != nullptr) {
@@ -725,10 +734,10 @@ absl::Status Bench::RunPull() {
   std::map<int, std::vector<std::pair<Counters, Counters>>> counters;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     for (int streams : config_.pull_streams) {
-      ASSIGN_OR_RETURN(Counters before, ReadCounters());
-      ASSIGN_OR_RETURN(double seconds,
-                       PullOnce(*clients[streams], streams, "raw"));
-      ASSIGN_OR_RETURN(Counters after, ReadCounters());
+      PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+      PSTORE_ASSIGN_OR_RETURN(double seconds,
+                              PullOnce(*clients[streams], streams, "raw"));
+      PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
       counters[streams].emplace_back(before, after);
       pstore[streams].samples.push_back(bytes / seconds / 1e6);
       if (ceiling != nullptr) {
@@ -780,9 +789,9 @@ absl::Status Bench::RunPull() {
 // --- encodings ---
 
 absl::Status Bench::RunEncodings() {
-  RETURN_IF_ERROR(PrepareModel());
+  PSTORE_RETURN_IF_ERROR(PrepareModel());
   const int streams = config_.encoding_streams;
-  ASSIGN_OR_RETURN(std::unique_ptr<Client> client, NewClient(streams));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<Client> client, NewClient(streams));
   absl::StatusOr<uint64_t> pinned = client_->Pin(model_);
   bool pinned_here = pinned.ok();
   if (!pinned.ok() && !absl::IsAlreadyExists(pinned.status())) {
@@ -794,10 +803,10 @@ absl::Status Bench::RunEncodings() {
   // Blocks each encoding derives: those of tensors it applies to.
   std::map<std::string, uint64_t> derived_blocks;
   for (const std::string& name : config_.encodings) {
-    ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(name));
+    PSTORE_ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(name));
     uint64_t blocks = 0;
     for (const v1::TensorInfo& info : manifest_.tensors()) {
-      ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
+      PSTORE_ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
       std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
       Encoding applied = EncodingForPull(dtype, shape, requested);
       bool identity = applied == Encoding::kRaw ||
@@ -810,8 +819,9 @@ absl::Status Bench::RunEncodings() {
     }
     derived_blocks[name] = blocks;
   }
-  RETURN_IF_ERROR(client_->Prefetch(model_, v1::TIER_DRAM).status());
-  RETURN_IF_ERROR(PullOnce(*client, streams, "raw").status());  // Warm-up.
+  PSTORE_RETURN_IF_ERROR(client_->Prefetch(model_, v1::TIER_DRAM).status());
+  PSTORE_RETURN_IF_ERROR(
+      PullOnce(*client, streams, "raw").status());  // Warm-up.
   std::string what_suffix = absl::StrCat(", ", streams, " streams");
   auto make = [&](const std::string& label, const std::string& method) {
     return MakeSeries(absl::StrCat("encodings/", label), "encodings",
@@ -831,21 +841,21 @@ absl::Status Bench::RunEncodings() {
   }
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     for (const std::string& name : config_.encodings) {
-      RETURN_IF_ERROR(DropTiers(true, false, false));
-      ASSIGN_OR_RETURN(Counters before, ReadCounters());
-      ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, name));
-      ASSIGN_OR_RETURN(Counters middle, ReadCounters());
+      PSTORE_RETURN_IF_ERROR(DropTiers(true, false, false));
+      PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+      PSTORE_ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, name));
+      PSTORE_ASSIGN_OR_RETURN(Counters middle, ReadCounters());
       first[name].samples.push_back(model_parameters_ / seconds / 1e6);
-      ASSIGN_OR_RETURN(seconds, PullOnce(*client, streams, name));
-      ASSIGN_OR_RETURN(Counters after, ReadCounters());
+      PSTORE_ASSIGN_OR_RETURN(seconds, PullOnce(*client, streams, name));
+      PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
       cached[name].samples.push_back(model_parameters_ / seconds / 1e6);
       first_encoded[name].push_back((middle - before).encoded);
       cached_hits[name].push_back((after - middle).encoded_hits);
     }
-    ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, "raw"));
+    PSTORE_ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, "raw"));
     raw.samples.push_back(model_parameters_ / seconds / 1e6);
   }
-  if (pinned_here) RETURN_IF_ERROR(client_->Unpin(model_));
+  if (pinned_here) PSTORE_RETURN_IF_ERROR(client_->Unpin(model_));
   PrintSeries(raw);
   results_.Add(raw);
   for (const std::string& name : config_.encodings) {

@@ -117,9 +117,9 @@ std::string ShapeString(const v1::TensorInfo& info) {
 absl::Status Put(Client& client, const std::string& name,
                  const std::string& path, const std::string& dtype,
                  const std::string& shape_text) {
-  ASSIGN_OR_RETURN(DType parsed, ParseDType(dtype));
-  ASSIGN_OR_RETURN(std::vector<int64_t> shape, ParseShape(shape_text));
-  ASSIGN_OR_RETURN(uint64_t expected, TensorByteLength(parsed, shape));
+  PSTORE_ASSIGN_OR_RETURN(DType parsed, ParseDType(dtype));
+  PSTORE_ASSIGN_OR_RETURN(std::vector<int64_t> shape, ParseShape(shape_text));
+  PSTORE_ASSIGN_OR_RETURN(uint64_t expected, TensorByteLength(parsed, shape));
   std::vector<uint8_t> stdin_bytes;
   int fd = -1;
   uint64_t size = 0;
@@ -153,8 +153,8 @@ absl::Status Put(Client& client, const std::string& name,
     progress.Add(out.size());
     return absl::OkStatus();
   };
-  ASSIGN_OR_RETURN(v1::TensorInfo info,
-                   client.PutTensorFrom(name, dtype, shape, size, read));
+  PSTORE_ASSIGN_OR_RETURN(v1::TensorInfo info,
+                          client.PutTensorFrom(name, dtype, shape, size, read));
   std::printf("%s %s %s %s xxh3=%016lx\n", info.name().c_str(),
               info.dtype().c_str(), ShapeString(info).c_str(),
               FormatBytes(info.stored_byte_length()).c_str(),
@@ -171,7 +171,8 @@ absl::Status Get(Client& client, const std::string& name,
     fd = open(output.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", output));
   } else if (!output.empty() && output != "-") {
-    ASSIGN_OR_RETURN(file, ReplacingFile::Create(output, kGetBufferBytes));
+    PSTORE_ASSIGN_OR_RETURN(file,
+                            ReplacingFile::Create(output, kGetBufferBytes));
   }
   FdCloser closer(fd == STDOUT_FILENO ? -1 : fd);
   std::unique_ptr<ProgressBar> progress;
@@ -191,7 +192,7 @@ absl::Status Get(Client& client, const std::string& name,
 }
 
 absl::Status Stat(Client& client, const std::string& name) {
-  ASSIGN_OR_RETURN(v1::TensorInfo info, client.StatTensor(name));
+  PSTORE_ASSIGN_OR_RETURN(v1::TensorInfo info, client.StatTensor(name));
   std::printf(
       "name: %s\ndtype: %s\nshape: %s\nbytes: %lu\nxxh3_64: %016lx\n"
       "created: %s\n",
@@ -206,7 +207,7 @@ absl::Status Stat(Client& client, const std::string& name) {
 
 absl::Status List(Client& client, const std::string& prefix) {
   if (prefix.empty()) {
-    ASSIGN_OR_RETURN(std::vector<v1::Model> models, client.ListModels());
+    PSTORE_ASSIGN_OR_RETURN(std::vector<v1::Model> models, client.ListModels());
     for (const v1::Model& model : models) {
       for (const v1::Revision& revision : model.revisions()) {
         std::printf("%s\t%s%s\n", revision.name().c_str(),
@@ -223,8 +224,8 @@ absl::Status List(Client& client, const std::string& prefix) {
     revision = prefix.substr(0, slash);
     tensor_prefix = prefix.substr(slash + 1);
   }
-  ASSIGN_OR_RETURN(std::vector<v1::TensorInfo> tensors,
-                   client.ListTensors(revision, tensor_prefix));
+  PSTORE_ASSIGN_OR_RETURN(std::vector<v1::TensorInfo> tensors,
+                          client.ListTensors(revision, tensor_prefix));
   for (const v1::TensorInfo& info : tensors) {
     std::printf("%s\t%s\t%s\t%lu\n", info.name().c_str(), info.dtype().c_str(),
                 ShapeString(info).c_str(),
@@ -235,14 +236,14 @@ absl::Status List(Client& client, const std::string& prefix) {
 
 absl::Status Import(Client& client, const std::string& path,
                     const std::string& revision, bool publish, int jobs) {
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
-                   SafetensorsFile::Open(path));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                          SafetensorsFile::Open(path));
   if (revision.find('@') == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat(
         "import into '", revision, "': name a revision, MODEL@REV"));
   }
-  ASSIGN_OR_RETURN(v1::Revision created,
-                   client.CreateRevision(revision, file->metadata()));
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision created,
+                          client.CreateRevision(revision, file->metadata()));
   uint64_t total = 0;
   for (const SafetensorsTensor& tensor : file->tensors()) {
     total += tensor.byte_length;
@@ -275,8 +276,9 @@ absl::Status Import(Client& client, const std::string& path,
   for (int i = 1; i < jobs; ++i) threads.emplace_back(worker);
   worker();
   for (std::thread& thread : threads) thread.join();
-  RETURN_IF_ERROR(first_error);
-  if (publish) RETURN_IF_ERROR(client.PublishRevision(revision).status());
+  PSTORE_RETURN_IF_ERROR(first_error);
+  if (publish)
+    PSTORE_RETURN_IF_ERROR(client.PublishRevision(revision).status());
   std::printf("imported %zu tensors (%s) from %s into %s%s\n",
               file->tensors().size(), FormatBytes(total).c_str(), path.c_str(),
               created.name().c_str(), publish ? ", published" : "");
@@ -299,26 +301,27 @@ std::vector<SafetensorsTensorSpec> SpecsOf(const v1::Revision& revision) {
 
 absl::Status Export(Client& client, const std::string& name,
                     const std::string& path) {
-  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
   std::map<std::string, std::string> metadata(revision.metadata().begin(),
                                               revision.metadata().end());
   std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
-                   SafetensorsWriter::Create(path, specs, metadata));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
+                          SafetensorsWriter::Create(path, specs, metadata));
   ProgressBar progress(absl::StrCat("export ", revision.name()),
                        revision.total_bytes());
   for (const SafetensorsTensor& tensor : writer->layout().tensors) {
     std::string tensor_name = absl::StrCat(revision.name(), "/", tensor.name);
-    ASSIGN_OR_RETURN(v1::TensorInfo info,
-                     client.GetTensorTo(tensor_name, GetOptions{},
-                                        [&](const v1::TensorInfo&,
-                                            std::span<const uint8_t> bytes) {
-                                          progress.Add(bytes.size());
-                                          return writer->Append(bytes);
-                                        }));
+    PSTORE_ASSIGN_OR_RETURN(
+        v1::TensorInfo info,
+        client.GetTensorTo(
+            tensor_name, GetOptions{},
+            [&](const v1::TensorInfo&, std::span<const uint8_t> bytes) {
+              progress.Add(bytes.size());
+              return writer->Append(bytes);
+            }));
     (void)info;
   }
-  RETURN_IF_ERROR(writer->Finish());
+  PSTORE_RETURN_IF_ERROR(writer->Finish());
   std::printf("exported %s (%d tensors, %s) to %s\n", revision.name().c_str(),
               revision.tensors_size(),
               FormatBytes(revision.total_bytes()).c_str(), path.c_str());
@@ -347,7 +350,7 @@ absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
   if (gguf) {
     std::vector<GgufTensorSpec> specs;
     for (const v1::TensorInfo& info : revision.tensors()) {
-      ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
+      PSTORE_ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
       std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
       Encoding encoding = EncodingForPull(dtype, shape, requested);
       std::optional<GgmlType> type;
@@ -378,8 +381,9 @@ absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
       }
       specs.push_back(GgufTensorSpec{info.tensor(), *type, shape});
     }
-    ASSIGN_OR_RETURN(GgufLayout layout,
-                     ComputeGgufLayout(specs, revision.model(), metadata));
+    PSTORE_ASSIGN_OR_RETURN(
+        GgufLayout layout,
+        ComputeGgufLayout(specs, revision.model(), metadata));
     out.header_bytes = std::move(layout.header_bytes);
     out.file_size = layout.file_size;
     for (const GgufTensorInfo& tensor : layout.tensors) {
@@ -408,8 +412,8 @@ absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
         break;
     }
   }
-  ASSIGN_OR_RETURN(SafetensorsLayout layout,
-                   ComputeSafetensorsLayout(specs, metadata));
+  PSTORE_ASSIGN_OR_RETURN(SafetensorsLayout layout,
+                          ComputeSafetensorsLayout(specs, metadata));
   out.header_bytes = std::move(layout.header_bytes);
   out.file_size = layout.file_size;
   for (const SafetensorsTensor& tensor : layout.tensors) {
@@ -424,14 +428,14 @@ absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
 absl::Status Pull(Client& client, const std::string& name,
                   const std::string& path, int streams,
                   const std::string& encoding, const std::string& verb) {
-  ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(encoding));
-  ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
-  ASSIGN_OR_RETURN(OutputLayout layout,
-                   LayOut(revision, requested, IsGgufPath(path)));
+  PSTORE_ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(encoding));
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
+  PSTORE_ASSIGN_OR_RETURN(OutputLayout layout,
+                          LayOut(revision, requested, IsGgufPath(path)));
 
   // Unbuffered: the bytes go through a mapping of the file.
-  ASSIGN_OR_RETURN(std::unique_ptr<ReplacingFile> file,
-                   ReplacingFile::Create(path, 0));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ReplacingFile> file,
+                          ReplacingFile::Create(path, 0));
   const std::string& temp = file->temp_path();
   if (int error = posix_fallocate(file->fd(), 0, layout.file_size);
       error != 0) {
@@ -479,8 +483,8 @@ absl::Status Pull(Client& client, const std::string& name,
   }
   // On an error `file` removes its temporary.
   if (!result.ok()) return result.status();
-  RETURN_IF_ERROR(synced);
-  RETURN_IF_ERROR(file->Commit());
+  PSTORE_RETURN_IF_ERROR(synced);
+  PSTORE_RETURN_IF_ERROR(file->Commit());
   std::printf("%s %s (%d tensors, %s as %s, %d streams) to %s\n",
               verb == "pull" ? "pulled" : "exported", revision.name().c_str(),
               revision.tensors_size(), FormatBytes(total).c_str(),
@@ -492,7 +496,7 @@ absl::Status Pull(Client& client, const std::string& name,
 // Returns OK if every copy of every block of `name` checked out; prints
 // each bad copy.
 absl::Status Verify(Client& client, const std::string& name) {
-  ASSIGN_OR_RETURN(v1::VerifyResponse report, client.Verify(name));
+  PSTORE_ASSIGN_OR_RETURN(v1::VerifyResponse report, client.Verify(name));
   std::vector<std::string> copies;
   for (const v1::VerifyResponse::TierCount& count : report.checked()) {
     copies.push_back(absl::StrCat(
@@ -520,7 +524,7 @@ absl::Status Verify(Client& client, const std::string& name) {
 }
 
 absl::Status Status(Client& client) {
-  ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
+  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
   std::printf("pstored %s, up %lds, io_uring %s, block %s\n",
               status.version().c_str(),
               static_cast<long>(status.uptime_seconds()),

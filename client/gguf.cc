@@ -409,7 +409,7 @@ absl::Status HeaderParser::Need(uint64_t n, absl::string_view what) const {
 
 template <typename T>
 absl::Status HeaderParser::Read(absl::string_view what, T& out) {
-  RETURN_IF_ERROR(Need(sizeof(T), what));
+  PSTORE_RETURN_IF_ERROR(Need(sizeof(T), what));
   std::memcpy(&out, bytes_.data() + pos_, sizeof(T));
   pos_ += sizeof(T);
   return absl::OkStatus();
@@ -419,14 +419,14 @@ absl::Status HeaderParser::ReadString(absl::string_view what,
                                       uint64_t max_bytes,
                                       absl::string_view& out) {
   uint64_t length = 0;
-  RETURN_IF_ERROR(Read(absl::StrCat(what, " length"), length));
+  PSTORE_RETURN_IF_ERROR(Read(absl::StrCat(what, " length"), length));
   if (length > max_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " at offset ", pos_ - 8, " is ", length,
                      " bytes long, more than the limit of ", max_bytes));
   }
-  RETURN_IF_ERROR(Need(length, what));
-  RETURN_IF_ERROR(Charge(length));
+  PSTORE_RETURN_IF_ERROR(Need(length, what));
+  PSTORE_RETURN_IF_ERROR(Charge(length));
   out = bytes_.substr(pos_, length);
   pos_ += length;
   return absl::OkStatus();
@@ -448,67 +448,67 @@ absl::Status HeaderParser::ReadValue(GgufValueType type, int depth,
   switch (type) {
     case GgufValueType::kUint8: {
       uint8_t v;
-      RETURN_IF_ERROR(Read("UINT8 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("UINT8 value", v));
       out.value = uint64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kInt8: {
       int8_t v;
-      RETURN_IF_ERROR(Read("INT8 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("INT8 value", v));
       out.value = int64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kUint16: {
       uint16_t v;
-      RETURN_IF_ERROR(Read("UINT16 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("UINT16 value", v));
       out.value = uint64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kInt16: {
       int16_t v;
-      RETURN_IF_ERROR(Read("INT16 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("INT16 value", v));
       out.value = int64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kUint32: {
       uint32_t v;
-      RETURN_IF_ERROR(Read("UINT32 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("UINT32 value", v));
       out.value = uint64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kInt32: {
       int32_t v;
-      RETURN_IF_ERROR(Read("INT32 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("INT32 value", v));
       out.value = int64_t{v};
       return absl::OkStatus();
     }
     case GgufValueType::kUint64: {
       uint64_t v;
-      RETURN_IF_ERROR(Read("UINT64 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("UINT64 value", v));
       out.value = v;
       return absl::OkStatus();
     }
     case GgufValueType::kInt64: {
       int64_t v;
-      RETURN_IF_ERROR(Read("INT64 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("INT64 value", v));
       out.value = v;
       return absl::OkStatus();
     }
     case GgufValueType::kFloat32: {
       float v;
-      RETURN_IF_ERROR(Read("FLOAT32 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("FLOAT32 value", v));
       out.value = double{v};
       return absl::OkStatus();
     }
     case GgufValueType::kFloat64: {
       double v;
-      RETURN_IF_ERROR(Read("FLOAT64 value", v));
+      PSTORE_RETURN_IF_ERROR(Read("FLOAT64 value", v));
       out.value = v;
       return absl::OkStatus();
     }
     case GgufValueType::kBool: {
       uint8_t v;
-      RETURN_IF_ERROR(Read("BOOL value", v));
+      PSTORE_RETURN_IF_ERROR(Read("BOOL value", v));
       if (v > 1) {
         return absl::InvalidArgumentError(absl::StrCat(
             "BOOL value at offset ", pos_ - 1, " is ", v, ", neither 0 nor 1"));
@@ -518,7 +518,8 @@ absl::Status HeaderParser::ReadValue(GgufValueType type, int depth,
     }
     case GgufValueType::kString: {
       absl::string_view text;
-      RETURN_IF_ERROR(ReadString("STRING value", kMaxGgufStringBytes, text));
+      PSTORE_RETURN_IF_ERROR(
+          ReadString("STRING value", kMaxGgufStringBytes, text));
       out.value = std::string(text.data(), text.size());
       return absl::OkStatus();
     }
@@ -532,14 +533,14 @@ absl::Status HeaderParser::ReadValue(GgufValueType type, int depth,
         kMaxGgufArrayDepth, " arrays"));
   }
   uint32_t element_type = 0;
-  RETURN_IF_ERROR(Read("ARRAY element type", element_type));
+  PSTORE_RETURN_IF_ERROR(Read("ARRAY element type", element_type));
   if (!IsKnownValueType(element_type)) {
     return absl::InvalidArgumentError(
         absl::StrCat("ARRAY at offset ", pos_ - 4,
                      " has unknown element value type ", element_type));
   }
   uint64_t count = 0;
-  RETURN_IF_ERROR(Read("ARRAY length", count));
+  PSTORE_RETURN_IF_ERROR(Read("ARRAY length", count));
   if (count > kMaxGgufArrayElements) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ARRAY at offset ", pos_ - 12, " has ", count,
@@ -549,11 +550,11 @@ absl::Status HeaderParser::ReadValue(GgufValueType type, int depth,
   array.element_type = static_cast<GgufValueType>(element_type);
   // Reserves only what the bytes at hand can hold: a hostile count costs
   // nothing before the bytes are there.
-  RETURN_IF_ERROR(
+  PSTORE_RETURN_IF_ERROR(
       Need(count * MinEncodedSize(array.element_type),
            absl::StrCat("ARRAY of ", count, " ",
                         GgufValueTypeName(array.element_type), " elements")));
-  RETURN_IF_ERROR(Charge(count * sizeof(GgufValue)));
+  PSTORE_RETURN_IF_ERROR(Charge(count * sizeof(GgufValue)));
   array.elements.resize(count);
   for (uint64_t i = 0; i < count; ++i) {
     absl::Status status =
@@ -572,14 +573,14 @@ absl::Status HeaderParser::ReadMetadata(uint64_t count, GgufHeader& header) {
   absl::flat_hash_set<absl::string_view> keys;  // Point into bytes_.
   for (uint64_t i = 0; i < count; ++i) {
     absl::string_view key;
-    RETURN_IF_ERROR(ReadString(absl::StrCat("key of metadata pair ", i),
-                               kGgufMaxKeyBytes, key));
+    PSTORE_RETURN_IF_ERROR(ReadString(absl::StrCat("key of metadata pair ", i),
+                                      kGgufMaxKeyBytes, key));
     if (key.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("metadata pair ", i, " has an empty key"));
     }
     const std::string context = absl::StrCat("metadata key ", Quoted(key));
-    RETURN_IF_ERROR(Charge(sizeof(GgufKeyValue)));
+    PSTORE_RETURN_IF_ERROR(Charge(sizeof(GgufKeyValue)));
     if (!keys.insert(key).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(context, " appears twice"));
@@ -623,11 +624,11 @@ absl::Status HeaderParser::ReadTensorInfos(uint64_t count, GgufHeader& header) {
   for (uint64_t i = 0; i < count; ++i) {
     GgufTensorInfo tensor;
     absl::string_view name;
-    RETURN_IF_ERROR(ReadString(absl::StrCat("name of tensor info ", i),
-                               kGgufMaxKeyBytes, name));
+    PSTORE_RETURN_IF_ERROR(ReadString(absl::StrCat("name of tensor info ", i),
+                                      kGgufMaxKeyBytes, name));
     tensor.name.assign(name.data(), name.size());
     const std::string context = TensorContext(name);
-    RETURN_IF_ERROR(Charge(sizeof(GgufTensorInfo)));
+    PSTORE_RETURN_IF_ERROR(Charge(sizeof(GgufTensorInfo)));
     if (!names.insert(name).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(context, " appears twice"));
@@ -640,7 +641,7 @@ absl::Status HeaderParser::ReadTensorInfos(uint64_t count, GgufHeader& header) {
           absl::StrCat(context, " has ", dim_count, " dims, more than ggml's ",
                        kGgufMaxDims));
     }
-    RETURN_IF_ERROR(Charge(dim_count * sizeof(uint64_t)));
+    PSTORE_RETURN_IF_ERROR(Charge(dim_count * sizeof(uint64_t)));
     tensor.dims.resize(dim_count);
     for (uint64_t& dim : tensor.dims) {
       status = Read("dim", dim);
@@ -708,14 +709,14 @@ absl::Status HeaderParser::CheckTensorLayout(GgufHeader& header) const {
 
 absl::StatusOr<GgufHeader> HeaderParser::Parse() {
   GgufHeader header;
-  RETURN_IF_ERROR(Need(4, "magic"));
+  PSTORE_RETURN_IF_ERROR(Need(4, "magic"));
   if (std::memcmp(bytes_.data(), kMagic, 4) != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("bad magic ", Quoted(bytes_.substr(0, 4)),
                      ": a GGUF file starts with 'GGUF'"));
   }
   pos_ = 4;
-  RETURN_IF_ERROR(Read("version", header.version));
+  PSTORE_RETURN_IF_ERROR(Read("version", header.version));
   if (header.version != 2 && header.version != 3) {
     if (header.version != 0 && (header.version & 0xFFFF) == 0) {
       return absl::InvalidArgumentError(
@@ -731,8 +732,8 @@ absl::StatusOr<GgufHeader> HeaderParser::Parse() {
   }
   uint64_t tensor_count = 0;
   uint64_t metadata_count = 0;
-  RETURN_IF_ERROR(Read("tensor count", tensor_count));
-  RETURN_IF_ERROR(Read("metadata count", metadata_count));
+  PSTORE_RETURN_IF_ERROR(Read("tensor count", tensor_count));
+  PSTORE_RETURN_IF_ERROR(Read("metadata count", metadata_count));
   if (tensor_count > kMaxGgufTensors) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor count ", tensor_count, " exceeds the limit of ",
@@ -743,11 +744,11 @@ absl::StatusOr<GgufHeader> HeaderParser::Parse() {
         absl::StrCat("metadata count ", metadata_count,
                      " exceeds the limit of ", kMaxGgufMetadataKeys));
   }
-  RETURN_IF_ERROR(ReadMetadata(metadata_count, header));
-  RETURN_IF_ERROR(ReadTensorInfos(tensor_count, header));
+  PSTORE_RETURN_IF_ERROR(ReadMetadata(metadata_count, header));
+  PSTORE_RETURN_IF_ERROR(ReadTensorInfos(tensor_count, header));
   header.header_size = pos_;
   header.data_offset = AlignUp(pos_, header.alignment);
-  RETURN_IF_ERROR(CheckTensorLayout(header));
+  PSTORE_RETURN_IF_ERROR(CheckTensorLayout(header));
   return header;
 }
 
@@ -811,7 +812,7 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(
   while (true) {
     const uint64_t have = prefix.size();
     prefix.resize(want);
-    RETURN_IF_ERROR(ReadFully(
+    PSTORE_RETURN_IF_ERROR(ReadFully(
         fd, path, have,
         std::span<uint8_t>(reinterpret_cast<uint8_t*>(prefix.data()) + have,
                            want - have)));

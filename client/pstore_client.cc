@@ -4,12 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -26,6 +24,7 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/sync_stream.h"
 #include "pstore/v1/pstore.grpc.pb.h"
+#include "util/file_io.h"
 
 namespace pstore {
 namespace {
@@ -147,14 +146,6 @@ void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
   }
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Starts server-streaming call `method` on `channel` and returns a reader of
 // its responses as they came off the wire, unparsed: the generated stub's
 // reader, minus protobuf's copy of every message.
@@ -272,13 +263,14 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientOptions options) {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (!options.tls_ca_file.empty()) {
     grpc::SslCredentialsOptions tls;
-    absl::StatusOr<std::string> ca = ReadPem(options.tls_ca_file);
+    absl::StatusOr<std::string> ca = ReadFileToString(options.tls_ca_file);
     if (!ca.ok()) return ca.status();
     tls.pem_root_certs = *std::move(ca);
     if (!options.tls_cert_file.empty()) {
-      absl::StatusOr<std::string> cert = ReadPem(options.tls_cert_file);
+      absl::StatusOr<std::string> cert =
+          ReadFileToString(options.tls_cert_file);
       if (!cert.ok()) return cert.status();
-      absl::StatusOr<std::string> key = ReadPem(options.tls_key_file);
+      absl::StatusOr<std::string> key = ReadFileToString(options.tls_key_file);
       if (!key.ok()) return key.status();
       tls.pem_cert_chain = *std::move(cert);
       tls.pem_private_key = *std::move(key);

@@ -344,11 +344,11 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(
 
   for (const auto& [name, value] : *root) {
     if (name == kSafetensorsMetadataKey) {
-      ASSIGN_OR_RETURN(header.metadata, ParseMetadata(value));
+      PSTORE_ASSIGN_OR_RETURN(header.metadata, ParseMetadata(value));
       continue;
     }
-    ASSIGN_OR_RETURN(SafetensorsTensor tensor,
-                     ParseTensorEntry(name, value, data_section_size));
+    PSTORE_ASSIGN_OR_RETURN(SafetensorsTensor tensor,
+                            ParseTensorEntry(name, value, data_section_size));
     header.tensors.push_back(std::move(tensor));
   }
 
@@ -428,7 +428,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
                      " bytes, shorter than the 8-byte header length"));
   }
   uint8_t prefix[8];
-  RETURN_IF_ERROR(ReadFully(fd, path, 0, prefix));
+  PSTORE_RETURN_IF_ERROR(ReadFully(fd, path, 0, prefix));
   uint64_t header_length = 0;
   for (int i = 7; i >= 0; --i) header_length = (header_length << 8) | prefix[i];
   if (header_length > kMaxSafetensorsHeaderBytes) {
@@ -442,7 +442,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
                      " runs past the end of the file (", file_size, " bytes)"));
   }
   std::string header_json(header_length, '\0');
-  RETURN_IF_ERROR(ReadFully(
+  PSTORE_RETURN_IF_ERROR(ReadFully(
       fd, path, 8,
       std::span<uint8_t>(reinterpret_cast<uint8_t*>(header_json.data()),
                          header_json.size())));

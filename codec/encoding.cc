@@ -1,9 +1,11 @@
 #include "codec/encoding.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -267,15 +269,26 @@ constexpr EncodingInfo kEncodings[] = {
     {Encoding::kQ8_0, "q8_0"}, {Encoding::kQ4_0, "q4_0"},
 };
 
+constexpr std::array<Encoding, 6> kAllEncodings = {
+    Encoding::kRaw,  Encoding::kF32,  Encoding::kF16,
+    Encoding::kBF16, Encoding::kQ8_0, Encoding::kQ4_0,
+};
+
 }  // namespace
+
+std::span<const Encoding> AllEncodings() { return kAllEncodings; }
 
 absl::StatusOr<Encoding> ParseEncoding(absl::string_view name) {
   if (name.empty()) return Encoding::kRaw;
   for (const EncodingInfo& info : kEncodings) {
     if (absl::EqualsIgnoreCase(name, info.name)) return info.encoding;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown encoding '", name, "': want one of raw f32 f16 bf16 q8_0 q4_0"));
+  std::string names;
+  for (const EncodingInfo& info : kEncodings) {
+    absl::StrAppend(&names, " ", info.name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown encoding '", name, "': want one of", names));
 }
 
 absl::string_view EncodingName(Encoding encoding) {

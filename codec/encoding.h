@@ -43,6 +43,9 @@ inline constexpr int kQ4_0BlockBytes = 18;  // fp16 scale, 16 bytes of nibbles.
 // empty means raw). InvalidArgument for anything else.
 absl::StatusOr<Encoding> ParseEncoding(absl::string_view name);
 
+// Returns every encoding, raw first, in enum order.
+std::span<const Encoding> AllEncodings();
+
 // Returns the lower-case name of `encoding`.
 absl::string_view EncodingName(Encoding encoding);
 

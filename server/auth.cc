@@ -1,14 +1,14 @@
 #include "server/auth.h"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
+#include "util/file_io.h"
+#include "util/status.h"
 
 namespace pstore {
 namespace {
@@ -149,13 +149,9 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::Load(std::string path) {
 }
 
 absl::Status Authorizer::Reload() {
-  std::ifstream in(path_);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read tokens file ", path_));
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  absl::StatusOr<std::vector<TokenGrant>> grants = ParseTokens(text.str());
+  absl::StatusOr<std::string> text = ReadFileToString(path_);
+  if (!text.ok()) return Annotate(text.status(), "tokens file");
+  absl::StatusOr<std::vector<TokenGrant>> grants = ParseTokens(*text);
   if (!grants.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path_, ": ", grants.status().message()));

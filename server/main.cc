@@ -26,10 +26,10 @@ namespace {
 // Writes the ports to `path`, whole or not at all.
 absl::Status WritePortFile(const std::string& path, int port,
                            int metrics_port) {
-  ASSIGN_OR_RETURN(std::unique_ptr<pstore::ReplacingFile> file,
-                   pstore::ReplacingFile::Create(path, 0));
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<pstore::ReplacingFile> file,
+                          pstore::ReplacingFile::Create(path, 0));
   const std::string text = absl::StrCat(port, "\n", metrics_port, "\n");
-  RETURN_IF_ERROR(file->Write(std::span<const uint8_t>(
+  PSTORE_RETURN_IF_ERROR(file->Write(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(text.data()), text.size())));
   return file->Commit();
 }

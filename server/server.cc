@@ -1,9 +1,7 @@
 #include "server/server.h"
 
 #include <chrono>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -14,6 +12,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "spdlog/spdlog.h"
+#include "util/file_io.h"
 #include "util/status.h"
 
 namespace pstore {
@@ -21,14 +20,11 @@ namespace {
 
 // Returns the contents of the text file at `path` (certificates, keys).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  if (text.str().empty()) {
+  PSTORE_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  if (text.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
   }
-  return text.str();
+  return text;
 }
 
 }  // namespace
@@ -37,7 +33,8 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
     ServerConfig config) {
   std::unique_ptr<PstoreServer> server(new PstoreServer());
   if (!config.tokens_file.empty()) {
-    ASSIGN_OR_RETURN(server->auth_, Authorizer::Load(config.tokens_file));
+    PSTORE_ASSIGN_OR_RETURN(server->auth_,
+                            Authorizer::Load(config.tokens_file));
     config.service.auth = server->auth_.get();
   }
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -51,12 +48,14 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
             ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
             : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
     grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-    ASSIGN_OR_RETURN(pair.cert_chain, ReadTextFile(config.tls_cert_file));
-    ASSIGN_OR_RETURN(pair.private_key, ReadTextFile(config.tls_key_file));
+    PSTORE_ASSIGN_OR_RETURN(pair.cert_chain,
+                            ReadTextFile(config.tls_cert_file));
+    PSTORE_ASSIGN_OR_RETURN(pair.private_key,
+                            ReadTextFile(config.tls_key_file));
     tls.pem_key_cert_pairs.push_back(std::move(pair));
     if (!config.tls_client_ca_file.empty()) {
-      ASSIGN_OR_RETURN(tls.pem_root_certs,
-                       ReadTextFile(config.tls_client_ca_file));
+      PSTORE_ASSIGN_OR_RETURN(tls.pem_root_certs,
+                              ReadTextFile(config.tls_client_ca_file));
     }
     credentials = grpc::SslServerCredentials(tls);
     server->tls_ = true;
@@ -72,7 +71,7 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
                                          absl::Duration latency) {
     metrics->ObserveBlockRead(tier, latency);
   };
-  ASSIGN_OR_RETURN(server->store_, TieredStore::Open(config.store));
+  PSTORE_ASSIGN_OR_RETURN(server->store_, TieredStore::Open(config.store));
   config.service.metrics = metrics;
   config.service.version = config.version;
   server->service_ =
@@ -105,8 +104,8 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
     handlers.not_ready_reason = [raw]() -> std::string {
       return raw->NotReadyReason();
     };
-    ASSIGN_OR_RETURN(server->http_,
-                     HttpEndpoint::Start(config.metrics_listen, handlers));
+    PSTORE_ASSIGN_OR_RETURN(
+        server->http_, HttpEndpoint::Start(config.metrics_listen, handlers));
   }
   return server;
 }

@@ -80,7 +80,7 @@ absl::StatusOr<StreamSource> MakeSource(const TieredStore& store,
   source.tensor_index = index;
   source.meta = tensor;
   source.encoding = encoding;
-  ASSIGN_OR_RETURN(source.slices, SliceTensor(view, offset, length));
+  PSTORE_ASSIGN_OR_RETURN(source.slices, SliceTensor(view, offset, length));
   uint64_t sent = length == 0 ? view.byte_length - offset : length;
   source.whole = offset == 0 && sent == view.byte_length;
   ToTensorInfo(tensor, &source.info);
@@ -273,9 +273,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   auto planner =
       [store, name = *std::move(name), encoding = *encoding,
        request](CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
-    ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name, mode));
-    RETURN_IF_ERROR(Annotate(CheckEncodable(meta.dtype, meta.shape, encoding),
-                             meta.name.ToString()));
+    PSTORE_ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name, mode));
+    PSTORE_RETURN_IF_ERROR(
+        Annotate(CheckEncodable(meta.dtype, meta.shape, encoding),
+                 meta.name.ToString()));
     if (IsQuantized(encoding)) {
       uint64_t block =
           encoding == Encoding::kQ8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes;
@@ -286,9 +287,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
             " length ", request.length()));
       }
     }
-    ASSIGN_OR_RETURN(StreamSource source,
-                     MakeSource(*store, meta, encoding, request.offset(),
-                                request.length(), 0));
+    PSTORE_ASSIGN_OR_RETURN(StreamSource source,
+                            MakeSource(*store, meta, encoding, request.offset(),
+                                       request.length(), 0));
     std::vector<StreamSource> sources;
     sources.push_back(std::move(source));
     return sources;
@@ -343,7 +344,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
           CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
     // A manifest is many records: always read on the pool.
     if (mode == CatalogRead::kMemoryOnly) return WouldBlockError("manifest");
-    ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
+    PSTORE_ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
     return PlanShard(*store, manifest.second, encoding, shard, shard_count);
   };
   ReadStreamOptions options;
@@ -361,9 +362,11 @@ grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
       context, raw_request, raw_response, workers_.get(), "StatTensor",
       [this, context](const v1::StatTensorRequest* request,
                       v1::TensorInfo* response) {
-        ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.revision.model));
-        ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
+        PSTORE_ASSIGN_OR_RETURN(TensorName name,
+                                ParseTensorName(request->name()));
+        PSTORE_RETURN_IF_ERROR(
+            Authorize(*context, Scope::kRead, name.revision.model));
+        PSTORE_ASSIGN_OR_RETURN(TensorMeta meta, store_->StatTensor(name));
         ToTensorInfo(meta, response);
         return absl::OkStatus();
       });
@@ -376,14 +379,15 @@ grpc::ServerUnaryReactor* ParamStoreService::ListTensors(
       context, raw_request, raw_response, workers_.get(), "ListTensors",
       [this, context](const v1::ListTensorsRequest* request,
                       v1::ListTensorsResponse* response) {
-        ASSIGN_OR_RETURN(RevisionName name,
-                         ParseRevisionName(request->revision()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->revision()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
         int page_size =
             request->page_size() == 0 ? kDefaultPageSize : request->page_size();
-        ASSIGN_OR_RETURN(TensorPage page,
-                         store_->ListTensors(name, request->prefix(), page_size,
-                                             request->page_token()));
+        PSTORE_ASSIGN_OR_RETURN(
+            TensorPage page,
+            store_->ListTensors(name, request->prefix(), page_size,
+                                request->page_token()));
         for (const TensorMeta& meta : page.tensors) {
           ToTensorInfo(meta, response->add_tensors());
         }
@@ -399,8 +403,9 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteTensor(
       context, raw_request, raw_response, workers_.get(), "DeleteTensor",
       [this, context](const v1::DeleteTensorRequest* request,
                       v1::DeleteTensorResponse* /*response*/) {
-        ASSIGN_OR_RETURN(TensorName name, ParseTensorName(request->name()));
-        RETURN_IF_ERROR(
+        PSTORE_ASSIGN_OR_RETURN(TensorName name,
+                                ParseTensorName(request->name()));
+        PSTORE_RETURN_IF_ERROR(
             Authorize(*context, Scope::kWrite, name.revision.model));
         return store_->DeleteTensor(name);
       });
@@ -413,13 +418,14 @@ grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
       context, raw_request, raw_response, workers_.get(), "CreateRevision",
       [this, context](const v1::CreateRevisionRequest* request,
                       v1::Revision* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         std::map<std::string, std::string> metadata(request->metadata().begin(),
                                                     request->metadata().end());
-        RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
-        ASSIGN_OR_RETURN(RevisionInfo info,
-                         store_->catalog().GetRevision(name));
+        PSTORE_RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
+        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info,
+                                store_->catalog().GetRevision(name));
         ToRevision(info, response);
         return absl::OkStatus();
       });
@@ -432,11 +438,12 @@ grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
       context, raw_request, raw_response, workers_.get(), "PublishRevision",
       [this, context](const v1::PublishRevisionRequest* request,
                       v1::Revision* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
-        RETURN_IF_ERROR(store_->PublishRevision(name));
-        ASSIGN_OR_RETURN(RevisionInfo info,
-                         store_->catalog().GetRevision(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
+        PSTORE_RETURN_IF_ERROR(store_->PublishRevision(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info,
+                                store_->catalog().GetRevision(name));
         ToRevision(info, response);
         return absl::OkStatus();
       });
@@ -449,8 +456,9 @@ grpc::ServerUnaryReactor* ParamStoreService::DeleteRevision(
       context, raw_request, raw_response, workers_.get(), "DeleteRevision",
       [this, context](const v1::DeleteRevisionRequest* request,
                       v1::DeleteRevisionResponse* /*response*/) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         return store_->DeleteRevision(name);
       });
 }
@@ -462,9 +470,11 @@ grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
       context, raw_request, raw_response, workers_.get(), "GetRevision",
       [this, context](const v1::GetRevisionRequest* request,
                       v1::Revision* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
-        ASSIGN_OR_RETURN(auto manifest, store_->catalog().GetManifest(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
+        PSTORE_ASSIGN_OR_RETURN(auto manifest,
+                                store_->catalog().GetManifest(name));
         ToRevision(manifest.first, response);
         uint64_t total = 0;
         for (const TensorMeta& meta : manifest.second) {
@@ -493,8 +503,8 @@ grpc::ServerUnaryReactor* ParamStoreService::ListModels(
           grant = options_.auth->GrantOf(*context);
           if (grant == nullptr) return Authorize(*context, Scope::kRead, "");
         }
-        ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
-                         store_->catalog().ListModels());
+        PSTORE_ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
+                                store_->catalog().ListModels());
         for (const ModelInfo& model : models) {
           if (grant != nullptr && !grant->Allows(Scope::kRead, model.name)) {
             continue;
@@ -517,9 +527,10 @@ grpc::ServerUnaryReactor* ParamStoreService::Pin(
       context, raw_request, raw_response, admin_.get(), "Pin",
       [this, context](const v1::PinRequest* request,
                       v1::PinResponse* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
-        RETURN_IF_ERROR(store_->Pin(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        PSTORE_RETURN_IF_ERROR(store_->Pin(name));
         response->set_pinned_bytes(store_->Stats().pinned_bytes);
         return absl::OkStatus();
       });
@@ -532,8 +543,9 @@ grpc::ServerUnaryReactor* ParamStoreService::Unpin(
       context, raw_request, raw_response, workers_.get(), "Unpin",
       [this, context](const v1::UnpinRequest* request,
                       v1::UnpinResponse* /*response*/) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
         return store_->Unpin(name);
       });
 }
@@ -545,10 +557,12 @@ grpc::ServerUnaryReactor* ParamStoreService::Prefetch(
       context, raw_request, raw_response, admin_.get(), "Prefetch",
       [this, context](const v1::PrefetchRequest* request,
                       v1::PrefetchResponse* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
-        ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
-        ASSIGN_OR_RETURN(PrefetchResult result, store_->Prefetch(name, tier));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        PSTORE_ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+        PSTORE_ASSIGN_OR_RETURN(PrefetchResult result,
+                                store_->Prefetch(name, tier));
         response->set_blocks(result.blocks);
         response->set_bytes(result.bytes);
         response->set_already_present(result.already_present);
@@ -563,8 +577,8 @@ grpc::ServerUnaryReactor* ParamStoreService::DropCache(
       context, raw_request, raw_response, workers_.get(), "DropCache",
       [this, context](const v1::DropCacheRequest* request,
                       v1::DropCacheResponse* /*response*/) {
-        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, ""));
-        ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, ""));
+        PSTORE_ASSIGN_OR_RETURN(TierKind tier, FromWireTier(request->tier()));
         return store_->DropCache(tier);
       });
 }
@@ -576,9 +590,10 @@ grpc::ServerUnaryReactor* ParamStoreService::Verify(
       context, raw_request, raw_response, admin_.get(), "Verify",
       [this, context](const v1::VerifyRequest* request,
                       v1::VerifyResponse* response) {
-        ASSIGN_OR_RETURN(RevisionName name, ParseRevisionName(request->name()));
-        RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
-        ASSIGN_OR_RETURN(VerifyReport report, store_->Verify(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionName name,
+                                ParseRevisionName(request->name()));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, name.model));
+        PSTORE_ASSIGN_OR_RETURN(VerifyReport report, store_->Verify(name));
         response->set_revision(report.revision.ToString());
         response->set_blocks(report.blocks);
         response->set_bytes(report.bytes);
@@ -608,7 +623,7 @@ grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
       context, raw_request, raw_response, workers_.get(), "GetServerStatus",
       [this, context](const v1::GetServerStatusRequest* /*request*/,
                       v1::ServerStatus* response) {
-        RETURN_IF_ERROR(Authorize(*context, Scope::kRead, ""));
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kRead, ""));
         StoreStats stats = store_->Stats();
         response->set_version(options_.version);
         response->set_uptime_seconds(

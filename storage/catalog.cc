@@ -182,7 +182,7 @@ uint64_t TensorMeta::BlockSize(size_t index) const {
 
 absl::StatusOr<std::unique_ptr<Catalog>> Catalog::Open(ColdTier* cold) {
   std::unique_ptr<Catalog> catalog(new Catalog(cold));
-  RETURN_IF_ERROR(catalog->CollectStagedOrphans());
+  PSTORE_RETURN_IF_ERROR(catalog->CollectStagedOrphans());
   return catalog;
 }
 
@@ -209,9 +209,10 @@ absl::Status Catalog::CollectStagedOrphans() {
       return RocksToStatus(status, "catalog: collect staged blocks");
     }
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: scan staged blocks"));
+  PSTORE_RETURN_IF_ERROR(
+      RocksToStatus(it->status(), "catalog: scan staged blocks"));
   if (batch.Count() == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cold_->Commit(&batch));
+  PSTORE_RETURN_IF_ERROR(cold_->Commit(&batch));
   spdlog::info(
       "event=staged_blocks_collected collected={} referenced={} "
       "reason=\"puts that did not commit before the last shutdown\"",
@@ -240,7 +241,7 @@ absl::StatusOr<std::optional<std::string>> Catalog::GetValue(
 absl::StatusOr<RevisionName> Catalog::Resolve(const RevisionName& name,
                                               CatalogRead mode) const {
   if (!name.revision.empty()) return name;
-  ASSIGN_OR_RETURN(
+  PSTORE_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       GetValue(cold_->catalog_family(), ModelKey(name.model), nullptr, mode));
   if (!value.has_value()) {
@@ -261,9 +262,9 @@ absl::StatusOr<RevisionName> Catalog::Resolve(const RevisionName& name,
 
 absl::StatusOr<TensorMeta> Catalog::GetTensor(const TensorName& name,
                                               CatalogRead mode) const {
-  ASSIGN_OR_RETURN(RevisionName revision, Resolve(name.revision, mode));
+  PSTORE_ASSIGN_OR_RETURN(RevisionName revision, Resolve(name.revision, mode));
   TensorName resolved{revision, name.tensor};
-  ASSIGN_OR_RETURN(
+  PSTORE_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       GetValue(cold_->catalog_family(), TensorKey(resolved), nullptr, mode));
   if (!value.has_value()) {
@@ -275,19 +276,19 @@ absl::StatusOr<TensorMeta> Catalog::GetTensor(const TensorName& name,
 absl::StatusOr<RevisionInfo> Catalog::GetRevision(
     const RevisionName& name) const {
   ScopedSnapshot snapshot(cold_->db());
-  ASSIGN_OR_RETURN(RevisionName resolved, Resolve(name));
-  ASSIGN_OR_RETURN(
+  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, Resolve(name));
+  PSTORE_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       GetValue(cold_->catalog_family(), RevisionKey(resolved), snapshot.get()));
   if (!value.has_value()) {
     return absl::NotFoundError(
         absl::StrCat("no revision ", resolved.ToString()));
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(resolved, *value));
-  ASSIGN_OR_RETURN(std::optional<std::string> model,
-                   GetValue(cold_->catalog_family(), ModelKey(resolved.model),
-                            snapshot.get()));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(resolved, *value));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> model,
+                          GetValue(cold_->catalog_family(),
+                                   ModelKey(resolved.model), snapshot.get()));
   storage::ModelRecord model_record;
   if (model.has_value()) (void)model_record.ParseFromString(*model);
   return ToRevisionInfo(resolved, record, model_record.latest_revision());
@@ -300,9 +301,9 @@ Catalog::GetManifest(const RevisionName& name) const {
   ScopedSnapshot snapshot(cold_->db());
   RevisionName resolved = name;
   if (resolved.revision.empty()) {
-    ASSIGN_OR_RETURN(std::optional<std::string> value,
-                     GetValue(cold_->catalog_family(), ModelKey(name.model),
-                              snapshot.get()));
+    PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                            GetValue(cold_->catalog_family(),
+                                     ModelKey(name.model), snapshot.get()));
     storage::ModelRecord model;
     if (!value.has_value() || !model.ParseFromString(*value) ||
         model.latest_revision().empty()) {
@@ -313,18 +314,18 @@ Catalog::GetManifest(const RevisionName& name) const {
     }
     resolved.revision = model.latest_revision();
   }
-  ASSIGN_OR_RETURN(
+  PSTORE_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       GetValue(cold_->catalog_family(), RevisionKey(resolved), snapshot.get()));
   if (!value.has_value()) {
     return absl::NotFoundError(
         absl::StrCat("no revision ", resolved.ToString()));
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(resolved, *value));
-  ASSIGN_OR_RETURN(std::optional<std::string> model_value,
-                   GetValue(cold_->catalog_family(), ModelKey(resolved.model),
-                            snapshot.get()));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(resolved, *value));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> model_value,
+                          GetValue(cold_->catalog_family(),
+                                   ModelKey(resolved.model), snapshot.get()));
   storage::ModelRecord model_record;
   if (model_value.has_value()) {
     (void)model_record.ParseFromString(*model_value);
@@ -342,13 +343,13 @@ Catalog::GetManifest(const RevisionName& name) const {
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     absl::string_view key(it->key().data(), it->key().size());
     TensorName tensor{resolved, std::string(key.substr(prefix.size()))};
-    ASSIGN_OR_RETURN(
+    PSTORE_ASSIGN_OR_RETURN(
         TensorMeta meta,
         DecodeTensor(
             tensor, absl::string_view(it->value().data(), it->value().size())));
     manifest.second.push_back(std::move(meta));
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list tensors"));
+  PSTORE_RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list tensors"));
   return manifest;
 }
 
@@ -360,8 +361,8 @@ absl::StatusOr<TensorPage> Catalog::ListTensors(
         absl::StrCat("page size ", page_size, " is outside 1..", kMaxPageSize));
   }
   ScopedSnapshot snapshot(cold_->db());
-  ASSIGN_OR_RETURN(RevisionName resolved, Resolve(name));
-  ASSIGN_OR_RETURN(
+  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, Resolve(name));
+  PSTORE_ASSIGN_OR_RETURN(
       std::optional<std::string> revision,
       GetValue(cold_->catalog_family(), RevisionKey(resolved), snapshot.get()));
   if (!revision.has_value()) {
@@ -392,13 +393,13 @@ absl::StatusOr<TensorPage> Catalog::ListTensors(
       page.next_page_token = page.tensors.back().name.tensor;
       break;
     }
-    ASSIGN_OR_RETURN(TensorMeta meta,
-                     DecodeTensor(TensorName{resolved, std::string(tensor)},
-                                  absl::string_view(it->value().data(),
-                                                    it->value().size())));
+    PSTORE_ASSIGN_OR_RETURN(
+        TensorMeta meta, DecodeTensor(TensorName{resolved, std::string(tensor)},
+                                      absl::string_view(it->value().data(),
+                                                        it->value().size())));
     page.tensors.push_back(std::move(meta));
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list tensors"));
+  PSTORE_RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list tensors"));
   return page;
 }
 
@@ -423,7 +424,7 @@ absl::StatusOr<std::vector<ModelInfo>> Catalog::ListModels() const {
     model.latest_revision = record.latest_revision();
     models.push_back(std::move(model));
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list models"));
+  PSTORE_RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list models"));
 
   for (ModelInfo& model : models) {
     std::string revision_prefix = RevisionPrefix(model.name);
@@ -434,14 +435,14 @@ absl::StatusOr<std::vector<ModelInfo>> Catalog::ListModels() const {
          revisions->Next()) {
       RevisionName name{model.name, revisions->key().ToString().substr(
                                         revision_prefix.size())};
-      ASSIGN_OR_RETURN(
+      PSTORE_ASSIGN_OR_RETURN(
           storage::RevisionRecord record,
           DecodeRevision(name, absl::string_view(revisions->value().data(),
                                                  revisions->value().size())));
       model.revisions.push_back(
           ToRevisionInfo(name, record, model.latest_revision));
     }
-    RETURN_IF_ERROR(
+    PSTORE_RETURN_IF_ERROR(
         RocksToStatus(revisions->status(), "catalog: list revisions"));
   }
   return models;
@@ -451,16 +452,17 @@ absl::Status Catalog::CreateRevision(
     const RevisionName& name,
     const std::map<std::string, std::string>& metadata) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<std::string> existing,
-                   GetValue(cold_->catalog_family(), RevisionKey(name)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> existing,
+                          GetValue(cold_->catalog_family(), RevisionKey(name)));
   if (existing.has_value()) {
     return absl::AlreadyExistsError(
         absl::StrCat("revision ", name.ToString(), " exists"));
   }
   rocksdb::WriteBatch batch;
   int64_t now = NowMicros();
-  ASSIGN_OR_RETURN(std::optional<std::string> model,
-                   GetValue(cold_->catalog_family(), ModelKey(name.model)));
+  PSTORE_ASSIGN_OR_RETURN(
+      std::optional<std::string> model,
+      GetValue(cold_->catalog_family(), ModelKey(name.model)));
   if (!model.has_value()) {
     storage::ModelRecord record;
     record.set_created_unix_micros(now);
@@ -479,14 +481,14 @@ absl::Status Catalog::CreateRevision(
 absl::Status Catalog::EnsureOpenRevision(const RevisionName& name) {
   absl::Status created = CreateRevision(name, {});
   if (!absl::IsAlreadyExists(created)) return created;
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), RevisionKey(name)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                          GetValue(cold_->catalog_family(), RevisionKey(name)));
   if (!value.has_value()) {
     // Deleted between the two reads: try once more.
     return CreateRevision(name, {});
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(name, *value));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(name, *value));
   if (record.state() == storage::RevisionRecord::PUBLISHED) {
     return absl::FailedPreconditionError(
         absl::StrCat("revision ", name.ToString(),
@@ -497,13 +499,13 @@ absl::Status Catalog::EnsureOpenRevision(const RevisionName& name) {
 
 absl::Status Catalog::PublishRevision(const RevisionName& name) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), RevisionKey(name)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                          GetValue(cold_->catalog_family(), RevisionKey(name)));
   if (!value.has_value()) {
     return absl::NotFoundError(absl::StrCat("no revision ", name.ToString()));
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(name, *value));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(name, *value));
   if (record.state() == storage::RevisionRecord::PUBLISHED) {
     return absl::OkStatus();
   }
@@ -511,8 +513,9 @@ absl::Status Catalog::PublishRevision(const RevisionName& name) {
   record.set_published_unix_micros(NowMicros());
 
   storage::ModelRecord model;
-  ASSIGN_OR_RETURN(std::optional<std::string> model_value,
-                   GetValue(cold_->catalog_family(), ModelKey(name.model)));
+  PSTORE_ASSIGN_OR_RETURN(
+      std::optional<std::string> model_value,
+      GetValue(cold_->catalog_family(), ModelKey(name.model)));
   if (model_value.has_value() && !model.ParseFromString(*model_value)) {
     return absl::DataLossError(
         absl::StrCat("catalog record of model ", name.model, " is corrupt"));
@@ -533,11 +536,11 @@ absl::Status Catalog::ApplyRefDeltas(
   for (const auto& [id, delta] : deltas) {
     if (delta == 0) continue;
     std::string key = BlockKey(id);
-    ASSIGN_OR_RETURN(std::optional<std::string> value,
-                     GetValue(cold_->refs_family(), key));
+    PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                            GetValue(cold_->refs_family(), key));
     uint64_t count = 0;
     if (value.has_value()) {
-      ASSIGN_OR_RETURN(count, DecodeCount(*value, id));
+      PSTORE_ASSIGN_OR_RETURN(count, DecodeCount(*value, id));
     }
     if (delta < 0 && count < static_cast<uint64_t>(-delta)) {
       return absl::InternalError(
@@ -566,8 +569,8 @@ absl::Status Catalog::ApplyRefDeltas(
 absl::StatusOr<std::vector<BlockId>> Catalog::DeleteRevision(
     const RevisionName& name) {
   absl::MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), RevisionKey(name)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                          GetValue(cold_->catalog_family(), RevisionKey(name)));
   if (!value.has_value()) {
     return absl::NotFoundError(absl::StrCat("no revision ", name.ToString()));
   }
@@ -582,22 +585,24 @@ absl::StatusOr<std::vector<BlockId>> Catalog::DeleteRevision(
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     absl::string_view key(it->key().data(), it->key().size());
     TensorName tensor{name, std::string(key.substr(prefix.size()))};
-    ASSIGN_OR_RETURN(
+    PSTORE_ASSIGN_OR_RETURN(
         TensorMeta meta,
         DecodeTensor(
             tensor, absl::string_view(it->value().data(), it->value().size())));
     for (const BlockId& id : meta.blocks) --deltas[id];
     batch.Delete(cold_->catalog_family(), it->key());
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: delete revision"));
+  PSTORE_RETURN_IF_ERROR(
+      RocksToStatus(it->status(), "catalog: delete revision"));
   batch.Delete(cold_->catalog_family(), RevisionKey(name));
   batch.Delete(cold_->catalog_family(), PinKey(name));
 
   // Move latest to the most recently published other revision, or drop the
   // model when this was its last revision.
   storage::ModelRecord model;
-  ASSIGN_OR_RETURN(std::optional<std::string> model_value,
-                   GetValue(cold_->catalog_family(), ModelKey(name.model)));
+  PSTORE_ASSIGN_OR_RETURN(
+      std::optional<std::string> model_value,
+      GetValue(cold_->catalog_family(), ModelKey(name.model)));
   if (model_value.has_value()) (void)model.ParseFromString(*model_value);
   std::string revision_prefix = RevisionPrefix(name.model);
   std::unique_ptr<rocksdb::Iterator> revisions =
@@ -621,7 +626,7 @@ absl::StatusOr<std::vector<BlockId>> Catalog::DeleteRevision(
       newest = other;
     }
   }
-  RETURN_IF_ERROR(
+  PSTORE_RETURN_IF_ERROR(
       RocksToStatus(revisions->status(), "catalog: delete revision"));
   if (!others) {
     batch.Delete(cold_->catalog_family(), ModelKey(name.model));
@@ -632,8 +637,8 @@ absl::StatusOr<std::vector<BlockId>> Catalog::DeleteRevision(
   }
 
   std::vector<BlockId> collected;
-  RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
-  RETURN_IF_ERROR(cold_->Commit(&batch));
+  PSTORE_RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
+  PSTORE_RETURN_IF_ERROR(cold_->Commit(&batch));
   return collected;
 }
 
@@ -641,32 +646,33 @@ absl::StatusOr<std::vector<BlockId>> Catalog::DeleteTensor(
     const TensorName& name) {
   absl::MutexLock lock(&mu_);
   const RevisionName& revision = name.revision;
-  ASSIGN_OR_RETURN(std::optional<std::string> revision_value,
-                   GetValue(cold_->catalog_family(), RevisionKey(revision)));
+  PSTORE_ASSIGN_OR_RETURN(
+      std::optional<std::string> revision_value,
+      GetValue(cold_->catalog_family(), RevisionKey(revision)));
   if (!revision_value.has_value()) {
     return absl::NotFoundError(
         absl::StrCat("no revision ", revision.ToString()));
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(revision, *revision_value));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(revision, *revision_value));
   if (record.state() == storage::RevisionRecord::PUBLISHED) {
     return absl::FailedPreconditionError(
         absl::StrCat("revision ", revision.ToString(),
                      " is published and immutable; delete the revision"));
   }
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->catalog_family(), TensorKey(name)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                          GetValue(cold_->catalog_family(), TensorKey(name)));
   if (!value.has_value()) {
     return absl::NotFoundError(absl::StrCat("no tensor ", name.ToString()));
   }
-  ASSIGN_OR_RETURN(TensorMeta meta, DecodeTensor(name, *value));
+  PSTORE_ASSIGN_OR_RETURN(TensorMeta meta, DecodeTensor(name, *value));
   absl::flat_hash_map<BlockId, int64_t> deltas;
   for (const BlockId& id : meta.blocks) --deltas[id];
   rocksdb::WriteBatch batch;
   batch.Delete(cold_->catalog_family(), TensorKey(name));
   std::vector<BlockId> collected;
-  RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
-  RETURN_IF_ERROR(cold_->Commit(&batch));
+  PSTORE_RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
+  PSTORE_RETURN_IF_ERROR(cold_->Commit(&batch));
   return collected;
 }
 
@@ -686,7 +692,7 @@ absl::StatusOr<bool> Catalog::StageBlock(const BlockId& id) {
 
 absl::Status Catalog::WriteStagedBlock(const BlockId& id,
                                        const BlockRef& block) {
-  RETURN_IF_ERROR(cold_->CheckSpace(block->size()));
+  PSTORE_RETURN_IF_ERROR(cold_->CheckSpace(block->size()));
   rocksdb::WriteBatch batch;
   std::string key = BlockKey(id);
   batch.Put(cold_->blocks_family(), key,
@@ -707,14 +713,15 @@ absl::StatusOr<std::vector<BlockId>> Catalog::CommitTensor(
     const TensorMeta& tensor) {
   absl::MutexLock lock(&mu_);
   const RevisionName& revision = tensor.name.revision;
-  ASSIGN_OR_RETURN(std::optional<std::string> revision_value,
-                   GetValue(cold_->catalog_family(), RevisionKey(revision)));
+  PSTORE_ASSIGN_OR_RETURN(
+      std::optional<std::string> revision_value,
+      GetValue(cold_->catalog_family(), RevisionKey(revision)));
   if (!revision_value.has_value()) {
     return absl::NotFoundError(absl::StrCat("revision ", revision.ToString(),
                                             " was deleted during the put"));
   }
-  ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                   DecodeRevision(revision, *revision_value));
+  PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
+                          DecodeRevision(revision, *revision_value));
   if (record.state() == storage::RevisionRecord::PUBLISHED) {
     return absl::FailedPreconditionError(
         absl::StrCat("revision ", revision.ToString(),
@@ -724,10 +731,11 @@ absl::StatusOr<std::vector<BlockId>> Catalog::CommitTensor(
   absl::flat_hash_map<BlockId, int64_t> deltas;
   for (const BlockId& id : tensor.blocks) ++deltas[id];
   std::string key = TensorKey(tensor.name);
-  ASSIGN_OR_RETURN(std::optional<std::string> old_value,
-                   GetValue(cold_->catalog_family(), key));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> old_value,
+                          GetValue(cold_->catalog_family(), key));
   if (old_value.has_value()) {
-    ASSIGN_OR_RETURN(TensorMeta old, DecodeTensor(tensor.name, *old_value));
+    PSTORE_ASSIGN_OR_RETURN(TensorMeta old,
+                            DecodeTensor(tensor.name, *old_value));
     for (const BlockId& id : old.blocks) --deltas[id];
   }
 
@@ -737,8 +745,8 @@ absl::StatusOr<std::vector<BlockId>> Catalog::CommitTensor(
     batch.Delete(cold_->staged_family(), BlockKey(id));
   }
   std::vector<BlockId> collected;
-  RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
-  RETURN_IF_ERROR(cold_->Commit(&batch));
+  PSTORE_RETURN_IF_ERROR(ApplyRefDeltas(deltas, &batch, &collected));
+  PSTORE_RETURN_IF_ERROR(cold_->Commit(&batch));
   for (const BlockId& id : tensor.blocks) {
     auto it = staging_.find(id);
     if (it != staging_.end() && --it->second.count == 0) staging_.erase(it);
@@ -756,8 +764,8 @@ absl::StatusOr<std::vector<BlockId>> Catalog::AbortStaged(
     if (it == staging_.end() || --it->second.count > 0) continue;
     staging_.erase(it);
     std::string key = BlockKey(id);
-    ASSIGN_OR_RETURN(std::optional<std::string> refs,
-                     GetValue(cold_->refs_family(), key));
+    PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> refs,
+                            GetValue(cold_->refs_family(), key));
     if (refs.has_value()) continue;
     batch.Delete(cold_->blocks_family(), key);
     batch.Delete(cold_->staged_family(), key);
@@ -774,8 +782,8 @@ absl::StatusOr<std::vector<BlockId>> Catalog::AbortStaged(
 }
 
 absl::StatusOr<uint64_t> Catalog::RefCount(const BlockId& id) const {
-  ASSIGN_OR_RETURN(std::optional<std::string> value,
-                   GetValue(cold_->refs_family(), BlockKey(id)));
+  PSTORE_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                          GetValue(cold_->refs_family(), BlockKey(id)));
   if (!value.has_value()) return 0;
   return DecodeCount(*value, id);
 }
@@ -812,7 +820,7 @@ absl::StatusOr<std::vector<RevisionName>> Catalog::ListPinRecords() const {
     pins.push_back(
         RevisionName{rest.substr(0, separator), rest.substr(separator + 1)});
   }
-  RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list pins"));
+  PSTORE_RETURN_IF_ERROR(RocksToStatus(it->status(), "catalog: list pins"));
   return pins;
 }
 

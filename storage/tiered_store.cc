@@ -28,10 +28,6 @@ constexpr size_t kPrefetchWindow = 16;
 // Whole-tensor encoding summaries kept; past it the table starts over.
 constexpr size_t kMaxSummaries = 100000;
 
-constexpr Encoding kAllEncodings[] = {Encoding::kF32, Encoding::kF16,
-                                      Encoding::kBF16, Encoding::kQ8_0,
-                                      Encoding::kQ4_0};
-
 absl::Status ValidateOptions(const TieredStoreOptions& options) {
   if (options.cold_dir.empty()) {
     return absl::InvalidArgumentError("no cold directory given");
@@ -168,7 +164,7 @@ absl::Status TensorWriter::SealBlock() {
   BlockRef block = MakeBlock(std::move(current_), size);
   current_size_ = 0;
   BlockId id = BlockId::Of(block->bytes());
-  ASSIGN_OR_RETURN(bool stored, store_->catalog_->StageBlock(id));
+  PSTORE_ASSIGN_OR_RETURN(bool stored, store_->catalog_->StageBlock(id));
   staged_.push_back(id);
   blocks_.push_back(id);
   if (stored) {
@@ -188,7 +184,7 @@ absl::Status TensorWriter::SealBlock() {
     store_->dedup_blocks_.fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR(store_->catalog_->WriteStagedBlock(id, block));
+  PSTORE_RETURN_IF_ERROR(store_->catalog_->WriteStagedBlock(id, block));
   // A full DRAM of pinned blocks refuses it; the block is in cold anyway.
   (void)store_->dram_->Insert(CacheKey{id, kStoredVariant}, std::move(block));
   return absl::OkStatus();
@@ -264,7 +260,7 @@ TieredStore::TieredStore(TieredStoreOptions options)
 
 absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
     TieredStoreOptions options) {
-  RETURN_IF_ERROR(ValidateOptions(options));
+  PSTORE_RETURN_IF_ERROR(ValidateOptions(options));
   std::unique_ptr<TieredStore> store(new TieredStore(std::move(options)));
   const TieredStoreOptions& opts = store->options_;
 
@@ -277,8 +273,9 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   // them fill at once): an eighth of it, between 16 and 64 MiB.
   cold_options.blocks_write_buffer_bytes =
       std::clamp<uint64_t>(opts.dram_bytes / 8, 16 * kMiB, 64 * kMiB);
-  ASSIGN_OR_RETURN(store->cold_, ColdTier::Open(std::move(cold_options)));
-  ASSIGN_OR_RETURN(store->catalog_, Catalog::Open(store->cold_.get()));
+  PSTORE_ASSIGN_OR_RETURN(store->cold_,
+                          ColdTier::Open(std::move(cold_options)));
+  PSTORE_ASSIGN_OR_RETURN(store->catalog_, Catalog::Open(store->cold_.get()));
 
   if (!opts.nvme_dir.empty()) {
     NvmeTierOptions nvme_options;
@@ -337,8 +334,8 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
     store->spill_thread_ = std::thread([raw] { raw->SpillLoop(); });
   }
   if (opts.repin_on_open) {
-    ASSIGN_OR_RETURN(std::vector<RevisionName> pins,
-                     store->catalog_->ListPinRecords());
+    PSTORE_ASSIGN_OR_RETURN(std::vector<RevisionName> pins,
+                            store->catalog_->ListPinRecords());
     if (!pins.empty()) {
       store->repin_thread_ =
           std::thread([raw, pins = std::move(pins)]() mutable {
@@ -381,14 +378,14 @@ TieredStore::~TieredStore() {
 absl::StatusOr<std::unique_ptr<TensorWriter>> TieredStore::PutTensor(
     PutTensorSpec spec) {
   const TensorName& name = spec.name;
-  RETURN_IF_ERROR(ValidateModelName(name.revision.model));
+  PSTORE_RETURN_IF_ERROR(ValidateModelName(name.revision.model));
   if (name.revision.revision.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("put of ", name.ToString(),
                      " names no revision: use MODEL@REV/TENSOR"));
   }
-  RETURN_IF_ERROR(ValidateRevisionName(name.revision.revision));
-  RETURN_IF_ERROR(ValidateTensorName(name.tensor));
+  PSTORE_RETURN_IF_ERROR(ValidateRevisionName(name.revision.revision));
+  PSTORE_RETURN_IF_ERROR(ValidateTensorName(name.tensor));
   if (spec.shape.size() > kMaxDims) {
     return absl::InvalidArgumentError(absl::StrCat(
         "shape has ", spec.shape.size(), " dimensions; at most ", kMaxDims));
@@ -405,7 +402,7 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TieredStore::PutTensor(
                      ", past the largest tensor this server stores (",
                      FormatBytes(options_.max_tensor_bytes), ")"));
   }
-  RETURN_IF_ERROR(catalog_->EnsureOpenRevision(name.revision));
+  PSTORE_RETURN_IF_ERROR(catalog_->EnsureOpenRevision(name.revision));
   return std::unique_ptr<TensorWriter>(new TensorWriter(
       this, std::move(spec), *byte_length, options_.block_bytes));
 }
@@ -426,8 +423,8 @@ absl::Status TieredStore::DeleteTensor(const TensorName& name) {
     return absl::InvalidArgumentError(
         "deletes must name the revision: MODEL@REV/TENSOR");
   }
-  ASSIGN_OR_RETURN(std::vector<BlockId> collected,
-                   catalog_->DeleteTensor(name));
+  PSTORE_ASSIGN_OR_RETURN(std::vector<BlockId> collected,
+                          catalog_->DeleteTensor(name));
   EraseFromCaches(collected);
   return absl::OkStatus();
 }
@@ -651,9 +648,9 @@ absl::StatusOr<BlockRef> TieredStore::ReadBelowDram(const BlockId& id) {
 absl::StatusOr<std::string> TieredStore::ReadTensor(const TensorName& name,
                                                     uint64_t offset,
                                                     uint64_t length) {
-  ASSIGN_OR_RETURN(TensorMeta meta, catalog_->GetTensor(name));
-  ASSIGN_OR_RETURN(std::vector<BlockSlice> slices,
-                   SliceTensor(meta, offset, length));
+  PSTORE_ASSIGN_OR_RETURN(TensorMeta meta, catalog_->GetTensor(name));
+  PSTORE_ASSIGN_OR_RETURN(std::vector<BlockSlice> slices,
+                          SliceTensor(meta, offset, length));
   std::string bytes;
   for (const BlockSlice& slice : slices) {
     absl::StatusOr<BlockRef> block = ReadBlock(slice.id);
@@ -671,11 +668,11 @@ absl::StatusOr<std::string> TieredStore::ReadTensor(const TensorName& name,
 absl::Status TieredStore::CreateRevision(
     const RevisionName& name,
     const std::map<std::string, std::string>& metadata) {
-  RETURN_IF_ERROR(ValidateModelName(name.model));
+  PSTORE_RETURN_IF_ERROR(ValidateModelName(name.model));
   if (name.revision.empty()) {
     return absl::InvalidArgumentError("name the revision: MODEL@REV");
   }
-  RETURN_IF_ERROR(ValidateRevisionName(name.revision));
+  PSTORE_RETURN_IF_ERROR(ValidateRevisionName(name.revision));
   return catalog_->CreateRevision(name, metadata);
 }
 
@@ -692,8 +689,8 @@ absl::Status TieredStore::DeleteRevision(const RevisionName& name) {
   }
   absl::Status unpinned = dram_->Unpin(name.ToString());
   if (!unpinned.ok() && !absl::IsNotFound(unpinned)) return unpinned;
-  ASSIGN_OR_RETURN(std::vector<BlockId> collected,
-                   catalog_->DeleteRevision(name));
+  PSTORE_ASSIGN_OR_RETURN(std::vector<BlockId> collected,
+                          catalog_->DeleteRevision(name));
   EraseFromCaches(collected);
   return absl::OkStatus();
 }
@@ -702,7 +699,7 @@ void TieredStore::EraseFromCaches(const std::vector<BlockId>& ids) {
   {
     absl::MutexLock lock(&encode_mu_);
     for (const BlockId& id : ids) {
-      for (Encoding encoding : kAllEncodings) {
+      for (Encoding encoding : AllEncodings()) {
         derived_stats_.erase({id, static_cast<uint8_t>(encoding)});
       }
     }
@@ -719,7 +716,7 @@ void TieredStore::EraseFromCaches(const std::vector<BlockId>& ids) {
 absl::StatusOr<
     std::pair<RevisionName, std::vector<std::pair<BlockId, uint64_t>>>>
 TieredStore::RevisionBlocks(const RevisionName& name) const {
-  ASSIGN_OR_RETURN(auto manifest, catalog_->GetManifest(name));
+  PSTORE_ASSIGN_OR_RETURN(auto manifest, catalog_->GetManifest(name));
   std::vector<std::pair<BlockId, uint64_t>> blocks;
   absl::flat_hash_set<BlockId> seen;
   for (const TensorMeta& tensor : manifest.second) {
@@ -733,14 +730,14 @@ TieredStore::RevisionBlocks(const RevisionName& name) const {
 }
 
 absl::Status TieredStore::Pin(const RevisionName& name) {
-  ASSIGN_OR_RETURN(auto revision, RevisionBlocks(name));
+  PSTORE_ASSIGN_OR_RETURN(auto revision, RevisionBlocks(name));
   std::vector<PinnedBlockSpec> specs;
   specs.reserve(revision.second.size());
   for (const auto& [id, size] : revision.second) {
     specs.push_back(PinnedBlockSpec{id, size});
   }
   std::string pin_name = revision.first.ToString();
-  RETURN_IF_ERROR(dram_->Pin(pin_name, specs, [this](const BlockId& id) {
+  PSTORE_RETURN_IF_ERROR(dram_->Pin(pin_name, specs, [this](const BlockId& id) {
     return ReadBelowDram(id);
   }));
   if (absl::Status recorded = catalog_->AddPinRecord(revision.first);
@@ -752,8 +749,8 @@ absl::Status TieredStore::Pin(const RevisionName& name) {
 }
 
 absl::Status TieredStore::Unpin(const RevisionName& name) {
-  ASSIGN_OR_RETURN(RevisionName resolved, catalog_->Resolve(name));
-  RETURN_IF_ERROR(dram_->Unpin(resolved.ToString()));
+  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, catalog_->Resolve(name));
+  PSTORE_RETURN_IF_ERROR(dram_->Unpin(resolved.ToString()));
   return catalog_->RemovePinRecord(resolved);
 }
 
@@ -797,7 +794,7 @@ absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
   if (tier == TierKind::kNvme && nvme_ == nullptr) {
     return absl::FailedPreconditionError("the NVMe tier is disabled");
   }
-  ASSIGN_OR_RETURN(auto revision, RevisionBlocks(name));
+  PSTORE_ASSIGN_OR_RETURN(auto revision, RevisionBlocks(name));
   PrefetchResult result;
   result.blocks = revision.second.size();
   for (const auto& block : revision.second) result.bytes += block.second;
@@ -813,7 +810,7 @@ absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
                                                         : cold_->Read(id);
       if (!block.ok()) block = cold_->Read(id);
       if (!block.ok()) return block.status();
-      RETURN_IF_ERROR(nvme_->Write(id, *block));
+      PSTORE_RETURN_IF_ERROR(nvme_->Write(id, *block));
     }
     return result;
   }
@@ -843,12 +840,12 @@ absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
   absl::MutexLock lock(&mu);
   mu.Await(absl::Condition(
       +[](size_t* n) { return *n == 0; }, &in_flight));
-  RETURN_IF_ERROR(first_error);
+  PSTORE_RETURN_IF_ERROR(first_error);
   return result;
 }
 
 absl::StatusOr<VerifyReport> TieredStore::Verify(const RevisionName& name) {
-  ASSIGN_OR_RETURN(auto manifest, catalog_->GetManifest(name));
+  PSTORE_ASSIGN_OR_RETURN(auto manifest, catalog_->GetManifest(name));
   VerifyReport report;
   report.revision = manifest.first.name;
   absl::flat_hash_set<BlockId> seen;
@@ -893,7 +890,7 @@ absl::StatusOr<VerifyReport> TieredStore::Verify(const RevisionName& name) {
 absl::Status TieredStore::DropCache(TierKind tier) {
   switch (tier) {
     case TierKind::kDram: {
-      RETURN_IF_ERROR(dram_->Clear());
+      PSTORE_RETURN_IF_ERROR(dram_->Clear());
       // Clear dropped every derived block (none is pinned).
       absl::MutexLock lock(&encode_mu_);
       derived_stats_.clear();

@@ -33,6 +33,23 @@ absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> ReadFileToString(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  FdCloser closer(fd);
+  std::string contents;
+  char buffer[64 << 10];
+  while (true) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) return contents;
+    contents.append(buffer, static_cast<size_t>(n));
+  }
+}
+
 absl::Status WriteFully(int fd, const std::string& path,
                         std::span<const uint8_t> bytes) {
   size_t done = 0;
@@ -95,7 +112,7 @@ ReplacingFile::~ReplacingFile() { Abandon(); }
 
 absl::Status ReplacingFile::Write(std::span<const uint8_t> bytes) {
   if (buffer_.size() + bytes.size() > buffer_bytes_) {
-    RETURN_IF_ERROR(Flush());
+    PSTORE_RETURN_IF_ERROR(Flush());
     if (bytes.size() >= buffer_bytes_) {
       return WriteFully(fd_, temp_path_, bytes);
     }

@@ -25,6 +25,11 @@ namespace pstore {
 absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
                        std::span<uint8_t> dest);
 
+// Returns the whole contents of the file at `path`. ErrnoToStatus codes:
+// NotFound if it does not exist, PermissionDenied if it may not be read,
+// InvalidArgument for a directory (EISDIR), and so on.
+absl::StatusOr<std::string> ReadFileToString(const std::string& path);
+
 // Writes all of `bytes` to `fd` (the file at `path`) at its file position.
 // ResourceExhausted on ENOSPC; ErrnoToStatus codes else.
 absl::Status WriteFully(int fd, const std::string& path,

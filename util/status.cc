@@ -38,6 +38,8 @@ absl::Status ErrnoToStatus(int error_number, absl::string_view context) {
       return absl::UnavailableError(message);
     case EINVAL:
     case ENAMETOOLONG:
+    case EISDIR:
+    case ENOTDIR:
       return absl::InvalidArgumentError(message);
     case EACCES:
     case EPERM:

@@ -16,7 +16,8 @@ namespace pstore {
 // operation and its object, e.g. "pwrite region-3.dat") in the message.
 // ENOENT maps to NotFound, ENOSPC/EDQUOT/ENOMEM to ResourceExhausted,
 // EINTR/EAGAIN/EIO to Unavailable (the caller may retry or fall back to
-// another tier), EINVAL to InvalidArgument, EACCES/EROFS to PermissionDenied.
+// another tier), EINVAL/EISDIR/ENOTDIR to InvalidArgument, EACCES/EROFS to
+// PermissionDenied.
 absl::Status ErrnoToStatus(int error_number, absl::string_view context);
 
 // Returns `status` with `context` prepended to its message ("context: msg"),
@@ -35,7 +36,7 @@ bool IsWouldBlock(const absl::Status& status);
 #define PSTORE_STATUS_CONCAT_(a, b) PSTORE_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                        \
+#define PSTORE_RETURN_IF_ERROR(expr)                 \
   do {                                               \
     ::absl::Status pstore_status_ = (expr);          \
     if (!pstore_status_.ok()) return pstore_status_; \
@@ -43,8 +44,8 @@ bool IsWouldBlock(const absl::Status& status);
 
 // Evaluates `rexpr` (an absl::StatusOr<T>); on error returns its status, on
 // success move-assigns the value to `lhs` (which may be a declaration).
-#define ASSIGN_OR_RETURN(lhs, rexpr) \
-  PSTORE_ASSIGN_OR_RETURN_IMPL_(     \
+#define PSTORE_ASSIGN_OR_RETURN(lhs, rexpr) \
+  PSTORE_ASSIGN_OR_RETURN_IMPL_(            \
       PSTORE_STATUS_CONCAT_(pstore_statusor_, __LINE__), lhs, rexpr)
 
 #define PSTORE_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \

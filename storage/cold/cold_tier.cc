@@ -269,7 +269,7 @@ absl::Status ColdTier::CheckSpace(uint64_t bytes) const {
 }
 
 absl::Status ColdTier::Write(const BlockId& id, const BlockRef& block) {
-  RETURN_IF_ERROR(CheckSpace(block->size()));
+  PSTORE_RETURN_IF_ERROR(CheckSpace(block->size()));
   rocksdb::WriteBatch batch;
   batch.Put(blocks_family(), BlockKey(id),
             rocksdb::Slice(block->view().data(), block->size()));

@@ -293,22 +293,22 @@ absl::Status RegionFiles::SyncAll() const {
 
 absl::StatusOr<std::unique_ptr<Device>> OpenIoUringDevice(
     const DeviceOptions& options) {
-  ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
-                   nvme_internal::RegionFiles::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
+                          nvme_internal::RegionFiles::Open(options));
   return nvme_internal::MakeIoUringDevice(files, options);
 }
 
 absl::StatusOr<std::unique_ptr<Device>> OpenSyncDevice(
     const DeviceOptions& options) {
-  ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
-                   nvme_internal::RegionFiles::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
+                          nvme_internal::RegionFiles::Open(options));
   return nvme_internal::MakeSyncDevice(std::move(files), options);
 }
 
 absl::StatusOr<std::unique_ptr<Device>> OpenDevice(
     const DeviceOptions& options) {
-  ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
-                   nvme_internal::RegionFiles::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(nvme_internal::RegionFiles files,
+                          nvme_internal::RegionFiles::Open(options));
   if (options.use_io_uring) {
     absl::StatusOr<std::unique_ptr<Device>> device =
         nvme_internal::MakeIoUringDevice(files, options);

@@ -284,7 +284,7 @@ class IoUringDevice final : public Device {
 absl::StatusOr<std::unique_ptr<Device>> MakeIoUringDevice(
     RegionFiles& files, const DeviceOptions& options) {
   auto device = std::make_unique<IoUringDevice>(options);
-  RETURN_IF_ERROR(device->InitRing());
+  PSTORE_RETURN_IF_ERROR(device->InitRing());
   device->Start(std::move(files));
   return device;
 }

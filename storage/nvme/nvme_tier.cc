@@ -248,7 +248,7 @@ class NvmeTier::Impl {
     const uint64_t entry_bytes = EntryBytes(block->size());
     if (active_ == kNoRegion ||
         region_bytes_ - regions_[active_].head < entry_bytes) {
-      RETURN_IF_ERROR(MoveToNextRegion());
+      PSTORE_RETURN_IF_ERROR(MoveToNextRegion());
     }
     const uint32_t region = active_;
     RegionMeta& meta = regions_[region];
@@ -310,7 +310,7 @@ class NvmeTier::Impl {
     // after a restart too; the others follow in order of generation.
     for (uint32_t i = 1; i <= num_regions_; ++i) {
       uint32_t r = i % num_regions_;
-      RETURN_IF_ERROR(StartGeneration(r));
+      PSTORE_RETURN_IF_ERROR(StartGeneration(r));
     }
     active_ = 0;
     return absl::OkStatus();
@@ -449,7 +449,7 @@ class NvmeTier::Impl {
       }
     }
     if (regions_[next].head > kPageBytes) ReclaimRegion(next);
-    RETURN_IF_ERROR(StartGeneration(next));
+    PSTORE_RETURN_IF_ERROR(StartGeneration(next));
     active_ = next;
     return absl::OkStatus();
   }
@@ -569,7 +569,7 @@ class NvmeTier::Impl {
 
 absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(
     NvmeTierOptions options) {
-  RETURN_IF_ERROR(CheckOptions(options));
+  PSTORE_RETURN_IF_ERROR(CheckOptions(options));
   const uint32_t num_regions =
       static_cast<uint32_t>(options.capacity_bytes / options.region_bytes);
   std::unique_ptr<Device> device = std::move(options.device);
@@ -580,14 +580,15 @@ absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(
       return ErrnoToStatus(error.value(),
                            absl::StrCat("nvme: create ", options.dir));
     }
-    ASSIGN_OR_RETURN(device, OpenDevice(DeviceOptions{
-                                 .dir = options.dir,
-                                 .num_regions = num_regions,
-                                 .region_bytes = options.region_bytes,
-                                 .queue_depth = options.queue_depth,
-                                 .sync_io_threads = options.sync_io_threads,
-                                 .use_io_uring = options.use_io_uring,
-                             }));
+    PSTORE_ASSIGN_OR_RETURN(device,
+                            OpenDevice(DeviceOptions{
+                                .dir = options.dir,
+                                .num_regions = num_regions,
+                                .region_bytes = options.region_bytes,
+                                .queue_depth = options.queue_depth,
+                                .sync_io_threads = options.sync_io_threads,
+                                .use_io_uring = options.use_io_uring,
+                            }));
   } else if (device->num_regions() != num_regions ||
              device->region_bytes() != options.region_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -596,7 +597,7 @@ absl::StatusOr<std::unique_ptr<NvmeTier>> NvmeTier::Open(
         " of ", options.region_bytes));
   }
   auto impl = std::make_unique<Impl>(std::move(device));
-  RETURN_IF_ERROR(impl->Recover());
+  PSTORE_RETURN_IF_ERROR(impl->Recover());
   return std::unique_ptr<NvmeTier>(new NvmeTier(std::move(impl)));
 }
 

@@ -48,11 +48,11 @@ TEST(EncodingTest, ParsesNamesInAnyCase) {
   EXPECT_EQ(*ParseEncoding("BF16"), Encoding::kBF16);
   EXPECT_EQ(*ParseEncoding("q8_0"), Encoding::kQ8_0);
   EXPECT_EQ(*ParseEncoding("Q4_0"), Encoding::kQ4_0);
-  for (Encoding encoding :
-       {Encoding::kRaw, Encoding::kF32, Encoding::kF16, Encoding::kBF16,
-        Encoding::kQ8_0, Encoding::kQ4_0}) {
+  for (Encoding encoding : AllEncodings()) {
     EXPECT_EQ(*ParseEncoding(EncodingName(encoding)), encoding);
   }
+  EXPECT_EQ(AllEncodings().size(), 6u);
+  EXPECT_EQ(AllEncodings().front(), Encoding::kRaw);
   for (const char* bad : {"q8", "int8", "f32 ", "q4_1", "fp16", "bfloat16"}) {
     EXPECT_THAT(ParseEncoding(bad),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(bad)));

@@ -1,6 +1,7 @@
 #include "util/file_io.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -18,6 +19,7 @@ namespace {
 
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
+using ::testing::HasSubstr;
 
 std::span<const uint8_t> Bytes(const std::string& text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
@@ -32,6 +34,34 @@ std::string Contents(const std::string& path) {
 
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+TEST(ReadFileToStringTest, ReturnsTheWholeFile) {
+  TempDir dir;
+  const std::string path = dir.Sub("data.bin");
+  std::string bytes(200000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7);
+  WriteText(path, bytes);
+  absl::StatusOr<std::string> read = ReadFileToString(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_TRUE(*read == bytes);
+  WriteText(path, "");
+  EXPECT_EQ(ReadFileToString(path).value_or("x"), "");
+}
+
+TEST(ReadFileToStringTest, MapsErrnoToTheDocumentedCodes) {
+  TempDir dir;
+  EXPECT_THAT(ReadFileToString(dir.Sub("missing")),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+  EXPECT_THAT(ReadFileToString(dir.path().string()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  if (geteuid() != 0) {
+    const std::string path = dir.Sub("secret");
+    WriteText(path, "x");
+    chmod(path.c_str(), 0);
+    EXPECT_THAT(ReadFileToString(path),
+                StatusIs(absl::StatusCode::kPermissionDenied));
+  }
 }
 
 TEST(ReplacingFileTest, CommitReplacesTheTargetWholeAndLeavesNoTemporary) {

@@ -67,14 +67,15 @@ class NvmeTierTest : public ::testing::TestWithParam<bool> {
   absl::StatusOr<std::unique_ptr<NvmeTier>> OpenWithFaults(
       NvmeTierOptions options, FaultInjectingDevice** faults) {
     std::filesystem::create_directories(options.dir);
-    ASSIGN_OR_RETURN(std::unique_ptr<Device> base,
-                     OpenDevice(DeviceOptions{
-                         .dir = options.dir,
-                         .num_regions = static_cast<uint32_t>(
-                             options.capacity_bytes / options.region_bytes),
-                         .region_bytes = options.region_bytes,
-                         .use_io_uring = options.use_io_uring,
-                     }));
+    PSTORE_ASSIGN_OR_RETURN(
+        std::unique_ptr<Device> base,
+        OpenDevice(DeviceOptions{
+            .dir = options.dir,
+            .num_regions = static_cast<uint32_t>(options.capacity_bytes /
+                                                 options.region_bytes),
+            .region_bytes = options.region_bytes,
+            .use_io_uring = options.use_io_uring,
+        }));
     auto wrapper = std::make_unique<FaultInjectingDevice>(std::move(base));
     *faults = wrapper.get();
     options.device = std::move(wrapper);
