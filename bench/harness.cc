@@ -408,7 +408,7 @@ absl::Status Bench::LoadRawRocksDb() {
   ColdTierOptions options;  // As pstored opens it: defaults, sync off.
   options.dir = work_dir_ + "/rocksdb-peer";
   options.sync_commits = false;
-  PSTORE_ASSIGN_OR_RETURN(raw_db_, ColdTier::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(raw_db_, ColdDatabase::Open(options));
   std::vector<const TensorSet*> sets;
   if (get_set_.has_value()) sets.push_back(&*get_set_);
   for (const auto& [size, set] : latency_sets_) sets.push_back(&set);
@@ -424,7 +424,8 @@ absl::Status Bench::LoadRawRocksDb() {
         std::span<const uint8_t> block(bytes.data() + offset, length);
         std::string key = BlockKey(BlockId::Of(block));
         rocksdb::Status put = raw_db_->db()->Put(
-            rocksdb::WriteOptions(), raw_db_->blocks_family(), key,
+            rocksdb::WriteOptions(), raw_db_->family(ColdDatabase::kBlocks),
+            key,
             rocksdb::Slice(reinterpret_cast<const char*>(block.data()),
                            block.size()));
         if (!put.ok()) return RocksToStatus(put, "raw RocksDB put");
@@ -435,13 +436,14 @@ absl::Status Bench::LoadRawRocksDb() {
   rocksdb::FlushOptions flush;
   flush.wait = true;
   PSTORE_RETURN_IF_ERROR(RocksToStatus(
-      raw_db_->db()->Flush(flush, raw_db_->blocks_family()), "flush"));
+      raw_db_->db()->Flush(flush, raw_db_->family(ColdDatabase::kBlocks)),
+      "flush"));
   // Let compactions finish, as pstored's have (WaitForDiskQuiet).
   for (int i = 0; i < 600; ++i) {
     uint64_t running = 0, pending = 0;
-    raw_db_->db()->GetIntProperty(raw_db_->blocks_family(),
+    raw_db_->db()->GetIntProperty(raw_db_->family(ColdDatabase::kBlocks),
                                   "rocksdb.num-running-compactions", &running);
-    raw_db_->db()->GetIntProperty(raw_db_->blocks_family(),
+    raw_db_->db()->GetIntProperty(raw_db_->family(ColdDatabase::kBlocks),
                                   "rocksdb.compaction-pending", &pending);
     if (running == 0 && pending == 0) break;
     absl::SleepFor(absl::Milliseconds(100));

@@ -28,7 +28,7 @@
 #include "bench/results.h"
 #include "bench/synthetic_model.h"
 #include "client/pstore_client.h"
-#include "storage/cold/cold_tier.h"
+#include "storage/cold/cold_database.h"
 
 #ifndef PSTORED_DEFAULT_PATH
 #define PSTORED_DEFAULT_PATH ""
@@ -272,7 +272,7 @@ class Bench {
   std::optional<TensorSet> get_set_;
   std::map<uint64_t, TensorSet> latency_sets_;  // By tensor size.
   std::vector<std::string> revisions_;          // Created by this run.
-  std::unique_ptr<ColdTier> raw_db_;
+  std::shared_ptr<ColdDatabase> raw_db_;
   std::map<std::string, std::vector<std::string>> raw_keys_;  // By revision.
   bool raw_db_ready_ = false;
   std::string fio_engine_ = "io_uring";

@@ -37,8 +37,8 @@ absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
   ColdTierOptions options;
   options.dir = dir;
   options.sync_commits = false;
-  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ColdTier> db,
-                          ColdTier::Open(options));
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<ColdDatabase> db,
+                          ColdDatabase::Open(options));
   auto start = Clock::now();
   for (uint64_t tensor = 0; tensor < data.size(); tensor += tensor_bytes) {
     for (uint64_t offset = 0; offset < tensor_bytes; offset += block_bytes) {
@@ -46,10 +46,10 @@ absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
       rocksdb::Slice value(
           reinterpret_cast<const char*>(data.data() + tensor + offset), length);
       std::string key = absl::StrCat(tensor, ".", offset);
-      PSTORE_RETURN_IF_ERROR(
-          RocksToStatus(db->db()->Put(rocksdb::WriteOptions(),
-                                      db->blocks_family(), key, value),
-                        "raw RocksDB put"));
+      PSTORE_RETURN_IF_ERROR(RocksToStatus(
+          db->db()->Put(rocksdb::WriteOptions(),
+                        db->family(ColdDatabase::kBlocks), key, value),
+          "raw RocksDB put"));
     }
   }
   double seconds = SecondsSince(start);
@@ -370,8 +370,8 @@ absl::Status Bench::RunGet(const std::string& tier) {
       rocksdb::Status got;
       for (const std::string& key : raw_keys_[set.revision]) {
         value.Reset();
-        got = raw_db_->db()->Get(read_options, raw_db_->blocks_family(), key,
-                                 &value);
+        got = raw_db_->db()->Get(
+            read_options, raw_db_->family(ColdDatabase::kBlocks), key, &value);
         if (!got.ok()) break;
         bytes += value.size();
       }
@@ -601,7 +601,8 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
                 std::min(requests, keys.size()), [&](int, size_t index) {
                   rocksdb::PinnableSlice value;
                   return RocksToStatus(
-                      raw_db_->db()->Get(read_options, raw_db_->blocks_family(),
+                      raw_db_->db()->Get(read_options,
+                                         raw_db_->family(ColdDatabase::kBlocks),
                                          keys[index], &value),
                       "raw RocksDB get");
                 });

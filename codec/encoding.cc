@@ -298,6 +298,13 @@ absl::string_view EncodingName(Encoding encoding) {
   return "unknown";
 }
 
+bool IsIdentityEncoding(DType dtype, Encoding encoding) {
+  return encoding == Encoding::kRaw ||
+         (encoding == Encoding::kF32 && dtype == DType::kF32) ||
+         (encoding == Encoding::kF16 && dtype == DType::kF16) ||
+         (encoding == Encoding::kBF16 && dtype == DType::kBF16);
+}
+
 bool IsQuantized(Encoding encoding) {
   return encoding == Encoding::kQ8_0 || encoding == Encoding::kQ4_0;
 }

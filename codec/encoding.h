@@ -49,6 +49,10 @@ std::span<const Encoding> AllEncodings();
 // Returns the lower-case name of `encoding`.
 absl::string_view EncodingName(Encoding encoding);
 
+// Returns true if reading `dtype` as `encoding` gives the stored bytes:
+// raw, or a conversion to the dtype's own float format.
+bool IsIdentityEncoding(DType dtype, Encoding encoding);
+
 // Returns true for q8_0 and q4_0.
 bool IsQuantized(Encoding encoding);
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -32,6 +33,13 @@ class CallGate {
 
   // Uncounts a call that Entered.
   void Leave() { calls_.fetch_sub(1); }
+
+  // Returns the status of a call refused because the gate is closed.
+  static absl::Status ClosedError() {
+    return absl::UnavailableError(
+        "pstored is shutting down; retry on another replica or after "
+        "restart");
+  }
 
   // Refuses every later Enter.
   void Close() { closed_.store(true); }

@@ -28,6 +28,29 @@ void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info) {
   info->set_created_unix_micros(meta.created_unix_micros);
 }
 
+void SetDerivedInfo(Encoding encoding, uint64_t xxh3_64,
+                    const QuantizationStats& stats, v1::TensorInfo* info) {
+  info->set_xxh3_64(xxh3_64);
+  if (!IsQuantized(encoding)) return;
+  v1::QuantizationError* error = info->mutable_quantization_error();
+  error->set_max_abs_error(stats.max_abs_error);
+  error->set_rms_error(stats.RmsError());
+  error->set_relative_rms_error(stats.RelativeRmsError());
+}
+
+void ToTensorInfo(const ReadPart& part, v1::TensorInfo* info) {
+  ToTensorInfo(part.tensor, info);
+  info->set_encoding(std::string(EncodingName(part.encoding)));
+  info->set_offset(part.offset);
+  info->set_byte_length(part.byte_length);
+  info->clear_xxh3_64();
+  if (part.xxh3_64.has_value()) {
+    SetDerivedInfo(part.encoding, *part.xxh3_64,
+                   part.quantization.value_or(QuantizationStats()), info);
+    if (!part.quantization.has_value()) info->clear_quantization_error();
+  }
+}
+
 void ToRevision(const RevisionInfo& info, v1::Revision* revision) {
   revision->set_name(info.name.ToString());
   revision->set_model(info.name.model);
@@ -53,6 +76,18 @@ absl::StatusOr<TierKind> FromWireTier(v1::Tier tier) {
           absl::StrCat("tier ", static_cast<int>(tier),
                        " is not one of TIER_DRAM, TIER_NVME, TIER_COLD"));
   }
+}
+
+v1::Tier ToWireTier(TierKind kind) {
+  switch (kind) {
+    case TierKind::kDram:
+      return v1::TIER_DRAM;
+    case TierKind::kNvme:
+      return v1::TIER_NVME;
+    case TierKind::kCold:
+      return v1::TIER_COLD;
+  }
+  return v1::TIER_UNSPECIFIED;
 }
 
 }  // namespace pstore

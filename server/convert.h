@@ -15,7 +15,6 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
 #include "pstore/v1/pstore.pb.h"
-#include "storage/catalog.h"
 #include "storage/tiered_store.h"
 
 namespace pstore {
@@ -27,6 +26,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // a read sends (encoding, byte_length, offset, xxh3_64) describe the whole
 // raw tensor.
 void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info);
+
+// Fills `info` with what a read of `part` sends: the stored tensor, the
+// encoding, the part's offset and byte length, and its XXH3-64 and
+// quantization error where known beforehand.
+void ToTensorInfo(const ReadPart& part, v1::TensorInfo* info);
+
+// Sets the XXH3-64 and, for a quantized encoding, the error of `info` to
+// what a part came to (see Chunk::derived).
+void SetDerivedInfo(Encoding encoding, uint64_t xxh3_64,
+                    const QuantizationStats& stats, v1::TensorInfo* info);
 
 // Fills `revision` from `info` (without tensors).
 void ToRevision(const RevisionInfo& info, v1::Revision* revision);
@@ -50,6 +59,9 @@ absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
 // Returns the TierKind of a wire tier. InvalidArgument for
 // TIER_UNSPECIFIED or unknown values.
 absl::StatusOr<TierKind> FromWireTier(v1::Tier tier);
+
+// Returns the wire tier of `kind`.
+v1::Tier ToWireTier(TierKind kind);
 
 }  // namespace pstore
 

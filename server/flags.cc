@@ -204,8 +204,7 @@ std::string DescribeConfig(const DaemonConfig& config) {
       " cold_dir=", store.cold_dir,
       " nvme_dir=", store.nvme_dir.empty() ? "(disabled)" : store.nvme_dir,
       " dram_bytes=", FormatBytes(store.dram_bytes), " pin_budget_bytes=",
-      store.pin_budget_bytes == 0 ? FormatBytes(store.dram_bytes / 4 * 3)
-                                  : FormatBytes(store.pin_budget_bytes),
+      FormatBytes(PinBudgetBytes(store.dram_bytes, store.pin_budget_bytes)),
       " nvme_bytes=",
       store.nvme_dir.empty() ? "0" : FormatBytes(store.nvme_bytes),
       " block_bytes=", FormatBytes(store.block_bytes),

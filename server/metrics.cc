@@ -26,7 +26,10 @@ const prometheus::Histogram::BucketBoundaries kRpcBuckets = {
     100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3,
     250e-3, 500e-3, 1.0,    2.5,  5.0,    10.0, 30.0,  60.0,  300.0, 900.0};
 
-const char* const kTierNames[] = {"dram", "nvme", "cold"};
+// Returns the metric label of tier number `t`.
+std::string TierLabel(int t) {
+  return std::string(TierKindName(static_cast<TierKind>(t)));
+}
 
 prometheus::MetricFamily Family(std::string name, std::string help,
                                 prometheus::MetricType type) {
@@ -121,18 +124,18 @@ class ServerMetrics::StoreCollector : public prometheus::Collectable {
       prometheus::MetricFamily* family = metric.is_counter
                                              ? counter(metric.name, metric.help)
                                              : gauge(metric.name, metric.help);
-      for (int t = 0; t < 3; ++t) {
+      for (int t = 0; t < kNumTierKinds; ++t) {
         if (!enabled[t]) continue;
         AddSample(*family, static_cast<double>(tiers[t]->*metric.field),
-                  {{"tier", kTierNames[t]}});
+                  {{"tier", TierLabel(t)}});
       }
     }
     prometheus::MetricFamily* served = counter(
         "pstore_tier_reads_served_total",
         "Block reads served to clients, by the tier that had the block.");
-    for (int t = 0; t < 3; ++t) {
+    for (int t = 0; t < kNumTierKinds; ++t) {
       AddSample(*served, static_cast<double>(stats.reads_from[t]),
-                {{"tier", kTierNames[t]}});
+                {{"tier", TierLabel(t)}});
     }
     AddSample(*gauge("pstore_nvme_enabled", "1 if the NVMe tier is on."),
               stats.nvme_enabled ? 1 : 0);
@@ -213,9 +216,9 @@ ServerMetrics::ServerMetrics(std::string version)
                           "Time to serve a block read, by the tier that "
                           "served it (DRAM: the lookup).")
                       .Register(*registry_);
-  for (int t = 0; t < 3; ++t) {
+  for (int t = 0; t < kNumTierKinds; ++t) {
     block_read_by_tier_[t] =
-        &block_reads_->Add({{"tier", kTierNames[t]}}, kBlockReadBuckets);
+        &block_reads_->Add({{"tier", TierLabel(t)}}, kBlockReadBuckets);
   }
   rpcs_ = &prometheus::BuildCounter()
                .Name("pstore_rpc_requests_total")

@@ -9,18 +9,16 @@
 
 namespace pstore {
 
-PutTensorReactor::PutTensorReactor(grpc::CallbackServerContext* context,
-                                   TieredStore* store, ThreadPool* pool,
-                                   grpc::ByteBuffer* raw_response,
-                                   PutCounters* counters, CallGate* gate,
-                                   ServerMetrics* metrics,
-                                   const Authorizer* auth)
-    : context_(context),
+PutTensorReactor::PutTensorReactor(
+    grpc::CallbackServerContext* context, StreamAdmission admission,
+    TieredStore* store, ThreadPool* pool, grpc::ByteBuffer* raw_response,
+    PutCounters* counters, ServerMetrics* metrics, const Authorizer* auth)
+    : admission_(std::move(admission)),
+      context_(context),
       store_(store),
       pool_(pool),
       raw_response_(raw_response),
       counters_(counters),
-      gate_(gate),
       metrics_(metrics),
       auth_(auth),
       start_(absl::Now()) {
@@ -137,29 +135,21 @@ void PutTensorReactor::FinishCall(const grpc::Status& status) {
     metrics_->ObserveRpc("PutTensor", status.error_code(),
                          absl::Now() - start_);
   }
-  ReleaseSlot();
+  admission_.ReleaseSlot();
   Finish(status);
 }
 
-void PutTensorReactor::ReleaseSlot() {
-  if (slot_held_.exchange(false)) {
-    counters_->streams_in_flight.fetch_sub(1, std::memory_order_relaxed);
-  }
-}
-
 void PutTensorReactor::OnDone() {
-  ReleaseSlot();
-  CallGate* gate = gate_;
+  // Deleting the reactor gives back its admission: the slot, if Finish did
+  // not, and the gate.
   if (writer_ == nullptr) {
     delete this;
-    gate->Leave();
     return;
   }
   // Aborting a put does I/O: not on a gRPC thread.
-  pool_->Schedule([this, gate] {
+  pool_->Schedule([this] {
     writer_.reset();
     delete this;
-    gate->Leave();
   });
 }
 

@@ -8,9 +8,10 @@
 // fails the put with INVALID_ARGUMENT (gRPC would end the stream as if the
 // client had half-closed, and the put would commit).
 //
-// The service takes a slot of PutCounters::streams_in_flight for the call
-// before creating the reactor; the reactor gives it back when it finishes
-// the call, so a client whose put has returned can start the next one.
+// The service admits the call (server/stream_admission.h) before creating
+// the reactor; the reactor gives the stream slot back when it finishes the
+// call, so a client whose put has returned can start the next one, and
+// leaves the gate when it is deleted.
 //
 // Thread-safe: reactions run on gRPC threads, processing on the pool.
 
@@ -26,6 +27,7 @@
 #include "server/auth.h"
 #include "server/call_gate.h"
 #include "server/metrics.h"
+#include "server/stream_admission.h"
 #include "storage/tiered_store.h"
 #include "util/thread_pool.h"
 
@@ -38,12 +40,13 @@ struct PutCounters {
 
 class PutTensorReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  // The call has Entered `gate`; the reactor Leaves it once done with the
-  // store. No pointer is owned; all outlive the reactor.
-  PutTensorReactor(grpc::CallbackServerContext* context, TieredStore* store,
+  // Runs the call `admission` admitted. No pointer is owned; all outlive
+  // the reactor.
+  PutTensorReactor(grpc::CallbackServerContext* context,
+                   StreamAdmission admission, TieredStore* store,
                    ThreadPool* pool, grpc::ByteBuffer* raw_response,
-                   PutCounters* counters, CallGate* gate,
-                   ServerMetrics* metrics, const Authorizer* auth);
+                   PutCounters* counters, ServerMetrics* metrics,
+                   const Authorizer* auth);
 
   void OnReadDone(bool ok) override;
   void OnDone() override;
@@ -57,21 +60,19 @@ class PutTensorReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void Fail(const absl::Status& status);
   // Records and finishes the call; gives back the stream slot.
   void FinishCall(const grpc::Status& status);
-  // Gives back the stream slot, once.
-  void ReleaseSlot();
 
+  // First: given back last, once every other member is gone.
+  StreamAdmission admission_;
   grpc::CallbackServerContext* const context_;
   TieredStore* const store_;
   ThreadPool* const pool_;
   grpc::ByteBuffer* const raw_response_;
   PutCounters* const counters_;
-  CallGate* const gate_;
   ServerMetrics* const metrics_;  // May be null.
   const Authorizer* const auth_;  // May be null: no authorization.
   const absl::Time start_;
   grpc::ByteBuffer raw_request_;
   v1::PutTensorRequest request_;
-  std::atomic<bool> slot_held_{true};
   std::unique_ptr<TensorWriter> writer_;  // After the header.
 };
 

@@ -1,14 +1,15 @@
 // ReadStreamReactor streams tensors to a client: GetTensor (one tensor or a
 // byte range of it) and PullModel (every tensor of a revision, or a shard).
 //
-// The reactor reads blocks through TieredStore::ReadBlockAsync ahead of the
-// network, up to a byte budget (so memory per stream is bounded), and keeps
-// one write in flight; each block is cut into chunks sent without copying
-// (server/chunk.h). Catalog lookups that would read a file run on a worker
-// pool, never on a gRPC thread; those served from memory run inline. The
-// last chunk goes out with the status. Cancellation stops new reads; Finish is
-// called once, after the last storage callback has returned, and OnDone deletes
-// the reactor.
+// The reactor reads the blocks of a read plan (storage/read_plan.h) through
+// TieredStore::ReadEncodedBlockAsync ahead of the network, up to a byte
+// budget (so memory per stream is bounded), and keeps one write in flight;
+// the store's ChunkCursor cuts each block into checked chunks, framed here
+// and sent without copying (server/chunk.h). Catalog lookups that would read a
+// file run on a worker pool, never on a gRPC thread; those served from memory
+// run inline. The last chunk goes out with the status. Cancellation stops new
+// reads; Finish is called once, after the last storage callback has returned,
+// and OnDone deletes the reactor.
 //
 // Thread-safe: reactions and storage callbacks may run on any thread.
 
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -28,28 +30,12 @@
 #include "codec/hash.h"
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.pb.h"
-#include "server/call_gate.h"
 #include "server/metrics.h"
+#include "server/stream_admission.h"
 #include "storage/tiered_store.h"
 #include "util/thread_pool.h"
 
 namespace pstore {
-
-// One tensor's part of a stream.
-struct StreamSource {
-  uint32_t tensor_index = 0;
-  // Sent on the first chunk of this part.
-  v1::TensorInfo info;
-  // The stored tensor, and the encoding every block is read in.
-  TensorMeta meta;
-  Encoding encoding = Encoding::kRaw;
-  // The blocks to send, in order, as slices of the encoded view
-  // (EncodedView); empty for an empty part (an empty tensor still gets one
-  // chunk, with its info).
-  std::vector<BlockSlice> slices;
-  // The part is the whole tensor: its hash and error describe the tensor.
-  bool whole = false;
-};
 
 // Counters shared by every stream of a server.
 struct StreamCounters {
@@ -76,16 +62,16 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // WouldBlockError instead, and is called again with kAny on the worker
   // pool.
   using Planner =
-      std::function<absl::StatusOr<std::vector<StreamSource>>(CatalogRead)>;
+      std::function<absl::StatusOr<std::vector<ReadPart>>(CatalogRead)>;
 
-  // Starts the stream: `planner` runs (on this thread from memory, else on
-  // `pool`), then blocks are read from `store`. The call has Entered `gate` and
-  // taken a slot of `counters->streams_in_flight`; Finish gives the slot back
-  // and OnDone Leaves the gate. None of the pointers is owned; all outlive the
-  // reactor.
-  ReadStreamReactor(TieredStore* store, ThreadPool* pool, Planner planner,
+  // Starts the stream `admission` admitted: `planner` runs (on this thread
+  // from memory, else on `pool`), then blocks are read from `store`.
+  // Finish gives the stream slot back; deleting the reactor (OnDone) leaves
+  // the gate. None of the pointers is owned; all outlive the reactor.
+  ReadStreamReactor(StreamAdmission admission, TieredStore* store,
+                    ThreadPool* pool, Planner planner,
                     ReadStreamOptions options, StreamCounters* counters,
-                    CallGate* gate, const char* method, ServerMetrics* metrics);
+                    const char* method, ServerMetrics* metrics);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -99,42 +85,35 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     bool finish = false;  // End the call; with `write`, in the same batch.
     grpc::Status status;
   };
-  struct Unit {
-    size_t source = 0;
-    int slice = -1;  // -1: an empty part.
-  };
   struct Slot {
     size_t unit = 0;
     bool ready = false;
     absl::StatusOr<EncodedBlock> block;
   };
 
-  void Plan(absl::StatusOr<std::vector<StreamSource>> sources);
+  void Plan(absl::StatusOr<std::vector<ReadPart>> parts);
   void OnBlock(size_t unit, absl::StatusOr<EncodedBlock> block);
   Action NextAction() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the next chunk from the ready front slot.
   grpc::ByteBuffer NextChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Act(Action action);
-  uint64_t UnitBytes(size_t unit) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // First: given back last, once every other member is gone.
+  StreamAdmission admission_;
   TieredStore* const store_;
   ThreadPool* const pool_;
   const ReadStreamOptions options_;
   StreamCounters* const counters_;
-  CallGate* const gate_;
   const char* const method_;
   ServerMetrics* const metrics_;  // May be null.
   const absl::Time start_;
 
   absl::Mutex mu_;
-  std::vector<StreamSource> sources_ ABSL_GUARDED_BY(mu_);
-  std::vector<Unit> units_ ABSL_GUARDED_BY(mu_);
+  // The plan, cut into units; set once planned.
+  std::unique_ptr<ChunkCursor> cursor_ ABSL_GUARDED_BY(mu_);
   size_t next_unit_ ABSL_GUARDED_BY(mu_) = 0;  // Next unit to read.
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);
   uint64_t window_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Read or in flight.
-  uint64_t sent_in_slot_ ABSL_GUARDED_BY(mu_) = 0;  // Of the front slot.
-  Xxh3_64Hasher source_hash_ ABSL_GUARDED_BY(mu_);
-  QuantizationStats source_stats_ ABSL_GUARDED_BY(mu_);
   // Storage work not yet returned: the plan, then each block read.
   int outstanding_ ABSL_GUARDED_BY(mu_) = 1;
   bool planned_ ABSL_GUARDED_BY(mu_) = false;

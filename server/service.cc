@@ -57,108 +57,6 @@ class RefusedPut : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 };
 
-absl::Status TooManyStreams(absl::string_view kind, int limit) {
-  return absl::ResourceExhaustedError(
-      absl::StrCat("pstored already serves ", limit, " ", kind,
-                   " streams, its limit; retry with backoff"));
-}
-
-absl::Status DrainingError() {
-  return absl::UnavailableError(
-      "pstored is shutting down; retry on another replica or after restart");
-}
-
-// Returns the part of `tensor` read in `encoding` over bytes [offset,
-// offset + length) of the encoded tensor (length 0: to the end), as
-// tensor `index` of the stream.
-absl::StatusOr<StreamSource> MakeSource(const TieredStore& store,
-                                        const TensorMeta& tensor,
-                                        Encoding encoding, uint64_t offset,
-                                        uint64_t length, uint32_t index) {
-  TensorMeta view = EncodedView(tensor, encoding);
-  StreamSource source;
-  source.tensor_index = index;
-  source.meta = tensor;
-  source.encoding = encoding;
-  PSTORE_ASSIGN_OR_RETURN(source.slices, SliceTensor(view, offset, length));
-  uint64_t sent = length == 0 ? view.byte_length - offset : length;
-  source.whole = offset == 0 && sent == view.byte_length;
-  ToTensorInfo(tensor, &source.info);
-  source.info.set_encoding(std::string(EncodingName(encoding)));
-  source.info.set_offset(offset);
-  source.info.set_byte_length(sent);
-  source.info.clear_xxh3_64();
-  if (!source.whole) return source;
-  if (IsIdentityEncoding(tensor.dtype, encoding)) {
-    source.info.set_xxh3_64(tensor.xxh3_64);
-  } else if (std::optional<EncodedTensorSummary> summary =
-                 store.FindEncodedSummary(tensor, encoding)) {
-    source.info.set_xxh3_64(summary->xxh3_64);
-    if (IsQuantized(encoding)) {
-      v1::QuantizationError* error = source.info.mutable_quantization_error();
-      error->set_max_abs_error(summary->stats.max_abs_error);
-      error->set_rms_error(summary->stats.RmsError());
-      error->set_relative_rms_error(summary->stats.RelativeRmsError());
-    }
-  }
-  return source;
-}
-
-// Returns the sources of shard `shard` of `count` of a pull of `tensors`,
-// each in the encoding EncodingForPull gives it: the revision's encoded
-// blocks, in manifest order, cut into `count` contiguous runs of about
-// equal bytes.
-std::vector<StreamSource> PlanShard(const TieredStore& store,
-                                    const std::vector<TensorMeta>& tensors,
-                                    Encoding requested, uint32_t shard,
-                                    uint32_t count) {
-  std::vector<TensorMeta> views;
-  std::vector<Encoding> encodings;
-  uint64_t total = 0;
-  for (const TensorMeta& tensor : tensors) {
-    encodings.push_back(EncodingForPull(tensor.dtype, tensor.shape, requested));
-    views.push_back(EncodedView(tensor, encodings.back()));
-    total += views.back().byte_length;
-  }
-  auto shard_of = [&](uint64_t offset) -> uint32_t {
-    if (total == 0) return 0;
-    unsigned __int128 scaled =
-        static_cast<unsigned __int128>(offset) * count / total;
-    return static_cast<uint32_t>(
-        std::min<unsigned __int128>(scaled, count - 1));
-  };
-  std::vector<StreamSource> sources;
-  uint64_t base = 0;
-  for (size_t index = 0; index < tensors.size(); ++index) {
-    // The whole tensor, sliced; a slice cannot fail.
-    StreamSource source = *MakeSource(store, tensors[index], encodings[index],
-                                      0, 0, static_cast<uint32_t>(index));
-    std::vector<BlockSlice> mine;
-    if (source.slices.empty()) {
-      if (shard_of(base) == shard) sources.push_back(std::move(source));
-      base += views[index].byte_length;
-      continue;
-    }
-    for (const BlockSlice& slice : source.slices) {
-      if (shard_of(base + slice.tensor_offset) == shard) mine.push_back(slice);
-    }
-    base += views[index].byte_length;
-    if (mine.empty()) continue;
-    if (mine.size() != source.slices.size()) {
-      uint64_t bytes = 0;
-      for (const BlockSlice& slice : mine) bytes += slice.length;
-      source.whole = false;
-      source.info.set_offset(mine.front().tensor_offset);
-      source.info.set_byte_length(bytes);
-      source.info.clear_xxh3_64();
-      source.info.clear_quantization_error();
-      source.slices = std::move(mine);
-    }
-    sources.push_back(std::move(source));
-  }
-  return sources;
-}
-
 }  // namespace
 
 ParamStoreService::ParamStoreService(TieredStore* store, ServiceOptions options)
@@ -189,7 +87,7 @@ grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
   absl::Time start = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!gate_.Enter()) {
-    grpc::Status refused = ToGrpcStatus(DrainingError());
+    grpc::Status refused = ToGrpcStatus(CallGate::ClosedError());
     if (options_.metrics != nullptr) {
       options_.metrics->ObserveRpc(method, refused.error_code(),
                                    absl::Now() - start);
@@ -224,20 +122,15 @@ grpc::ServerUnaryReactor* ParamStoreService::RunUnary(
 
 grpc::ServerReadReactor<grpc::ByteBuffer>* ParamStoreService::PutTensor(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* raw_response) {
-  // Take a slot first, so that concurrent calls cannot all pass the check.
-  if (put_counters_.streams_in_flight.fetch_add(1) >=
-      static_cast<uint64_t>(options_.max_put_streams)) {
-    put_counters_.streams_in_flight.fetch_sub(1);
-    return new RefusedPut(TooManyStreams("put", options_.max_put_streams),
-                          options_.metrics);
+  absl::StatusOr<StreamAdmission> admission =
+      StreamAdmission::Admit(&put_counters_.streams_in_flight,
+                             options_.max_put_streams, "put", &gate_);
+  if (!admission.ok()) {
+    return new RefusedPut(admission.status(), options_.metrics);
   }
-  if (!gate_.Enter()) {
-    put_counters_.streams_in_flight.fetch_sub(1);
-    return new RefusedPut(DrainingError(), options_.metrics);
-  }
-  return new PutTensorReactor(context, store_, workers_.get(), raw_response,
-                              &put_counters_, &gate_, options_.metrics,
-                              options_.auth);
+  return new PutTensorReactor(context, *std::move(admission), store_,
+                              workers_.get(), raw_response, &put_counters_,
+                              options_.metrics, options_.auth);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
@@ -256,50 +149,24 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   if (!status.ok()) {
     return new FailedStream(status, "GetTensor", options_.metrics);
   }
-  // Take a slot first, so that concurrent calls cannot all pass the check;
-  // the reactor gives it back when it finishes the call.
-  if (stream_counters_.streams_in_flight.fetch_add(1) >=
-      static_cast<uint64_t>(options_.max_read_streams)) {
-    stream_counters_.streams_in_flight.fetch_sub(1);
-    return new FailedStream(TooManyStreams("read", options_.max_read_streams),
-                            "GetTensor", options_.metrics);
+  absl::StatusOr<StreamAdmission> admission =
+      StreamAdmission::Admit(&stream_counters_.streams_in_flight,
+                             options_.max_read_streams, "read", &gate_);
+  if (!admission.ok()) {
+    return new FailedStream(admission.status(), "GetTensor", options_.metrics);
   }
-  if (!gate_.Enter()) {
-    stream_counters_.streams_in_flight.fetch_sub(1);
-    return new FailedStream(DrainingError(), "GetTensor", options_.metrics);
-  }
-
   TieredStore* store = store_;
-  auto planner =
-      [store, name = *std::move(name), encoding = *encoding,
-       request](CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
-    PSTORE_ASSIGN_OR_RETURN(TensorMeta meta, store->StatTensor(name, mode));
-    PSTORE_RETURN_IF_ERROR(
-        Annotate(CheckEncodable(meta.dtype, meta.shape, encoding),
-                 meta.name.ToString()));
-    if (IsQuantized(encoding)) {
-      uint64_t block =
-          encoding == Encoding::kQ8_0 ? kQ8_0BlockBytes : kQ4_0BlockBytes;
-      if (request.offset() % block != 0 || request.length() % block != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "a ", EncodingName(encoding), " byte range must start and end on ",
-            block, "-byte block boundaries; got offset ", request.offset(),
-            " length ", request.length()));
-      }
-    }
-    PSTORE_ASSIGN_OR_RETURN(StreamSource source,
-                            MakeSource(*store, meta, encoding, request.offset(),
-                                       request.length(), 0));
-    std::vector<StreamSource> sources;
-    sources.push_back(std::move(source));
-    return sources;
+  auto planner = [store, name = *std::move(name), encoding = *encoding,
+                  offset = request.offset(),
+                  length = request.length()](CatalogRead mode) {
+    return store->PlanTensorRead(name, encoding, offset, length, mode);
   };
   ReadStreamOptions options;
   options.max_chunk_bytes = *chunk_bytes;
   options.readahead_bytes = options_.readahead_bytes;
-  return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
-                               options, &stream_counters_, &gate_, "GetTensor",
-                               options_.metrics);
+  return new ReadStreamReactor(*std::move(admission), store_, workers_.get(),
+                               std::move(planner), options, &stream_counters_,
+                               "GetTensor", options_.metrics);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
@@ -323,36 +190,24 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(
   if (!status.ok()) {
     return new FailedStream(status, "PullModel", options_.metrics);
   }
-  // Take a slot first, so that concurrent calls cannot all pass the check;
-  // the reactor gives it back when it finishes the call.
-  if (stream_counters_.streams_in_flight.fetch_add(1) >=
-      static_cast<uint64_t>(options_.max_read_streams)) {
-    stream_counters_.streams_in_flight.fetch_sub(1);
-    return new FailedStream(TooManyStreams("read", options_.max_read_streams),
-                            "PullModel", options_.metrics);
+  absl::StatusOr<StreamAdmission> admission =
+      StreamAdmission::Admit(&stream_counters_.streams_in_flight,
+                             options_.max_read_streams, "read", &gate_);
+  if (!admission.ok()) {
+    return new FailedStream(admission.status(), "PullModel", options_.metrics);
   }
-  if (!gate_.Enter()) {
-    stream_counters_.streams_in_flight.fetch_sub(1);
-    return new FailedStream(DrainingError(), "PullModel", options_.metrics);
-  }
-
   TieredStore* store = store_;
-  uint32_t shard = request.shard_index();
-  auto planner =
-      [store, name = *std::move(name), encoding = *encoding, shard,
-       shard_count](
-          CatalogRead mode) -> absl::StatusOr<std::vector<StreamSource>> {
-    // A manifest is many records: always read on the pool.
-    if (mode == CatalogRead::kMemoryOnly) return WouldBlockError("manifest");
-    PSTORE_ASSIGN_OR_RETURN(auto manifest, store->catalog().GetManifest(name));
-    return PlanShard(*store, manifest.second, encoding, shard, shard_count);
+  auto planner = [store, name = *std::move(name), encoding = *encoding,
+                  shard = request.shard_index(),
+                  shard_count](CatalogRead mode) {
+    return store->PlanRevisionRead(name, encoding, shard, shard_count, mode);
   };
   ReadStreamOptions options;
   options.max_chunk_bytes = *chunk_bytes;
   options.readahead_bytes = options_.readahead_bytes;
-  return new ReadStreamReactor(store_, workers_.get(), std::move(planner),
-                               options, &stream_counters_, &gate_, "PullModel",
-                               options_.metrics);
+  return new ReadStreamReactor(*std::move(admission), store_, workers_.get(),
+                               std::move(planner), options, &stream_counters_,
+                               "PullModel", options_.metrics);
 }
 
 grpc::ServerUnaryReactor* ParamStoreService::StatTensor(
@@ -424,8 +279,7 @@ grpc::ServerUnaryReactor* ParamStoreService::CreateRevision(
         std::map<std::string, std::string> metadata(request->metadata().begin(),
                                                     request->metadata().end());
         PSTORE_RETURN_IF_ERROR(store_->CreateRevision(name, metadata));
-        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info,
-                                store_->catalog().GetRevision(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info, store_->GetRevision(name));
         ToRevision(info, response);
         return absl::OkStatus();
       });
@@ -442,8 +296,7 @@ grpc::ServerUnaryReactor* ParamStoreService::PublishRevision(
                                 ParseRevisionName(request->name()));
         PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kWrite, name.model));
         PSTORE_RETURN_IF_ERROR(store_->PublishRevision(name));
-        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info,
-                                store_->catalog().GetRevision(name));
+        PSTORE_ASSIGN_OR_RETURN(RevisionInfo info, store_->GetRevision(name));
         ToRevision(info, response);
         return absl::OkStatus();
       });
@@ -473,18 +326,17 @@ grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
         PSTORE_ASSIGN_OR_RETURN(RevisionName name,
                                 ParseRevisionName(request->name()));
         PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kRead, name.model));
-        PSTORE_ASSIGN_OR_RETURN(auto manifest,
-                                store_->catalog().GetManifest(name));
-        ToRevision(manifest.first, response);
+        PSTORE_ASSIGN_OR_RETURN(Manifest manifest, store_->GetManifest(name));
+        ToRevision(manifest.revision, response);
         uint64_t total = 0;
-        for (const TensorMeta& meta : manifest.second) {
+        for (const TensorMeta& meta : manifest.tensors) {
           ToTensorInfo(meta, response->add_tensors());
           total += meta.byte_length;
         }
         response->set_total_bytes(total);
         std::vector<std::string> pins = store_->ListPins();
         response->set_pinned(std::find(pins.begin(), pins.end(),
-                                       manifest.first.name.ToString()) !=
+                                       manifest.revision.name.ToString()) !=
                              pins.end());
         return absl::OkStatus();
       });
@@ -504,7 +356,7 @@ grpc::ServerUnaryReactor* ParamStoreService::ListModels(
           if (grant == nullptr) return Authorize(*context, Scope::kRead, "");
         }
         PSTORE_ASSIGN_OR_RETURN(std::vector<ModelInfo> models,
-                                store_->catalog().ListModels());
+                                store_->ListModels());
         for (const ModelInfo& model : models) {
           if (grant != nullptr && !grant->Allows(Scope::kRead, model.name)) {
             continue;
@@ -597,11 +449,9 @@ grpc::ServerUnaryReactor* ParamStoreService::Verify(
         response->set_revision(report.revision.ToString());
         response->set_blocks(report.blocks);
         response->set_bytes(report.bytes);
-        constexpr v1::Tier kWireTiers[] = {v1::TIER_DRAM, v1::TIER_NVME,
-                                           v1::TIER_COLD};
-        for (int t = 0; t < 3; ++t) {
+        for (int t = 0; t < kNumTierKinds; ++t) {
           v1::VerifyResponse::TierCount* count = response->add_checked();
-          count->set_tier(kWireTiers[t]);
+          count->set_tier(ToWireTier(static_cast<TierKind>(t)));
           count->set_copies(report.checked[t]);
         }
         for (const BadBlock& bad : report.bad) {
@@ -609,7 +459,7 @@ grpc::ServerUnaryReactor* ParamStoreService::Verify(
           out->set_tensor(bad.tensor);
           out->set_block_index(bad.block_index);
           out->set_block_id(bad.id.ToHex());
-          out->set_tier(kWireTiers[static_cast<int>(bad.tier)]);
+          out->set_tier(ToWireTier(bad.tier));
           out->set_error(bad.error.ToString());
         }
         return absl::OkStatus();

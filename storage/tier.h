@@ -1,7 +1,9 @@
 // Tier: one level of storage for immutable, content-addressed blocks.
+// CacheTier: a tier that holds copies only (DRAM, NVMe), so that it may be
+// emptied; the durable tier (cold/) is a plain Tier.
 //
-// Every tier (dram/, nvme/, cold/) implements this interface, and one
-// conformance suite (tests/storage/tier_conformance_test.cc) checks them all.
+// Every tier (dram/, nvme/, cold/) implements Tier, and one conformance
+// suite (tests/storage/tier_conformance_test.cc) checks them all.
 // Because a block never changes under its id, no tier needs invalidation:
 // Write of an id already present is a no-op that returns OK.
 //
@@ -32,6 +34,14 @@
 
 namespace pstore {
 
+// The tiers of a store, fastest first.
+enum class TierKind { kDram = 0, kNvme = 1, kCold = 2 };
+inline constexpr int kNumTierKinds = 3;
+
+// Returns "dram", "nvme" or "cold": the one spelling of each tier's name in
+// logs, metrics and messages.
+absl::string_view TierKindName(TierKind kind);
+
 // Counters of one tier. Monotonic counters count since open.
 struct TierStats {
   uint64_t capacity_bytes = 0;     // The budget; 0 means unbounded.
@@ -47,6 +57,7 @@ struct TierStats {
   uint64_t checksum_failures = 0;  // Reads that returned DataLoss.
   uint64_t io_errors = 0;          // Reads or writes failed by the device.
   uint64_t reclaimed_regions = 0;  // NVMe only: regions recycled.
+  bool io_uring = false;           // NVMe only: I/O goes through io_uring.
 };
 
 using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<BlockRef>) &&>;
@@ -55,7 +66,7 @@ class Tier {
  public:
   virtual ~Tier() = default;
 
-  // Returns a short name for logs and metrics: "dram", "nvme", "cold".
+  // Returns the tier's name for logs and metrics (TierKindName).
   virtual absl::string_view name() const = 0;
 
   // Returns true if a Read of `id` would find it now (it may be gone by the
@@ -78,12 +89,14 @@ class Tier {
   // Drops block `id`. OK if it was absent.
   virtual absl::Status Erase(const BlockId& id) = 0;
 
-  // Drops every block that may be dropped (unpinned blocks for DRAM; all
-  // for NVMe). The cold tier, the durable source of truth, returns
-  // FailedPrecondition.
-  virtual absl::Status Clear() = 0;
-
   virtual TierStats Stats() const = 0;
+};
+
+class CacheTier : public Tier {
+ public:
+  // Drops every block that may be dropped (unpinned blocks for DRAM; all
+  // for NVMe).
+  virtual absl::Status Clear() = 0;
 };
 
 }  // namespace pstore

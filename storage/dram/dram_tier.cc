@@ -627,6 +627,10 @@ class DramTier::Impl {
     return pinned_bytes_.load(std::memory_order_relaxed);
   }
   uint64_t pin_budget_bytes() const { return pin_budget_; }
+
+  void SetEvictCallback(EvictCallback on_evict) {
+    on_evict_ = std::move(on_evict);
+  }
   int num_shards() const { return static_cast<int>(shards_.size()); }
 
  private:
@@ -702,9 +706,9 @@ class DramTier::Impl {
 
   // Calls the eviction callback for each victim. REQUIRES: no lock held.
   void NotifyEvicted(std::vector<Victim>& victims) {
-    if (!options_.on_evict) return;
+    if (!on_evict_) return;
     for (Victim& victim : victims) {
-      options_.on_evict(victim.key, std::move(victim.block));
+      on_evict_(victim.key, std::move(victim.block));
     }
   }
 
@@ -734,6 +738,8 @@ class DramTier::Impl {
 
   const DramTierOptions options_;
   const uint64_t pin_budget_;
+  // Set before the cache is shared; read without a lock.
+  EvictCallback on_evict_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<uint64_t> used_{0};
 
@@ -969,9 +975,8 @@ absl::StatusOr<std::unique_ptr<DramTier>> DramTier::Open(
                        ? options.num_shards
                        : ChooseShardCount(options.capacity_bytes,
                                           options.typical_block_bytes);
-  uint64_t pin_budget = options.pin_budget_bytes != 0
-                            ? options.pin_budget_bytes
-                            : options.capacity_bytes / 4 * 3;
+  uint64_t pin_budget =
+      PinBudgetBytes(options.capacity_bytes, options.pin_budget_bytes);
   auto impl =
       std::make_unique<Impl>(std::move(options), num_shards, pin_budget);
   return std::unique_ptr<DramTier>(new DramTier(std::move(impl)));
@@ -1029,6 +1034,10 @@ uint64_t DramTier::pinned_bytes() const { return impl_->pinned_bytes(); }
 
 uint64_t DramTier::pin_budget_bytes() const {
   return impl_->pin_budget_bytes();
+}
+
+void DramTier::SetEvictCallback(EvictCallback on_evict) {
+  impl_->SetEvictCallback(std::move(on_evict));
 }
 
 int DramTier::num_shards() const { return impl_->num_shards(); }

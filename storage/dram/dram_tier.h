@@ -1,6 +1,7 @@
-// DramTier: the hot tier. A sharded in-memory cache of blocks under a byte
-// budget, with whole-revision pins and an eviction callback (the tiered
-// store spills victims to NVMe through it).
+// DramTier: the hot tier, the DramCache of storage/dram_cache.h. A sharded
+// in-memory cache of blocks under a byte budget, with whole-revision pins
+// and an eviction callback (the tiered store spills victims to NVMe through
+// it).
 //
 // Entries are keyed by CacheKey: a block id and a variant. Variant 0
 // (kStoredVariant) is the block as stored; other variants hold blocks
@@ -46,28 +47,10 @@
 #include "absl/strings/string_view.h"
 #include "codec/hash.h"
 #include "storage/block.h"
+#include "storage/dram_cache.h"
 #include "storage/tier.h"
 
 namespace pstore {
-
-inline constexpr uint8_t kStoredVariant = 0;
-
-struct CacheKey {
-  BlockId id;
-  uint8_t variant = kStoredVariant;
-
-  friend bool operator==(const CacheKey&, const CacheKey&) = default;
-  template <typename H>
-  friend H AbslHashValue(H h, const CacheKey& key) {
-    return H::combine(std::move(h), key.id, key.variant);
-  }
-};
-
-// A block a pin asks for: its id and its size in bytes.
-struct PinnedBlockSpec {
-  BlockId id;
-  uint64_t size = 0;
-};
 
 struct DramTierOptions {
   // The byte budget, charged by buffer capacity (BlockData::charge()).
@@ -75,7 +58,7 @@ struct DramTierOptions {
   uint64_t capacity_bytes = uint64_t{1} << 30;
 
   // The most bytes pins may hold; at most capacity_bytes.
-  // Default: 0, meaning 3/4 of capacity_bytes.
+  // Default: 0, meaning PinBudgetBytes(capacity_bytes, 0).
   uint64_t pin_budget_bytes = 0;
 
   // Number of shards; a power of two. Default: 0, meaning chosen from the
@@ -90,15 +73,9 @@ struct DramTierOptions {
   // Share of each shard's budget given to S3-FIFO's small queue.
   // Default: 0.1.
   double small_queue_ratio = 0.1;
-
-  // Called for every entry evicted to make room (not for Erase or Clear),
-  // outside all locks, on the thread that caused the eviction. Must not
-  // block for long: hand the block to another thread.
-  // Default: none.
-  std::function<void(const CacheKey& key, BlockRef block)> on_evict;
 };
 
-class DramTier : public Tier {
+class DramTier : public DramCache {
  public:
   // Returns InvalidArgument for a zero budget, a pin budget above the
   // budget, a shard count that is not a power of two, or a ratio outside
@@ -110,7 +87,9 @@ class DramTier : public Tier {
 
   // Tier, on variant 0. Write inserts; it evicts unpinned entries as needed
   // and returns ResourceExhausted if the block cannot fit even then.
-  absl::string_view name() const override { return "dram"; }
+  absl::string_view name() const override {
+    return TierKindName(TierKind::kDram);
+  }
   bool Contains(const BlockId& id) const override;
   absl::StatusOr<BlockRef> Read(const BlockId& id) override;
   absl::Status Write(const BlockId& id, const BlockRef& block) override;
@@ -118,33 +97,20 @@ class DramTier : public Tier {
   absl::Status Clear() override;
   TierStats Stats() const override;
 
-  // The same, for any variant. Lookup counts hits and misses; Insert of a
-  // key already present keeps the present entry and returns OK.
-  bool Contains(const CacheKey& key) const;
-  absl::StatusOr<BlockRef> Lookup(const CacheKey& key);
-  absl::Status Insert(const CacheKey& key, BlockRef block);
+  // DramCache.
+  bool Contains(const CacheKey& key) const override;
+  absl::StatusOr<BlockRef> Lookup(const CacheKey& key) override;
+  absl::Status Insert(const CacheKey& key, BlockRef block) override;
+  absl::Status Pin(absl::string_view pin_name,
+                   std::span<const PinnedBlockSpec> blocks,
+                   absl::FunctionRef<absl::StatusOr<BlockRef>(const BlockId&)>
+                       load) override;
+  absl::Status Unpin(absl::string_view pin_name) override;
+  std::vector<std::string> ListPins() const override;
+  uint64_t pinned_bytes() const override;
+  uint64_t pin_budget_bytes() const override;
+  void SetEvictCallback(EvictCallback on_evict) override;
 
-  // Pins the variant-0 blocks `blocks` under `pin_name` (a revision name),
-  // all or none. Blocks already cached are pinned in place; the others come
-  // from `load`, called once per missing block with no lock held.
-  // Codes: AlreadyExists if `pin_name` is pinned; ResourceExhausted if the
-  // blocks not yet pinned by another pin do not fit in the pin budget (the
-  // message gives the bytes asked and free); any error of `load` (after
-  // undoing what this call pinned).
-  absl::Status Pin(
-      absl::string_view pin_name, std::span<const PinnedBlockSpec> blocks,
-      absl::FunctionRef<absl::StatusOr<BlockRef>(const BlockId&)> load);
-
-  // Releases pin `pin_name`; its blocks become evictable unless another pin
-  // holds them. NotFound if there is no such pin.
-  absl::Status Unpin(absl::string_view pin_name);
-
-  // Returns the names of the current pins, sorted.
-  std::vector<std::string> ListPins() const;
-
-  // Returns the bytes held by pins (each block once).
-  uint64_t pinned_bytes() const;
-  uint64_t pin_budget_bytes() const;
   int num_shards() const;
 
  private:

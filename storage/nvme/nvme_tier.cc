@@ -320,6 +320,7 @@ class NvmeTier::Impl {
     absl::MutexLock lock(&mu_);
     TierStats stats = stats_;
     stats.blocks = index_.size();
+    stats.io_uring = device_->uses_io_uring();
     return stats;
   }
 

@@ -73,7 +73,7 @@ struct NvmeTierOptions {
   std::unique_ptr<Device> device;
 };
 
-class NvmeTier : public Tier {
+class NvmeTier : public CacheTier {
  public:
   // Opens or creates the region files under options.dir and rebuilds the
   // index from them. Region files written with another region size or
@@ -85,7 +85,9 @@ class NvmeTier : public Tier {
 
   ~NvmeTier() override;
 
-  absl::string_view name() const override { return "nvme"; }
+  absl::string_view name() const override {
+    return TierKindName(TierKind::kNvme);
+  }
   bool Contains(const BlockId& id) const override;
   absl::StatusOr<BlockRef> Read(const BlockId& id) override;
   void ReadAsync(const BlockId& id, ReadCallback done) override;

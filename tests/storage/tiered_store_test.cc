@@ -238,7 +238,7 @@ TEST_F(TieredStoreTest, RepeatedTensorsAddNoBlockBytesInCold) {
   EXPECT_EQ(store_->cold()->Stats().writes, cold_writes);
   EXPECT_EQ(stats.dedup_blocks, 13u);
   TensorMeta meta = *store_->StatTensor(Name("m@v2/a"));
-  EXPECT_EQ(*store_->catalog().RefCount(meta.blocks[0]), 3u);
+  EXPECT_EQ(*store_->RefCount(meta.blocks[0]), 3u);
   EXPECT_EQ(*store_->ReadTensor(Name("m@v2/a-copy")), AsString(a));
 }
 
@@ -267,7 +267,7 @@ TEST_F(TieredStoreTest, DeletingARevisionKeepsSharedBlocksAndErasesTheRest) {
   }
   for (const BlockId& id : shared_meta.blocks) {
     EXPECT_TRUE(store_->cold()->Contains(id));
-    EXPECT_EQ(*store_->catalog().RefCount(id), 1u);
+    EXPECT_EQ(*store_->RefCount(id), 1u);
   }
   EXPECT_EQ(*store_->ReadTensor(Name("m@v2/shared")), AsString(shared));
   EXPECT_EQ(store_->Stats().collected_blocks, 2u);
@@ -467,8 +467,7 @@ TEST_F(TieredStoreTest, ListsTensorsAndModels) {
                                                  page.next_page_token));
   EXPECT_EQ(page.tensors.size(), 2u);
   EXPECT_TRUE(page.next_page_token.empty());
-  ASSERT_OK_AND_ASSIGN(std::vector<ModelInfo> models,
-                       store_->catalog().ListModels());
+  ASSERT_OK_AND_ASSIGN(std::vector<ModelInfo> models, store_->ListModels());
   ASSERT_EQ(models.size(), 1u);
   EXPECT_EQ(models[0].revisions.size(), 1u);
   EXPECT_EQ(models[0].revisions[0].metadata.at("source"), "test");

@@ -35,8 +35,7 @@ TEST(ColdTierTest, ReopenKeepsEveryBlock) {
       ASSERT_OK(cold->Write(id, CopyBlock(bytes)));
       blocks.emplace_back(id, std::move(bytes));
     }
-    rocksdb::WriteBatch sync;  // An empty synced commit makes them durable.
-    ASSERT_OK(cold->Commit(&sync));
+    ASSERT_OK(cold->Sync());
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ColdTier> cold, OpenCold(dir));
   for (const auto& [id, bytes] : blocks) {
@@ -47,31 +46,42 @@ TEST(ColdTierTest, ReopenKeepsEveryBlock) {
 
 TEST(ColdTierTest, BlobFilesHoldTheSameBytes) {
   TempDir dir;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ColdTier> cold, OpenCold(dir, true));
+  ColdTierOptions options;
+  options.dir = dir.Sub("cold");
+  options.blob_files = true;
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<ColdDatabase> database,
+                       ColdDatabase::Open(options));
+  ColdTier cold(database);
   std::vector<uint8_t> bytes = RandomBytes(4 << 20, 3);
   BlockId id = BlockId::Of(bytes);
-  ASSERT_OK(cold->Write(id, CopyBlock(bytes)));
+  ASSERT_OK(cold.Write(id, CopyBlock(bytes)));
   // Blobs are written at flush: read back from the blob file.
-  ASSERT_TRUE(
-      cold->db()->Flush(rocksdb::FlushOptions(), cold->blocks_family()).ok());
-  ASSERT_OK_AND_ASSIGN(BlockRef block, cold->Read(id));
+  ASSERT_TRUE(database->db()
+                  ->Flush(rocksdb::FlushOptions(),
+                          database->family(ColdDatabase::kBlocks))
+                  .ok());
+  ASSERT_OK_AND_ASSIGN(BlockRef block, cold.Read(id));
   EXPECT_EQ(block->view(), std::string(bytes.begin(), bytes.end()));
 }
 
 TEST(ColdTierTest, AValueThatFailsItsHashIsDataLoss) {
   TempDir dir;
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<ColdTier> cold, OpenCold(dir));
+  ColdTierOptions options;
+  options.dir = dir.Sub("cold");
+  ASSERT_OK_AND_ASSIGN(std::shared_ptr<ColdDatabase> database,
+                       ColdDatabase::Open(options));
+  ColdTier cold(database);
   std::vector<uint8_t> bytes = RandomBytes(8192, 1);
   BlockId id = BlockId::Of(bytes);
   bytes[100] ^= 1;  // Stored under the id of other bytes: a corrupt value.
-  ASSERT_TRUE(cold->db()
-                  ->Put(rocksdb::WriteOptions(), cold->blocks_family(),
-                        BlockKey(id),
+  ASSERT_TRUE(database->db()
+                  ->Put(rocksdb::WriteOptions(),
+                        database->family(ColdDatabase::kBlocks), BlockKey(id),
                         rocksdb::Slice(reinterpret_cast<char*>(bytes.data()),
                                        bytes.size()))
                   .ok());
-  EXPECT_THAT(cold->Read(id), StatusIs(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(cold->Stats().checksum_failures, 1u);
+  EXPECT_THAT(cold.Read(id), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(cold.Stats().checksum_failures, 1u);
 }
 
 TEST(ColdTierTest, RocksStatusesMapToCanonicalCodes) {

@@ -243,11 +243,11 @@ TEST(DramTierTest, BlockLargerThanBudgetIsRefusedWithoutEvicting) {
 TEST(DramTierTest, EvictsOldestUnpinnedBlockWhenOverBudget) {
   std::vector<CacheKey> evicted;
   DramTierOptions options = BlockOptions(4);
-  options.on_evict = [&evicted](const CacheKey& key, BlockRef) {
-    evicted.push_back(key);
-  };
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
+  tier->SetEvictCallback([&evicted](const CacheKey& key, BlockRef) {
+    evicted.push_back(key);
+  });
   std::vector<TestBlock> blocks = MakeTestBlocks(6, kBlock, 20);
   for (const TestBlock& block : blocks) {
     ASSERT_OK(tier->Write(block.id, block.block));
@@ -277,11 +277,11 @@ TEST(DramTierTest, EvictsOldestUnpinnedBlockWhenOverBudget) {
 TEST(DramTierTest, EvictsInS3FifoOrderForAHandWorkedSequence) {
   std::vector<BlockId> evicted;
   DramTierOptions options = BlockOptions(4);
-  options.on_evict = [&evicted](const CacheKey& key, BlockRef) {
-    evicted.push_back(key.id);
-  };
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
+  tier->SetEvictCallback([&evicted](const CacheKey& key, BlockRef) {
+    evicted.push_back(key.id);
+  });
   std::vector<TestBlock> b = MakeTestBlocks(9, kBlock, 30);
   enum { A, B, C, D, E, F, G, H, I };
   auto write = [&](int i) { ASSERT_OK(tier->Write(b[i].id, b[i].block)); };
@@ -366,14 +366,14 @@ TEST(DramTierTest, EvictionCallbackSeesEachVictimOnceAndNotErasedOrCleared) {
   int evicted_while_cached = 0;
   DramTier* tier_ptr = nullptr;
   DramTierOptions options = BlockOptions(8);
-  options.on_evict = [&](const CacheKey& key, BlockRef block) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
+                       DramTier::Open(std::move(options)));
+  tier->SetEvictCallback([&](const CacheKey& key, BlockRef block) {
     ++evicted[key.id];
     EXPECT_NE(block, nullptr);
     // Calls back into the tier: no tier lock may be held here.
     if (tier_ptr->Contains(key)) ++evicted_while_cached;
-  };
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
-                       DramTier::Open(std::move(options)));
+  });
   tier_ptr = tier.get();
 
   std::vector<TestBlock> blocks = MakeTestBlocks(40, kBlock, 50);
@@ -413,11 +413,11 @@ TEST(DramTierTest, BlockRefStaysValidAfterEviction) {
   // A small queue target above one block, so that the main queue (where the
   // read block goes) is evicted too.
   options.small_queue_ratio = 0.9;
-  options.on_evict = [&](const CacheKey& key, BlockRef evicted) {
-    if (key.id == block.id) from_callback = std::move(evicted);
-  };
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
+  tier->SetEvictCallback([&](const CacheKey& key, BlockRef evicted) {
+    if (key.id == block.id) from_callback = std::move(evicted);
+  });
   ASSERT_OK(tier->Write(block.id, CopyBlock(block.bytes)));
   ASSERT_OK_AND_ASSIGN(BlockRef read, tier->Read(block.id));
   // The tier's copy is the only other reference to `read`'s buffer.
@@ -723,11 +723,11 @@ TEST(DramTierTest, UsedBytesStayInBudgetAndMatchHeldBlocksAcrossThreads) {
   DramTierOptions options;
   options.capacity_bytes = uint64_t{2} << 20;
   options.num_shards = 4;
-  options.on_evict = [&callbacks](const CacheKey&, BlockRef) {
-    callbacks.fetch_add(1, std::memory_order_relaxed);
-  };
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
+  tier->SetEvictCallback([&callbacks](const CacheKey&, BlockRef) {
+    callbacks.fetch_add(1, std::memory_order_relaxed);
+  });
 
   std::atomic<int> bad_reads{0};
   std::atomic<int> failed_writes{0};

@@ -1,0 +1,24 @@
+// Backend: the durable half of a store: the Catalog and the Tier that holds
+// every block's bytes. They are opened together because they must agree: a
+// block written to the tier is durable no later than the catalog's next
+// commit returns, and a block the catalog marks staged is in the tier or
+// absent from both. cold/ opens the RocksDB backend (OpenRocksDbBackend).
+
+#ifndef PSTORE_STORAGE_BACKEND_H_
+#define PSTORE_STORAGE_BACKEND_H_
+
+#include <memory>
+
+#include "storage/catalog.h"
+#include "storage/tier.h"
+
+namespace pstore {
+
+struct Backend {
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<Tier> blocks;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_BACKEND_H_

@@ -1,0 +1,34 @@
+// StoreStats: the counters of a whole store, for metrics and status.
+// Monotonic counters count since open.
+
+#ifndef PSTORE_STORAGE_STORE_STATS_H_
+#define PSTORE_STORAGE_STORE_STATS_H_
+
+#include <cstdint>
+
+#include "storage/tier.h"
+
+namespace pstore {
+
+struct StoreStats {
+  TierStats dram;
+  TierStats nvme;
+  TierStats cold;
+  bool nvme_enabled = false;
+  bool io_uring = false;
+  uint64_t reads_from[kNumTierKinds] = {0, 0, 0};  // Reads served, by tier.
+  uint64_t coalesced_reads = 0;   // Readers that joined a read in flight.
+  uint64_t spills = 0;            // Evicted blocks written to NVMe.
+  uint64_t spills_dropped = 0;    // Evicted blocks not spilled.
+  uint64_t spill_failures = 0;    // NVMe writes of spills that failed.
+  uint64_t dedup_blocks = 0;      // Put blocks found already stored.
+  uint64_t collected_blocks = 0;  // Blocks erased when unreferenced.
+  uint64_t pinned_bytes = 0;
+  uint64_t pin_budget_bytes = 0;
+  uint64_t blocks_encoded = 0;  // Derived blocks computed.
+  uint64_t encoded_hits = 0;    // Derived blocks found in DRAM.
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_STORE_STATS_H_
