@@ -1,6 +1,6 @@
 // The GGUF file format of ggml and llama.cpp
 // (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md), version 3,
-// read and written. client/gguf_format.md describes the bytes.
+// read and written. formats/gguf_format.md describes the bytes.
 //
 // A file is: the magic "GGUF"; a little-endian u32 version; u64 tensor and
 // metadata counts; the metadata key-value pairs; one info record per tensor
@@ -37,8 +37,8 @@
 // are pure. A GgufFile is immutable after Open; all its methods may be called
 // concurrently. A GgufWriter is not thread-safe: one caller at a time.
 
-#ifndef PSTORE_CLIENT_GGUF_H_
-#define PSTORE_CLIENT_GGUF_H_
+#ifndef PSTORE_FORMATS_GGUF_H_
+#define PSTORE_FORMATS_GGUF_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -434,4 +434,4 @@ class GgufWriter {
 
 }  // namespace pstore
 
-#endif  // PSTORE_CLIENT_GGUF_H_
+#endif  // PSTORE_FORMATS_GGUF_H_

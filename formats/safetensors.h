@@ -31,8 +31,8 @@
 // A SafetensorsFile is immutable after Open; all its methods may be called
 // concurrently. A SafetensorsWriter is not thread-safe: one caller at a time.
 
-#ifndef PSTORE_CLIENT_SAFETENSORS_H_
-#define PSTORE_CLIENT_SAFETENSORS_H_
+#ifndef PSTORE_FORMATS_SAFETENSORS_H_
+#define PSTORE_FORMATS_SAFETENSORS_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -226,4 +226,4 @@ class SafetensorsWriter {
 
 }  // namespace pstore
 
-#endif  // PSTORE_CLIENT_SAFETENSORS_H_
+#endif  // PSTORE_FORMATS_SAFETENSORS_H_
