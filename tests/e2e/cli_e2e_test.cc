@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/safetensors.h"
+#include "formats/safetensors.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pstored_process.h"
 #include "tests/testing/random_bytes.h"

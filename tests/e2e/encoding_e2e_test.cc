@@ -12,10 +12,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "client/gguf.h"
 #include "client/pstore_client.h"
 #include "codec/encoding.h"
 #include "codec/hash.h"
+#include "formats/gguf.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pstored_process.h"
 #include "tests/testing/status_matchers.h"

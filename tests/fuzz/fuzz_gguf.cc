@@ -38,7 +38,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "client/gguf.h"
+#include "formats/gguf.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace pstore {

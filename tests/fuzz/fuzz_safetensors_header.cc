@@ -26,8 +26,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "client/safetensors.h"
 #include "codec/dtype.h"
+#include "formats/safetensors.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "util/utf8.h"
 

@@ -20,11 +20,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "client/gguf.h"
-#include "client/safetensors.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "codec/hash.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
 #include "pstore/v1/pstore.pb.h"
 #include "storage/nvme/nvme_format.h"
 

@@ -42,7 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "client/gguf.h"
+#include "formats/gguf.h"
 #include "nlohmann/json.hpp"
 
 namespace pstore {

@@ -1,4 +1,4 @@
-#include "client/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,9 +13,9 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "formats/internal/messages.h"
 #include "nlohmann/json.hpp"
 #include "util/file_io.h"
 #include "util/status.h"
@@ -24,26 +24,15 @@
 namespace pstore {
 namespace {
 
-using Json = nlohmann::json;
+using formats_internal::Quoted;
+using formats_internal::TensorContext;
 
-// The size of SafetensorsWriter's buffer: appends smaller than this are
-// gathered into writes of this size.
-constexpr size_t kWriteBufferBytes = size_t{1} << 20;
+using Json = nlohmann::json;
 
 // The deepest JSON nesting a header may have. A valid header nests three
 // levels ({tensor: {shape: [...]}}); the limit only keeps hostile input from
 // building very deep values.
 constexpr size_t kMaxJsonDepth = 16;
-
-// Returns `text` in single quotes, with control characters and quotes
-// escaped, for error messages.
-std::string Quoted(absl::string_view text) {
-  return absl::StrCat("'", absl::Utf8SafeCHexEscape(text), "'");
-}
-
-std::string TensorContext(absl::string_view name) {
-  return absl::StrCat("tensor ", Quoted(name));
-}
 
 std::string ShapeString(std::span<const int64_t> shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
@@ -619,9 +608,9 @@ absl::StatusOr<SafetensorsLayout> ComputeSafetensorsLayout(
   return layout;
 }
 
-SafetensorsWriter::SafetensorsWriter(std::unique_ptr<ReplacingFile> file,
-                                     SafetensorsLayout layout)
-    : file_(std::move(file)), layout_(std::move(layout)) {}
+SafetensorsWriter::SafetensorsWriter(SafetensorsLayout layout,
+                                     std::unique_ptr<TensorFileWriter> file)
+    : layout_(std::move(layout)), file_(std::move(file)) {}
 
 absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     const std::string& path, std::span<const SafetensorsTensorSpec> tensors,
@@ -629,86 +618,24 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   absl::StatusOr<SafetensorsLayout> layout =
       ComputeSafetensorsLayout(tensors, metadata);
   if (!layout.ok()) return Annotate(layout.status(), path);
-  absl::StatusOr<std::unique_ptr<ReplacingFile>> file =
-      ReplacingFile::Create(path, kWriteBufferBytes);
-  if (!file.ok()) return file.status();
-  std::unique_ptr<SafetensorsWriter> writer(
-      new SafetensorsWriter(*std::move(file), *std::move(layout)));
-  const std::string& header = writer->layout_.header_bytes;
-  absl::Status status = writer->file_->Write(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(header.data()), header.size()));
-  if (!status.ok()) return writer->Fail(std::move(status));
-  writer->SkipCompleteTensors();
-  return writer;
-}
-
-void SafetensorsWriter::SkipCompleteTensors() {
-  while (current_tensor_ < layout_.tensors.size() &&
-         current_written_ == layout_.tensors[current_tensor_].byte_length) {
-    ++current_tensor_;
-    current_written_ = 0;
+  std::vector<TensorFileEntry> entries;
+  entries.reserve(layout->tensors.size());
+  for (const SafetensorsTensor& tensor : layout->tensors) {
+    entries.push_back({tensor.name, tensor.byte_length});
   }
+  // Safetensors packs the tensors back to back: no padding.
+  PSTORE_ASSIGN_OR_RETURN(
+      std::unique_ptr<TensorFileWriter> file,
+      TensorFileWriter::Create(path, layout->header_bytes, std::move(entries),
+                               /*alignment=*/1));
+  return std::unique_ptr<SafetensorsWriter>(
+      new SafetensorsWriter(*std::move(layout), std::move(file)));
 }
 
 absl::Status SafetensorsWriter::Append(std::span<const uint8_t> bytes) {
-  if (finished_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Append after Finish"));
-  }
-  if (!failure_.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path(), ": Append after an earlier error: ", failure_.message()));
-  }
-  if (current_tensor_ == layout_.tensors.size()) {
-    if (bytes.empty()) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat(path(), ": Append of ", bytes.size(),
-                     " bytes after every tensor is complete"));
-  }
-  const SafetensorsTensor& tensor = layout_.tensors[current_tensor_];
-  if (bytes.size() > tensor.byte_length - current_written_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path(), ": Append of ", bytes.size(), " bytes overruns ",
-                     TensorContext(tensor.name), ", which has ",
-                     current_written_, " of ", tensor.byte_length, " bytes"));
-  }
-  absl::Status status = file_->Write(bytes);
-  if (!status.ok()) return Fail(std::move(status));
-  current_written_ += bytes.size();
-  SkipCompleteTensors();
-  return absl::OkStatus();
+  return file_->Append(bytes);
 }
 
-absl::Status SafetensorsWriter::Finish() {
-  if (finished_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Finish called twice"));
-  }
-  if (!failure_.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path(), ": Finish after an earlier error: ", failure_.message()));
-  }
-  if (current_tensor_ < layout_.tensors.size()) {
-    const SafetensorsTensor& tensor = layout_.tensors[current_tensor_];
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Finish before every tensor is complete: ",
-                     TensorContext(tensor.name), " has ", current_written_,
-                     " of ", tensor.byte_length, " bytes"));
-  }
-  absl::Status status = file_->Commit();
-  // Past the rename only the directory's fsync can fail: the file is whole.
-  if (file_->committed()) {
-    finished_ = true;
-  } else {
-    failure_ = status;
-  }
-  return status;
-}
-
-absl::Status SafetensorsWriter::Fail(absl::Status status) {
-  failure_ = status;
-  file_->Abandon();
-  return status;
-}
+absl::Status SafetensorsWriter::Finish() { return file_->Finish(); }
 
 }  // namespace pstore

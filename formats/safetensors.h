@@ -31,8 +31,8 @@
 // A SafetensorsFile is immutable after Open; all its methods may be called
 // concurrently. A SafetensorsWriter is not thread-safe: one caller at a time.
 
-#ifndef PSTORE_CLIENT_SAFETENSORS_H_
-#define PSTORE_CLIENT_SAFETENSORS_H_
+#ifndef PSTORE_FORMATS_SAFETENSORS_H_
+#define PSTORE_FORMATS_SAFETENSORS_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +47,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "codec/dtype.h"
-#include "util/file_io.h"
+#include "formats/tensor_file_writer.h"
 
 namespace pstore {
 
@@ -169,6 +169,8 @@ absl::StatusOr<SafetensorsLayout> ComputeSafetensorsLayout(
 
 // Writes one safetensors file front to back through a buffer: Create, then
 // Append the data of every tensor in layout().tensors order, then Finish.
+// A thin wrapper: the layout is computed here, the file written by a
+// TensorFileWriter.
 //
 // Owns the file descriptor of `path + ".tmp"`. Destroying the writer without
 // a successful Finish closes and removes the temporary file, so `path` is
@@ -206,24 +208,13 @@ class SafetensorsWriter {
   absl::Status Finish();
 
  private:
-  SafetensorsWriter(std::unique_ptr<ReplacingFile> file,
-                    SafetensorsLayout layout);
+  SafetensorsWriter(SafetensorsLayout layout,
+                    std::unique_ptr<TensorFileWriter> file);
 
-  // Advances current_tensor_ past complete tensors.
-  void SkipCompleteTensors();
-  // Records `status` as the writer's failure, removes the temporary file
-  // and returns `status`.
-  absl::Status Fail(absl::Status status);
-  const std::string& path() const { return file_->path(); }
-
-  const std::unique_ptr<ReplacingFile> file_;
   const SafetensorsLayout layout_;
-  size_t current_tensor_ = 0;     // Index in layout_.tensors.
-  uint64_t current_written_ = 0;  // Bytes of the current tensor appended.
-  bool finished_ = false;
-  absl::Status failure_;  // The first I/O error, if any.
+  const std::unique_ptr<TensorFileWriter> file_;
 };
 
 }  // namespace pstore
 
-#endif  // PSTORE_CLIENT_SAFETENSORS_H_
+#endif  // PSTORE_FORMATS_SAFETENSORS_H_

@@ -1,4 +1,4 @@
-#include "client/gguf.h"
+#include "formats/gguf.h"
 
 #include <unistd.h>
 

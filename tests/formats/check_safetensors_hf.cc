@@ -18,8 +18,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "client/safetensors.h"
 #include "codec/dtype.h"
+#include "formats/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace pstore {

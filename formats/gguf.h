@@ -1,6 +1,6 @@
 // The GGUF file format of ggml and llama.cpp
 // (https://github.com/ggml-org/ggml/blob/master/docs/gguf.md), version 3,
-// read and written. client/gguf_format.md describes the bytes.
+// read and written. formats/gguf_format.md describes the bytes.
 //
 // A file is: the magic "GGUF"; a little-endian u32 version; u64 tensor and
 // metadata counts; the metadata key-value pairs; one info record per tensor
@@ -37,8 +37,8 @@
 // are pure. A GgufFile is immutable after Open; all its methods may be called
 // concurrently. A GgufWriter is not thread-safe: one caller at a time.
 
-#ifndef PSTORE_CLIENT_GGUF_H_
-#define PSTORE_CLIENT_GGUF_H_
+#ifndef PSTORE_FORMATS_GGUF_H_
+#define PSTORE_FORMATS_GGUF_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -55,7 +55,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "codec/dtype.h"
-#include "util/file_io.h"
+#include "formats/tensor_file_writer.h"
 
 namespace pstore {
 
@@ -378,6 +378,8 @@ absl::StatusOr<GgufLayout> ComputeGgufLayout(
 
 // Writes one GGUF file front to back through a buffer: Create, then Append
 // the data of every tensor in layout().tensors order, then Finish.
+// A thin wrapper: the layout is computed here, the file written by a
+// TensorFileWriter.
 //
 // Owns the file descriptor of `path + ".tmp"`. Destroying the writer without
 // a successful Finish closes and removes the temporary file, so `path` is
@@ -417,21 +419,12 @@ class GgufWriter {
   absl::Status Finish();
 
  private:
-  GgufWriter(std::unique_ptr<ReplacingFile> file, GgufLayout layout);
+  GgufWriter(GgufLayout layout, std::unique_ptr<TensorFileWriter> file);
 
-  // Records `status` as the writer's failure, removes the temporary file
-  // and returns `status`.
-  absl::Status Fail(absl::Status status);
-  const std::string& path() const { return file_->path(); }
-
-  const std::unique_ptr<ReplacingFile> file_;
   const GgufLayout layout_;
-  size_t current_tensor_ = 0;     // Index in layout_.tensors.
-  uint64_t current_written_ = 0;  // Bytes of the current tensor appended.
-  bool finished_ = false;
-  absl::Status failure_;  // The first I/O error, if any.
+  const std::unique_ptr<TensorFileWriter> file_;
 };
 
 }  // namespace pstore
 
-#endif  // PSTORE_CLIENT_GGUF_H_
+#endif  // PSTORE_FORMATS_GGUF_H_

@@ -1,4 +1,4 @@
-#include "client/safetensors.h"
+#include "formats/safetensors.h"
 
 #include <unistd.h>
 

@@ -1,4 +1,4 @@
-#include "client/gguf.h"
+#include "formats/gguf.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,9 +15,9 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "formats/internal/messages.h"
 #include "util/file_io.h"
 #include "util/status.h"
 #include "util/utf8.h"
@@ -25,28 +25,17 @@
 namespace pstore {
 namespace {
 
+using formats_internal::Quoted;
+using formats_internal::TensorContext;
+
 static_assert(std::endian::native == std::endian::little,
               "GGUF files are read and written as little-endian memory");
 
 constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 
-// The size of GgufWriter's buffer: appends smaller than this are gathered
-// into writes of this size.
-constexpr size_t kWriteBufferBytes = size_t{1} << 20;
-
 // The prefix GgufFile::Open reads first; it grows fourfold until the header
 // fits. Most headers without a vocabulary fit in the first read.
 constexpr uint64_t kFirstHeaderReadBytes = uint64_t{1} << 20;
-
-// Returns `text` in single quotes, with control characters and quotes
-// escaped, for error messages.
-std::string Quoted(absl::string_view text) {
-  return absl::StrCat("'", absl::Utf8SafeCHexEscape(text), "'");
-}
-
-std::string TensorContext(absl::string_view name) {
-  return absl::StrCat("tensor ", Quoted(name));
-}
 
 template <typename T>
 std::string ListString(std::span<const T> values) {
@@ -1040,8 +1029,9 @@ absl::StatusOr<GgufLayout> ComputeGgufLayout(
   return layout;
 }
 
-GgufWriter::GgufWriter(std::unique_ptr<ReplacingFile> file, GgufLayout layout)
-    : file_(std::move(file)), layout_(std::move(layout)) {}
+GgufWriter::GgufWriter(GgufLayout layout,
+                       std::unique_ptr<TensorFileWriter> file)
+    : layout_(std::move(layout)), file_(std::move(file)) {}
 
 absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(
     const std::string& path, std::span<const GgufTensorSpec> tensors,
@@ -1050,85 +1040,23 @@ absl::StatusOr<std::unique_ptr<GgufWriter>> GgufWriter::Create(
   absl::StatusOr<GgufLayout> layout =
       ComputeGgufLayout(tensors, general_name, metadata);
   if (!layout.ok()) return Annotate(layout.status(), path);
-  absl::StatusOr<std::unique_ptr<ReplacingFile>> file =
-      ReplacingFile::Create(path, kWriteBufferBytes);
-  if (!file.ok()) return file.status();
-  std::unique_ptr<GgufWriter> writer(
-      new GgufWriter(*std::move(file), *std::move(layout)));
-  const std::string& header = writer->layout_.header_bytes;
-  absl::Status status = writer->file_->Write(std::span<const uint8_t>(
-      reinterpret_cast<const uint8_t*>(header.data()), header.size()));
-  if (!status.ok()) return writer->Fail(std::move(status));
-  return writer;
+  std::vector<TensorFileEntry> entries;
+  entries.reserve(layout->tensors.size());
+  for (const GgufTensorInfo& tensor : layout->tensors) {
+    entries.push_back({tensor.name, tensor.byte_size});
+  }
+  PSTORE_ASSIGN_OR_RETURN(
+      std::unique_ptr<TensorFileWriter> file,
+      TensorFileWriter::Create(path, layout->header_bytes, std::move(entries),
+                               kGgufDefaultAlignment));
+  return std::unique_ptr<GgufWriter>(
+      new GgufWriter(*std::move(layout), std::move(file)));
 }
 
 absl::Status GgufWriter::Append(std::span<const uint8_t> bytes) {
-  if (finished_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Append after Finish"));
-  }
-  if (!failure_.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path(), ": Append after an earlier error: ", failure_.message()));
-  }
-  if (current_tensor_ == layout_.tensors.size()) {
-    if (bytes.empty()) return absl::OkStatus();
-    return absl::InvalidArgumentError(
-        absl::StrCat(path(), ": Append of ", bytes.size(),
-                     " bytes after every tensor is complete"));
-  }
-  const GgufTensorInfo& tensor = layout_.tensors[current_tensor_];
-  if (bytes.size() > tensor.byte_size - current_written_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path(), ": Append of ", bytes.size(), " bytes overruns ",
-                     TensorContext(tensor.name), ", which has ",
-                     current_written_, " of ", tensor.byte_size, " bytes"));
-  }
-  absl::Status status = file_->Write(bytes);
-  if (!status.ok()) return Fail(std::move(status));
-  current_written_ += bytes.size();
-  if (current_written_ == tensor.byte_size) {
-    static constexpr uint8_t kZeros[kGgufDefaultAlignment] = {};
-    const uint64_t padding =
-        AlignUp(tensor.byte_size, kGgufDefaultAlignment) - tensor.byte_size;
-    status = file_->Write(std::span<const uint8_t>(kZeros, padding));
-    if (!status.ok()) return Fail(std::move(status));
-    ++current_tensor_;
-    current_written_ = 0;
-  }
-  return absl::OkStatus();
+  return file_->Append(bytes);
 }
 
-absl::Status GgufWriter::Finish() {
-  if (finished_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Finish called twice"));
-  }
-  if (!failure_.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path(), ": Finish after an earlier error: ", failure_.message()));
-  }
-  if (current_tensor_ < layout_.tensors.size()) {
-    const GgufTensorInfo& tensor = layout_.tensors[current_tensor_];
-    return absl::FailedPreconditionError(
-        absl::StrCat(path(), ": Finish before every tensor is complete: ",
-                     TensorContext(tensor.name), " has ", current_written_,
-                     " of ", tensor.byte_size, " bytes"));
-  }
-  absl::Status status = file_->Commit();
-  // Past the rename only the directory's fsync can fail: the file is whole.
-  if (file_->committed()) {
-    finished_ = true;
-  } else {
-    failure_ = status;
-  }
-  return status;
-}
-
-absl::Status GgufWriter::Fail(absl::Status status) {
-  failure_ = status;
-  file_->Abandon();
-  return status;
-}
+absl::Status GgufWriter::Finish() { return file_->Finish(); }
 
 }  // namespace pstore
