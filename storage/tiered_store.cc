@@ -11,7 +11,6 @@
 #include "storage/buffer_pool.h"
 #include "storage/cold/rocksdb_backend.h"
 #include "storage/dram/dram_tier.h"
-#include "storage/nvme/device.h"
 #include "storage/nvme/nvme_tier.h"
 #include "storage/pins.h"
 #include "storage/spiller.h"

@@ -33,11 +33,10 @@
 #include "absl/strings/string_view.h"
 #include "codec/hash.h"
 #include "storage/block.h"
+#include "storage/nvme/device.h"
 #include "storage/tier.h"
 
 namespace pstore {
-
-class Device;
 
 struct NvmeTierOptions {
   // Directory holding the region files; created if missing.
