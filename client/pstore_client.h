@@ -39,6 +39,9 @@ class ChannelCredentials;
 }
 
 namespace pstore {
+namespace client_internal {
+class Channels;
+}
 
 struct ClientOptions {
   // host:port of pstored. Default: 127.0.0.1:7070.
@@ -220,12 +223,11 @@ class Client {
   const ClientOptions& options() const { return options_; }
 
  private:
-  class Channels;
   Client(ClientOptions options,
          std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   const ClientOptions options_;
-  std::unique_ptr<Channels> channels_;
+  std::unique_ptr<client_internal::Channels> channels_;
 };
 
 }  // namespace pstore
