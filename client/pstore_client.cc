@@ -34,6 +34,33 @@ using client_internal::WithRetries;
 
 constexpr int kListPageSize = 1000;
 
+// Whether a unary call may be sent again after UNAVAILABLE.
+enum class Idempotent {
+  // Sending it again after a lost reply changes nothing: retried.
+  kYes,
+  // A second send would see the first one's effect and fail (ALREADY_EXISTS,
+  // NOT_FOUND) where the call succeeded: sent once. gRPC still retries, by
+  // itself, a call that never left the client.
+  kNo,
+};
+
+// Calls unary `method` on the next channel, with retries if `idempotent`.
+template <typename Request, typename Response>
+absl::Status CallUnary(const ClientOptions& options, Channels& channels,
+                       Idempotent idempotent,
+                       grpc::Status (v1::ParamStore::Stub::*method)(
+                           grpc::ClientContext*, const Request&, Response*),
+                       const Request& request, Response* response) {
+  const int attempts =
+      idempotent == Idempotent::kYes ? options.max_attempts : 1;
+  return WithRetries(options, attempts, [&]() -> absl::Status {
+    grpc::ClientContext context;
+    SetDeadline(options, &context);
+    v1::ParamStore::Stub& stub = *channels.Next().stub;
+    return FromGrpc((stub.*method)(&context, request, response));
+  });
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<float>> DecodeToFloat(
@@ -351,19 +378,15 @@ Client::GetTensor(absl::string_view name, const GetOptions& options) {
 
 // --- Unary calls ---
 
-#define PSTORE_UNARY(method, request, response)                        \
-  WithRetries(options_, options_.max_attempts, [&]() -> absl::Status { \
-    grpc::ClientContext context;                                       \
-    SetDeadline(options_, &context);                                   \
-    return FromGrpc(                                                   \
-        channels_->Next().stub->method(&context, request, response));  \
-  })
+#define PSTORE_UNARY(idempotent, method, request, response) \
+  CallUnary(options_, *channels_, Idempotent::idempotent,   \
+            &v1::ParamStore::Stub::method, request, response)
 
 absl::StatusOr<v1::TensorInfo> Client::StatTensor(absl::string_view name) {
   v1::StatTensorRequest request;
   request.set_name(std::string(name));
   v1::TensorInfo response;
-  absl::Status status = PSTORE_UNARY(StatTensor, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, StatTensor, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("stat ", name));
   return response;
 }
@@ -377,7 +400,7 @@ absl::StatusOr<std::vector<v1::TensorInfo>> Client::ListTensors(
   request.set_page_size(kListPageSize);
   while (true) {
     v1::ListTensorsResponse response;
-    absl::Status status = PSTORE_UNARY(ListTensors, request, &response);
+    absl::Status status = PSTORE_UNARY(kYes, ListTensors, request, &response);
     if (!status.ok()) {
       return WithContext(status, absl::StrCat("list ", revision));
     }
@@ -394,7 +417,7 @@ absl::Status Client::DeleteTensor(absl::string_view name) {
   v1::DeleteTensorRequest request;
   request.set_name(std::string(name));
   v1::DeleteTensorResponse response;
-  return WithContext(PSTORE_UNARY(DeleteTensor, request, &response),
+  return WithContext(PSTORE_UNARY(kNo, DeleteTensor, request, &response),
                      absl::StrCat("delete ", name));
 }
 
@@ -405,7 +428,7 @@ absl::StatusOr<v1::Revision> Client::CreateRevision(
   request.set_name(std::string(name));
   request.mutable_metadata()->insert(metadata.begin(), metadata.end());
   v1::Revision response;
-  absl::Status status = PSTORE_UNARY(CreateRevision, request, &response);
+  absl::Status status = PSTORE_UNARY(kNo, CreateRevision, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("create ", name));
   return response;
 }
@@ -414,7 +437,7 @@ absl::StatusOr<v1::Revision> Client::PublishRevision(absl::string_view name) {
   v1::PublishRevisionRequest request;
   request.set_name(std::string(name));
   v1::Revision response;
-  absl::Status status = PSTORE_UNARY(PublishRevision, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, PublishRevision, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("publish ", name));
   return response;
 }
@@ -423,7 +446,7 @@ absl::Status Client::DeleteRevision(absl::string_view name) {
   v1::DeleteRevisionRequest request;
   request.set_name(std::string(name));
   v1::DeleteRevisionResponse response;
-  return WithContext(PSTORE_UNARY(DeleteRevision, request, &response),
+  return WithContext(PSTORE_UNARY(kNo, DeleteRevision, request, &response),
                      absl::StrCat("delete ", name));
 }
 
@@ -431,7 +454,7 @@ absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name) {
   v1::GetRevisionRequest request;
   request.set_name(std::string(name));
   v1::Revision response;
-  absl::Status status = PSTORE_UNARY(GetRevision, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, GetRevision, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("revision ", name));
   return response;
 }
@@ -439,7 +462,7 @@ absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name) {
 absl::StatusOr<std::vector<v1::Model>> Client::ListModels() {
   v1::ListModelsRequest request;
   v1::ListModelsResponse response;
-  absl::Status status = PSTORE_UNARY(ListModels, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, ListModels, request, &response);
   if (!status.ok()) return WithContext(status, "list models");
   return std::vector<v1::Model>(response.models().begin(),
                                 response.models().end());
@@ -449,7 +472,7 @@ absl::StatusOr<uint64_t> Client::Pin(absl::string_view name) {
   v1::PinRequest request;
   request.set_name(std::string(name));
   v1::PinResponse response;
-  absl::Status status = PSTORE_UNARY(Pin, request, &response);
+  absl::Status status = PSTORE_UNARY(kNo, Pin, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("pin ", name));
   return response.pinned_bytes();
 }
@@ -458,7 +481,7 @@ absl::Status Client::Unpin(absl::string_view name) {
   v1::UnpinRequest request;
   request.set_name(std::string(name));
   v1::UnpinResponse response;
-  return WithContext(PSTORE_UNARY(Unpin, request, &response),
+  return WithContext(PSTORE_UNARY(kNo, Unpin, request, &response),
                      absl::StrCat("unpin ", name));
 }
 
@@ -468,7 +491,7 @@ absl::StatusOr<v1::PrefetchResponse> Client::Prefetch(absl::string_view name,
   request.set_name(std::string(name));
   request.set_tier(tier);
   v1::PrefetchResponse response;
-  absl::Status status = PSTORE_UNARY(Prefetch, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, Prefetch, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("prefetch ", name));
   return response;
 }
@@ -477,13 +500,14 @@ absl::Status Client::DropCache(v1::Tier tier) {
   v1::DropCacheRequest request;
   request.set_tier(tier);
   v1::DropCacheResponse response;
-  return WithContext(PSTORE_UNARY(DropCache, request, &response), "drop cache");
+  return WithContext(PSTORE_UNARY(kYes, DropCache, request, &response),
+                     "drop cache");
 }
 
 absl::StatusOr<v1::ServerStatus> Client::GetServerStatus() {
   v1::GetServerStatusRequest request;
   v1::ServerStatus response;
-  absl::Status status = PSTORE_UNARY(GetServerStatus, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, GetServerStatus, request, &response);
   if (!status.ok()) return WithContext(status, "status");
   return response;
 }
@@ -492,7 +516,7 @@ absl::StatusOr<v1::VerifyResponse> Client::Verify(absl::string_view name) {
   v1::VerifyRequest request;
   request.set_name(std::string(name));
   v1::VerifyResponse response;
-  absl::Status status = PSTORE_UNARY(Verify, request, &response);
+  absl::Status status = PSTORE_UNARY(kYes, Verify, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("verify ", name));
   return response;
 }
