@@ -4,7 +4,8 @@
 //
 // Thread-compatible: Bench is driven by the main thread; workloads start
 // their own threads and join them before returning. Children (pstored and
-// the peers) are forked from the main thread only (see child_process.h).
+// the peers) are forked from the main thread only (see
+// util/child_process.h).
 
 #ifndef PSTORE_BENCH_HARNESS_H_
 #define PSTORE_BENCH_HARNESS_H_
@@ -23,12 +24,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bench/bench_util.h"
-#include "bench/child_process.h"
 #include "bench/peers.h"
 #include "bench/results.h"
 #include "bench/synthetic_model.h"
 #include "client/pstore_client.h"
 #include "storage/cold/cold_database.h"
+#include "util/child_process.h"
 
 #ifndef PSTORED_DEFAULT_PATH
 #define PSTORED_DEFAULT_PATH ""

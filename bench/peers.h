@@ -25,8 +25,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "bench/child_process.h"
 #include "bench/peer.grpc.pb.h"
+#include "util/child_process.h"
 
 namespace pstore::bench {
 

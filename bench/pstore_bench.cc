@@ -29,10 +29,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
-#include "bench/child_process.h"
 #include "bench/harness.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
+#include "util/child_process.h"
 #include "util/status.h"
 #include "util/units.h"
 

@@ -48,8 +48,14 @@ namespace {
 // sink pieces of at most gRPC's slice size (64 KiB).
 constexpr size_t kGetBufferBytes = size_t{1} << 20;
 
+// What a FAILED_PRECONDITION of the command means: the state of a
+// revision (writing a published one), of a tier (disabled, or cold, which
+// cannot be dropped), or nothing the command can say more of.
+enum class Precondition { kUnknown, kPublishedRevision, kTier };
+
 // What to do about an error of each code, for the one-line message.
-std::string Advice(absl::StatusCode code, const std::string& address) {
+std::string Advice(absl::StatusCode code, const std::string& address,
+                   Precondition precondition) {
   switch (code) {
     case absl::StatusCode::kUnavailable:
       return absl::StrCat(
@@ -61,7 +67,15 @@ std::string Advice(absl::StatusCode code, const std::string& address) {
     case absl::StatusCode::kOutOfRange:
       return "fix the arguments; see `pstore-cli COMMAND --help`";
     case absl::StatusCode::kFailedPrecondition:
-      return "published revisions are immutable: write to a new revision";
+      switch (precondition) {
+        case Precondition::kPublishedRevision:
+          return "published revisions are immutable: write to a new revision";
+        case Precondition::kTier:
+          return "see the server's tiers with `pstore-cli status`";
+        case Precondition::kUnknown:
+          break;
+      }
+      return "see the pstored log";
     case absl::StatusCode::kAlreadyExists:
       return "use another name, or delete the existing one first";
     case absl::StatusCode::kResourceExhausted:
@@ -79,11 +93,12 @@ std::string Advice(absl::StatusCode code, const std::string& address) {
   }
 }
 
-int Fail(const absl::Status& status, const std::string& address) {
+int Fail(const absl::Status& status, const std::string& address,
+         Precondition precondition = Precondition::kUnknown) {
   std::fprintf(stderr, "pstore-cli: %s: %s (%s)\n",
                absl::StatusCodeToString(status.code()).c_str(),
                std::string(status.message()).c_str(),
-               Advice(status.code(), address).c_str());
+               Advice(status.code(), address, precondition).c_str());
   return 1;
 }
 
@@ -773,7 +788,15 @@ int Main(int argc, char** argv) {
   } else if (verify->parsed()) {
     status = Verify(c, name);
   }
-  if (!status.ok()) return Fail(status, address);
+  if (!status.ok()) {
+    Precondition precondition = Precondition::kUnknown;
+    if (put->parsed() || rm->parsed() || import->parsed()) {
+      precondition = Precondition::kPublishedRevision;
+    } else if (prefetch->parsed() || drop->parsed()) {
+      precondition = Precondition::kTier;
+    }
+    return Fail(status, address, precondition);
+  }
   return 0;
 }
 

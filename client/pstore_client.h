@@ -9,10 +9,20 @@
 // and the bytes are never handed over as good. Puts send the XXH3-64 of the
 // tensor in their header, so the server refuses bytes damaged on the way.
 //
-// Retries: calls that fail with UNAVAILABLE are retried with exponential
-// backoff up to ClientOptions::max_attempts; reads resume where they
-// stopped. Deadlines: every call gets ClientOptions::call_timeout unless a
-// call's options say otherwise.
+// Retries: a call that fails with UNAVAILABLE is sent again, with
+// exponential backoff, up to ClientOptions::max_attempts times in all, when
+// sending it twice is harmless: the reads (GetTensor, GetTensorTo and
+// PullModel, which resume where they stopped), StatTensor, ListTensors,
+// GetRevision, ListModels, PublishRevision (publishing a published revision
+// is OK), PutTensor and PutTensorFrom (a put replaces the tensor),
+// Prefetch, DropCache, Verify and GetServerStatus. CreateRevision,
+// DeleteRevision, DeleteTensor, Pin and Unpin are sent once: if their reply
+// is lost, a second send would fail with ALREADY_EXISTS or NOT_FOUND where
+// the first succeeded, so UNAVAILABLE goes back to the caller, who can look
+// (GetRevision, StatTensor, GetServerStatus) before trying again. gRPC's
+// own transparent retry still resends any call that never left the client.
+// Deadlines: every call gets ClientOptions::call_timeout unless a call's
+// options say otherwise.
 //
 // Thread-safe: one Client may be used from many threads at once.
 
@@ -39,6 +49,9 @@ class ChannelCredentials;
 }
 
 namespace pstore {
+namespace client_internal {
+class Channels;
+}
 
 struct ClientOptions {
   // host:port of pstored. Default: 127.0.0.1:7070.
@@ -48,8 +61,8 @@ struct ClientOptions {
   // Default: 10 minutes (a large pull over a slow link takes a while).
   absl::Duration call_timeout = absl::Minutes(10);
 
-  // Attempts of a call that fails with UNAVAILABLE (1: no retry).
-  // Default: 4.
+  // Attempts of a retried call (see "Retries" above) that fails with
+  // UNAVAILABLE (1: no retry). Default: 4.
   int max_attempts = 4;
 
   // First retry delay; doubles each attempt, with jitter, up to
@@ -188,13 +201,17 @@ class Client {
   // following pages.
   absl::StatusOr<std::vector<v1::TensorInfo>> ListTensors(
       absl::string_view revision, absl::string_view prefix = "");
+  // Deletes tensor `name` of an open revision. Sent once (not retried).
   absl::Status DeleteTensor(absl::string_view name);
 
   // --- Revisions ---
+  // Creates open revision `name` ("MODEL@REV"). Sent once (not retried).
   absl::StatusOr<v1::Revision> CreateRevision(
       absl::string_view name,
       const std::map<std::string, std::string>& metadata = {});
+  // Publishes revision `name`; publishing a published one is OK. Retried.
   absl::StatusOr<v1::Revision> PublishRevision(absl::string_view name);
+  // Deletes revision `name` and its tensors. Sent once (not retried).
   absl::Status DeleteRevision(absl::string_view name);
   // Returns the manifest of `name` ("MODEL@REV" or "MODEL").
   absl::StatusOr<v1::Revision> GetRevision(absl::string_view name);
@@ -208,7 +225,11 @@ class Client {
                                        const PullCallbacks& callbacks);
 
   // --- Operator calls ---
+  // Pins revision `name` ("MODEL@REV" or "MODEL"): its blocks are never
+  // evicted from DRAM. Returns the bytes pinned in all. Sent once (not
+  // retried).
   absl::StatusOr<uint64_t> Pin(absl::string_view name);
+  // Unpins revision `name`. Sent once (not retried).
   absl::Status Unpin(absl::string_view name);
   absl::StatusOr<v1::PrefetchResponse> Prefetch(absl::string_view name,
                                                 v1::Tier tier);
@@ -220,12 +241,11 @@ class Client {
   const ClientOptions& options() const { return options_; }
 
  private:
-  class Channels;
   Client(ClientOptions options,
          std::shared_ptr<grpc::ChannelCredentials> credentials);
 
   const ClientOptions options_;
-  std::unique_ptr<Channels> channels_;
+  std::unique_ptr<client_internal::Channels> channels_;
 };
 
 }  // namespace pstore

@@ -4,12 +4,20 @@
 // pstore::Client must refuse every chunk that does not fit the tensor with
 // DataLoss, and never write outside the memory the caller gave it (each
 // destination has guard bytes on both sides, checked after the call).
+//
+// The fake also loses the reply of every call that changes state: it
+// applies the change, then answers UNAVAILABLE. The client must not send a
+// call that is not idempotent again (the retry would fail where the call
+// succeeded), and must retry one that is.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -139,6 +147,50 @@ class FakeParamStore final : public v1::ParamStore::Service {
     return Send(get_chunks, writer);
   }
 
+  // The calls that change state. Each applies its change to the names
+  // below and then answers UNAVAILABLE, as when the reply is lost on the
+  // way; the same call again gets what pstored would answer then.
+  grpc::Status CreateRevision(grpc::ServerContext* /*context*/,
+                              const v1::CreateRevisionRequest* request,
+                              v1::Revision* /*response*/) override {
+    return Apply("CreateRevision", revisions, request->name(), /*add=*/true);
+  }
+  grpc::Status DeleteRevision(
+      grpc::ServerContext* /*context*/,
+      const v1::DeleteRevisionRequest* request,
+      v1::DeleteRevisionResponse* /*response*/) override {
+    return Apply("DeleteRevision", revisions, request->name(), /*add=*/false);
+  }
+  grpc::Status DeleteTensor(grpc::ServerContext* /*context*/,
+                            const v1::DeleteTensorRequest* request,
+                            v1::DeleteTensorResponse* /*response*/) override {
+    return Apply("DeleteTensor", tensors, request->name(), /*add=*/false);
+  }
+  grpc::Status Pin(grpc::ServerContext* /*context*/,
+                   const v1::PinRequest* request,
+                   v1::PinResponse* /*response*/) override {
+    return Apply("Pin", pins, request->name(), /*add=*/true);
+  }
+  grpc::Status Unpin(grpc::ServerContext* /*context*/,
+                     const v1::UnpinRequest* request,
+                     v1::UnpinResponse* /*response*/) override {
+    return Apply("Unpin", pins, request->name(), /*add=*/false);
+  }
+  // Idempotent: publishing a published revision is OK.
+  grpc::Status PublishRevision(grpc::ServerContext* /*context*/,
+                               const v1::PublishRevisionRequest* /*request*/,
+                               v1::Revision* /*response*/) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls["PublishRevision"];
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake: reply lost");
+  }
+
+  // Returns how many times `method` was called.
+  int Calls(const std::string& method) {
+    std::lock_guard<std::mutex> lock(mu);
+    return calls[method];
+  }
+
   // False: the manifest gives no whole-tensor hash (as for encoded pulls).
   bool manifest_hashes = true;
   // At least 0: the first PullModel sends this many chunks, then fails
@@ -148,8 +200,33 @@ class FakeParamStore final : public v1::ParamStore::Service {
   std::vector<v1::TensorChunk> get_chunks;
   std::atomic<int> pull_calls{0};
   std::atomic<int> get_calls{0};
+  // What the state-changing calls change; tests may add names before the
+  // server starts.
+  std::mutex mu;
+  std::set<std::string> revisions{kModel};
+  std::set<std::string> tensors{kTensor};
+  std::set<std::string> pins;
+  std::map<std::string, int> calls;
 
  private:
+  // Counts a call of `method`, adds `name` to or removes it from `names`,
+  // and answers UNAVAILABLE. ALREADY_EXISTS if it is there to add,
+  // NOT_FOUND if it is not there to remove: the answer to a call sent again
+  // after its reply was lost.
+  grpc::Status Apply(const std::string& method, std::set<std::string>& names,
+                     const std::string& name, bool add) {
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls[method];
+    if (add && !names.insert(name).second) {
+      return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                          "fake: " + name + " exists");
+    }
+    if (!add && names.erase(name) == 0) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "fake: no " + name);
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "fake: reply lost");
+  }
+
   static grpc::Status Send(const std::vector<v1::TensorChunk>& chunks,
                            grpc::ServerWriter<v1::TensorChunk>* writer) {
     for (const v1::TensorChunk& chunk : chunks) {
@@ -200,8 +277,8 @@ class HostileServerTest : public ::testing::Test {
   }
 
   // Starts the fake on a free loopback port and connects a client to it
-  // that gives up fast: two attempts, 1 ms apart, 10 s per call.
-  void Start() {
+  // that gives up fast: `max_attempts` attempts, 1 ms apart, 10 s per call.
+  void Start(int max_attempts = 2) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -213,7 +290,7 @@ class HostileServerTest : public ::testing::Test {
     ClientOptions options;
     options.address = "127.0.0.1:" + std::to_string(port);
     options.call_timeout = absl::Seconds(10);
-    options.max_attempts = 2;
+    options.max_attempts = max_attempts;
     options.initial_backoff = absl::Milliseconds(1);
     options.max_backoff = absl::Milliseconds(1);
     ASSERT_OK_AND_ASSIGN(client_, Client::Create(options));
@@ -379,5 +456,52 @@ TEST_F(HostileServerTest, PullRetriesACutStreamAndResendsWhatItHad) {
   EXPECT_EQ(done_, 1);
   EXPECT_EQ(fake_.pull_calls.load(), 2);
 }
+
+// A call that is not idempotent is sent once: after a lost reply, sending
+// it again would fail (ALREADY_EXISTS, NOT_FOUND) where it succeeded.
+// gRPC itself still retries a call that never left the client.
+TEST_F(HostileServerTest, CreateRevisionIsSentOnceWhenTheReplyIsLost) {
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->CreateRevision("m@v2").status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("CreateRevision"), 1);
+}
+
+TEST_F(HostileServerTest, DeleteRevisionIsSentOnceWhenTheReplyIsLost) {
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->DeleteRevision(kModel),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("DeleteRevision"), 1);
+}
+
+TEST_F(HostileServerTest, DeleteTensorIsSentOnceWhenTheReplyIsLost) {
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->DeleteTensor(kTensor),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("DeleteTensor"), 1);
+}
+
+TEST_F(HostileServerTest, PinIsSentOnceWhenTheReplyIsLost) {
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->Pin(kModel).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("Pin"), 1);
+}
+
+TEST_F(HostileServerTest, UnpinIsSentOnceWhenTheReplyIsLost) {
+  fake_.pins.insert(kModel);
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->Unpin(kModel), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("Unpin"), 1);
+}
+
+TEST_F(HostileServerTest, PublishIsRetriedWhenTheReplyIsLost) {
+  // Publishing a published revision is OK: the client may send it again.
+  Start(/*max_attempts=*/4);
+  EXPECT_THAT(client_->PublishRevision(kModel).status(),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(fake_.Calls("PublishRevision"), 4);
+}
+
 }  // namespace
 }  // namespace pstore

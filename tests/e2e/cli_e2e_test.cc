@@ -62,8 +62,13 @@ class CliE2eTest : public ::testing::Test {
   }
 
   CliResult Run(const std::string& args) {
-    std::string command = absl::StrCat(PstoreCliPath(), " --addr ",
-                                       server_->address(), " ", args, " 2>&1");
+    return RunAt(server_->address(), args);
+  }
+
+  // Runs pstore-cli against the pstored at `address`.
+  CliResult RunAt(const std::string& address, const std::string& args) {
+    std::string command =
+        absl::StrCat(PstoreCliPath(), " --addr ", address, " ", args, " 2>&1");
     CliResult result;
     FILE* pipe = popen(command.c_str(), "r");
     if (pipe == nullptr) return result;
@@ -252,6 +257,40 @@ TEST_F(CliE2eTest, PinPrefetchDropCacheAndStatus) {
   EXPECT_EQ(Run("unpin m").exit_code, 0);
   EXPECT_EQ(Run("drop-cache --tier cold").exit_code, 1);
   EXPECT_EQ(Run("drop-cache --tier disk").exit_code, 2);
+}
+
+// FAILED_PRECONDITION has more than one cause; the advice after the
+// message is that of the cause at hand. It once told a prefetch into a
+// disabled NVMe tier that published revisions are immutable.
+TEST_F(CliE2eTest, FailedPreconditionAdviceFitsTheCause) {
+  const std::string kPublishAdvice = "write to a new revision";
+  std::string raw = dir_.Sub("w.bin");
+  std::vector<uint8_t> bytes = testing::RandomBytes(4096, 5);
+  std::ofstream(raw, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::string put = absl::StrCat(" ", raw, " --dtype U8 --shape 4096");
+
+  PstoredProcess no_nvme(dir_.Sub("no_nvme"), {"--nvme_bytes=0"});
+  ASSERT_OK(no_nvme.Start());
+  ASSERT_EQ(RunAt(no_nvme.address(), "put m@v1/w" + put).exit_code, 0);
+  ASSERT_EQ(RunAt(no_nvme.address(), "publish m@v1").exit_code, 0);
+  CliResult prefetch = RunAt(no_nvme.address(), "prefetch m --tier nvme");
+  EXPECT_EQ(prefetch.exit_code, 1);
+  EXPECT_EQ(prefetch.out.rfind("pstore-cli: FAILED_PRECONDITION: ", 0), 0u)
+      << prefetch.out;
+  EXPECT_NE(prefetch.out.find("NVMe tier is disabled"), std::string::npos)
+      << prefetch.out;
+  EXPECT_EQ(prefetch.out.find(kPublishAdvice), std::string::npos)
+      << prefetch.out;
+
+  // A put into a published revision still gets the advice.
+  ASSERT_EQ(Run("put m@v1/w" + put).exit_code, 0);
+  ASSERT_EQ(Run("publish m@v1").exit_code, 0);
+  CliResult refused = Run("put m@v1/x" + put);
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_EQ(refused.out.rfind("pstore-cli: FAILED_PRECONDITION: ", 0), 0u)
+      << refused.out;
+  EXPECT_NE(refused.out.find(kPublishAdvice), std::string::npos) << refused.out;
 }
 
 }  // namespace

@@ -24,7 +24,6 @@
 // flags, 3 if the harness itself could not run (no pstored binary, no
 // disk).
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,6 +60,7 @@
 #include "tests/reliability/crash_model.h"
 #include "tests/reliability/nvme_fault.h"
 #include "tests/testing/pstored_process.h"
+#include "util/child_process.h"
 #include "util/units.h"
 
 namespace pstore::reliability {
@@ -1116,30 +1116,15 @@ void Harness::KillDuringStartup(int round, Rng& rng) {
       "--nvme_bytes=" + flags_.nvme_bytes,
       "--block_bytes=" + flags_.block_bytes,
   };
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  std::string log_path = data_dir + "/pstored.log";
+  ChildProcess pstored("pstored", std::move(args), data_dir + "/pstored.log");
   int delay_ms = static_cast<int>(Uniform(rng, 1, 600));
-  pid_t pid = fork();
-  if (pid < 0) {
-    Violation("fork failed");
+  if (absl::Status started = pstored.Start(); !started.ok()) {
+    Violation(absl::StrCat("cannot start pstored: ", started.ToString()));
     return;
-  }
-  if (pid == 0) {
-    int log = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (log >= 0) {
-      dup2(log, STDERR_FILENO);
-      dup2(log, STDOUT_FILENO);
-    }
-    execv(argv[0], argv.data());
-    _exit(127);
   }
   absl::SleepFor(absl::Milliseconds(delay_ms));
   bool serving = std::filesystem::exists(port_file);
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  pstored.Kill();
   ++totals_.startup_kills;
   totals_.startup_kills_serving += serving;
   journal_->Write(absl::StrCat("r", round, " KILL during start-up after ",

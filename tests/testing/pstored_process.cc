@@ -1,17 +1,16 @@
 #include "tests/testing/pstored_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "absl/strings/str_split.h"
+#include "util/file_io.h"
+#include "util/status.h"
 
 namespace pstore::testing {
 
@@ -40,11 +39,11 @@ PstoredProcess::PstoredProcess(std::string data_dir,
     : data_dir_(std::move(data_dir)), extra_flags_(std::move(extra_flags)) {}
 
 PstoredProcess::~PstoredProcess() {
-  if (pid_ > 0) (void)Stop(SIGTERM, absl::Seconds(30));
+  if (pid() > 0) (void)Stop(SIGTERM, absl::Seconds(30));
 }
 
 absl::Status PstoredProcess::Start(absl::Duration timeout) {
-  if (pid_ > 0) return absl::FailedPreconditionError("pstored is running");
+  if (pid() > 0) return absl::FailedPreconditionError("pstored is running");
   // An idle gRPC client reads the server's GOAWAY only when its backup
   // poller runs (every 5 s by default); pstored gives such clients 2 s
   // before it exits anyway. Poll often so that a stop in a test is quick.
@@ -76,86 +75,48 @@ absl::Status PstoredProcess::Start(absl::Duration timeout) {
           "--cold_min_free_bytes=16MiB",
       });
   args.insert(args.end(), extra_flags_.begin(), extra_flags_.end());
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  pid_t pid = fork();
-  if (pid < 0) return absl::InternalError("fork failed");
-  if (pid == 0) {
-    int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (log >= 0) {
-      dup2(log, STDERR_FILENO);
-      dup2(log, STDOUT_FILENO);
-    }
-    execvp(argv[0], argv.data());
-    _exit(127);
+  process_ =
+      std::make_unique<ChildProcess>("pstored", std::move(args), log_path_);
+  PSTORE_RETURN_IF_ERROR(process_->Start());
+  // ChildProcess stops the process on a timeout and puts the log's tail in
+  // the error.
+  PSTORE_ASSIGN_OR_RETURN(int port,
+                          process_->WaitForPortFile(port_file, timeout));
+  // The file holds "PORT\nMETRICS_PORT\n", written whole.
+  absl::StatusOr<std::string> ports = ReadFileToString(port_file);
+  if (!ports.ok()) return ports.status();
+  std::vector<absl::string_view> words =
+      absl::StrSplit(*ports, absl::ByAnyChar(" \n"), absl::SkipEmpty());
+  int metrics_port = 0;
+  if (words.size() < 2 || !absl::SimpleAtoi(words[1], &metrics_port)) {
+    Kill();
+    return absl::InternalError(
+        absl::StrCat("pstored wrote no metrics port: '", *ports, "'"));
   }
-  pid_ = pid;
-
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return absl::UnavailableError(
-          absl::StrCat("pstored exited at start:\n", Log()));
-    }
-    std::ifstream in(port_file);
-    int port = 0;
-    int metrics_port = 0;
-    if (in >> port >> metrics_port && port > 0) {
-      port_ = port;
-      metrics_port_ = metrics_port;
-      address_ = absl::StrCat("127.0.0.1:", port);
-      return absl::OkStatus();
-    }
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  Kill();
-  return absl::UnavailableError(
-      absl::StrCat("pstored did not serve in time:\n", Log()));
+  port_ = port;
+  metrics_port_ = metrics_port;
+  address_ = absl::StrCat("127.0.0.1:", port);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<int> PstoredProcess::Stop(int signal, absl::Duration timeout) {
-  if (pid_ <= 0) return absl::FailedPreconditionError("pstored is not running");
-  kill(pid_, signal);
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return status;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  Kill();
-  return absl::DeadlineExceededError("pstored did not exit in time; killed");
+  // A process that exited by itself is reaped here, with its status.
+  if (pid() <= 0)
+    return absl::FailedPreconditionError("pstored is not running");
+  return process_->Stop(timeout, signal);
 }
 
 void PstoredProcess::Kill() {
-  if (pid_ <= 0) return;
-  kill(pid_, SIGKILL);
-  int status = 0;
-  waitpid(pid_, &status, 0);
-  pid_ = -1;
+  if (process_ != nullptr) process_->Kill();
 }
 
 bool PstoredProcess::Running() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  if (waitpid(pid_, &status, WNOHANG) == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
+  return process_ != nullptr && process_->Running();
 }
 
 std::string PstoredProcess::Log() const {
-  std::ifstream in(log_path_);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> log = ReadFileToString(log_path_);
+  return log.ok() ? *std::move(log) : "";
 }
 
 }  // namespace pstore::testing

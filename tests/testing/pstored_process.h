@@ -4,18 +4,25 @@
 //
 // Start waits, bounded, until the server answers; Stop sends SIGTERM and
 // waits, bounded, for the exit (then SIGKILL). The destructor stops it.
+// The server runs as a ChildProcess (util/child_process.h): in its own
+// process group, and killed when the thread that called Start ends, so a
+// test that crashes or is killed leaves no pstored behind. Call Start from
+// the test's own thread.
 
 #ifndef PSTORE_TESTS_TESTING_PSTORED_PROCESS_H_
 #define PSTORE_TESTS_TESTING_PSTORED_PROCESS_H_
 
+#include <signal.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "util/child_process.h"
 
 namespace pstore::testing {
 
@@ -41,9 +48,9 @@ class PstoredProcess {
   absl::Status Start(absl::Duration timeout = absl::Seconds(60));
 
   // Sends `signal` and waits up to `timeout` for exit; kills it after.
-  // Returns the exit status as waitpid gives it, or an error if not
-  // running.
-  absl::StatusOr<int> Stop(int signal = 15,
+  // Returns the exit status as waitpid gives it; FailedPrecondition if not
+  // running; DeadlineExceeded if it had to be killed.
+  absl::StatusOr<int> Stop(int signal = SIGTERM,
                            absl::Duration timeout = absl::Seconds(60));
 
   // Kills with SIGKILL and reaps.
@@ -57,7 +64,8 @@ class PstoredProcess {
   int port() const { return port_; }
   // The port of /metrics, /healthz and /readyz (0 if off).
   int metrics_port() const { return metrics_port_; }
-  pid_t pid() const { return pid_; }
+  // The process id while it runs, else -1.
+  pid_t pid() const { return process_ == nullptr ? -1 : process_->pid(); }
   const std::string& data_dir() const { return data_dir_; }
   // Returns what the process wrote to stderr so far.
   std::string Log() const;
@@ -66,7 +74,7 @@ class PstoredProcess {
   const std::string data_dir_;
   const std::vector<std::string> extra_flags_;
   std::vector<std::string> prefix_;
-  pid_t pid_ = -1;
+  std::unique_ptr<ChildProcess> process_;  // Of the last Start.
   int port_ = 0;
   int metrics_port_ = 0;
   std::string address_;
