@@ -11,6 +11,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/memory_allocator.h"
@@ -23,6 +25,11 @@
 
 namespace pstore {
 namespace {
+
+// How long a write waits for RocksDB's own recovery from an earlier failed
+// write: kResumeAttempts waits of kResumeWait.
+constexpr int kResumeAttempts = 100;
+constexpr absl::Duration kResumeWait = absl::Milliseconds(20);
 
 constexpr const char* kFamilyNames[] = {"blocks", "refs", "staged", "catalog"};
 
@@ -234,11 +241,16 @@ absl::Status ColdDatabase::CheckSpace(uint64_t bytes) const {
 
 absl::Status ColdDatabase::Apply(rocksdb::WriteBatch* batch, bool sync) {
   if (needs_resume_.load(std::memory_order_acquire)) {
-    // A write failed for want of space, which leaves RocksDB read-only
-    // until Resume; space may have been freed since.
+    // A write failed (a full disk, an I/O error), which leaves RocksDB
+    // read-only until it recovers; space may have been freed since. Busy:
+    // RocksDB's own recovery is under way; give it a moment.
     rocksdb::Status resumed = db_->Resume();
+    for (int i = 0; resumed.IsBusy() && i < kResumeAttempts; ++i) {
+      absl::SleepFor(kResumeWait);
+      resumed = db_->Resume();
+    }
     if (!resumed.ok()) {
-      return RocksToStatus(resumed, "cold tier: resume after a full disk");
+      return RocksToStatus(resumed, "cold tier: resume after a failed write");
     }
     needs_resume_.store(false, std::memory_order_release);
     spdlog::info("event=cold_writes_resumed");
