@@ -62,11 +62,13 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 
 class Authorizer {
  public:
-  // Loads `path`. Codes: NotFound or PermissionDenied for the file,
-  // InvalidArgument for its content.
+  // Loads `path`. Codes: those of reading the file, as ErrnoToStatus maps
+  // them (NotFound if it is missing, PermissionDenied if it may not be
+  // read); InvalidArgument for its content (see ParseTokens).
   static absl::StatusOr<std::unique_ptr<Authorizer>> Load(std::string path);
 
-  // Reads the file again; on error keeps the current tokens.
+  // Reads the file again, with the codes of Load; on error keeps the
+  // current tokens.
   absl::Status Reload();
 
   // Returns OK if the call's bearer token grants `scope` on `model` (""

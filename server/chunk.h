@@ -4,7 +4,8 @@
 // block and holds a reference to it until gRPC is done with the bytes.
 // The result parses as an ordinary pstore.v1.TensorChunk in any client.
 //
-// Thread-compatible: a ChunkBuilder is used by one thread at a time.
+// Thread-safe: MakeChunkBuffer keeps no state, and the block reference it
+// takes may be dropped on any thread (gRPC releases it on its own).
 
 #ifndef PSTORE_SERVER_CHUNK_H_
 #define PSTORE_SERVER_CHUNK_H_

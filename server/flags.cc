@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "util/units.h"
 
@@ -220,6 +221,17 @@ std::string DescribeConfig(const DaemonConfig& config) {
       config.server.tls_client_ca_file.empty() ? "off" : "required",
       " tokens=", config.server.tokens_file.empty() ? "off" : "on",
       " log_level=", config.log_level);
+}
+
+bool IsLocalOnlyAddress(absl::string_view listen) {
+  // A Unix domain socket has no host part (its path may hold colons).
+  if (absl::StartsWith(listen, "unix:") ||
+      absl::StartsWith(listen, "unix-abstract:")) {
+    return true;
+  }
+  absl::string_view host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host == "::1" ||
+         absl::StartsWith(host, "127.");
 }
 
 }  // namespace pstore

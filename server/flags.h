@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/server.h"
 
@@ -31,6 +32,12 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
 
 // Returns a one-line summary of the effective configuration, for the log.
 std::string DescribeConfig(const DaemonConfig& config);
+
+// Returns true if the gRPC address `listen` can be reached only from this
+// machine: a loopback host:port (127.0.0.0/8, ::1, localhost) or a Unix
+// domain socket (unix:PATH, unix://PATH, unix-abstract:NAME). pstored warns
+// when it serves any other address without TLS and bearer tokens.
+bool IsLocalOnlyAddress(absl::string_view listen);
 
 }  // namespace pstore
 

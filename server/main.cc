@@ -9,7 +9,6 @@
 #include <span>
 #include <string>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/stubs/logging.h"
@@ -32,14 +31,6 @@ absl::Status WritePortFile(const std::string& path, int port,
   PSTORE_RETURN_IF_ERROR(file->Write(std::span<const uint8_t>(
       reinterpret_cast<const uint8_t*>(text.data()), text.size())));
   return file->Commit();
-}
-
-// Returns true if `listen` (host:port) binds only the loopback interface.
-bool IsLoopback(const std::string& listen) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  return host == "127.0.0.1" || host == "localhost" || host == "[::1]" ||
-         host == "::1" || absl::StartsWith(host, "127.") ||
-         absl::StartsWith(host, "unix:");
 }
 
 // Keeps glibc's heap from holding on to freed multi-MiB buffers. By default
@@ -123,7 +114,7 @@ int main(int argc, char** argv) {
     }
   }
 
-  if (!IsLoopback(config->server.listen) &&
+  if (!pstore::IsLocalOnlyAddress(config->server.listen) &&
       (!(*server)->uses_tls() || !(*server)->requires_tokens())) {
     spdlog::warn(
         "event=insecure_listen listen={} tls={} tokens={} "

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -17,6 +18,11 @@
 
 namespace pstore {
 namespace {
+
+// After a drain that ended with every call done, the least time gRPC gets
+// to deliver what those calls wrote and to close the connections (see
+// PstoreServer::Shutdown); also the time allowed past its deadline.
+constexpr absl::Duration kGrpcStopGrace = absl::Seconds(2);
 
 // Returns the contents of the text file at `path` (certificates, keys).
 absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
@@ -153,17 +159,28 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   CallGate& gate = service_->gate();
   gate.Close();
   spdlog::info("event=drain_start calls_in_flight={}", gate.in_flight());
-  if (!gate.WaitIdle(absl::Now() + drain)) {
+  const absl::Time drain_deadline = absl::Now() + drain;
+  const bool drained = gate.WaitIdle(drain_deadline);
+  if (!drained) {
     spdlog::warn("event=drain_timeout calls_cancelled={}", gate.in_flight());
   }
 
-  // Cancels what is left and closes the connections. gRPC waits for every
-  // client to acknowledge its GOAWAY, up to 20 s for one that does not
-  // read its socket, so this runs on its own thread and the store closes
-  // as soon as no call uses it.
+  // Closes the connections, each with a GOAWAY, once its client has read
+  // it; at `grpc_deadline` cancels the calls left and drops the connections
+  // that are still open. A call is done when its last bytes are queued, not
+  // when its client has them: a slow reader may still have megabytes to
+  // take in, which a dropped connection would cut off (the client gets
+  // "connection reset"). So after a drain in which every call finished,
+  // gRPC gets the rest of the drain time, and at least kGrpcStopGrace; calls
+  // still running when the drain time is up are cancelled at once. This
+  // runs on its own thread, and the store closes as soon as no call uses
+  // it.
+  const absl::Time grpc_deadline =
+      drained ? std::max(drain_deadline, absl::Now() + kGrpcStopGrace)
+              : absl::Now();
   auto stopped = std::make_shared<absl::Notification>();
-  std::thread stopper([server = server_.get(), stopped] {
-    server->Shutdown(std::chrono::system_clock::now());
+  std::thread stopper([server = server_.get(), stopped, grpc_deadline] {
+    server->Shutdown(absl::ToChronoTime(grpc_deadline));
     server->Wait();
     stopped->Notify();
   });
@@ -182,7 +199,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   store_.reset();
   spdlog::info("event=store_closed");
 
-  if (stopped->WaitForNotificationWithTimeout(absl::Seconds(2))) {
+  if (stopped->WaitForNotificationWithDeadline(
+          std::max(grpc_deadline, absl::Now()) + kGrpcStopGrace)) {
     stopper.join();
     // The grpc::Server object stays until the destructor: destroying the
     // last one shuts gRPC down, which can wait seconds for an idle poller
@@ -190,8 +208,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
     spdlog::info("event=grpc_stopped");
     return;
   }
-  // A client has not acknowledged the GOAWAY yet. Nothing uses the store
-  // any more; leave gRPC's shutdown running and let the process exit.
+  // gRPC is still closing a connection past its deadline. Nothing uses the
+  // store any more; leave gRPC's shutdown running and let the process exit.
   spdlog::info(
       "event=grpc_stop_pending reason=\"a client has not closed "
       "its connection\"");

@@ -69,9 +69,11 @@ class PstoreServer {
   // Returns the port of the metrics listener, 0 when it is off.
   int metrics_port() const;
 
-  // Drains and stops: see the header comment. When it returns the store is
-  // closed and no call runs; the process may exit at once (destroying the
-  // server object too can take seconds inside gRPC).
+  // Drains and stops: see the header comment. After a drain in which every
+  // call finished, clients get the rest of the drain time (at least 2 s) to
+  // read what those calls sent before their connections close. When it
+  // returns the store is closed and no call runs; the process may exit at
+  // once (destroying the server object too can take seconds inside gRPC).
   void Shutdown(absl::Duration drain);
 
   TieredStore* store() const { return store_.get(); }

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,6 +38,20 @@
 #include "absl/strings/string_view.h"
 
 namespace pstore {
+
+namespace nvme_internal {
+
+// Tests only: a seam in the io_uring engine for faults the kernel cannot be
+// made to produce. A hook that is set runs before each call of the system
+// call it names, on the thread about to make it, and returns 0 to let the
+// call go ahead or a negative errno value that the call then returns without
+// reaching the kernel. Hooks must be thread-safe.
+struct IoUringFaults {
+  std::function<int()> before_submit;  // io_uring_submit
+  std::function<int()> before_wait;    // io_uring_wait_cqe
+};
+
+}  // namespace nvme_internal
 
 // Receives the outcome of one asynchronous I/O.
 using IoCallback = absl::AnyInvocable<void(absl::Status) &&>;
@@ -86,6 +101,10 @@ struct DeviceOptions {
   // OpenDevice only: try io_uring first.
   // Default: true.
   bool use_io_uring = true;
+
+  // io_uring only, tests only: injected faults.
+  // Default: none.
+  nvme_internal::IoUringFaults io_uring_faults = {};
 };
 
 class Device {

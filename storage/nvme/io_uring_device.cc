@@ -4,6 +4,15 @@
 // transfers, runs callbacks and submits queued I/O as slots free. At most
 // queue_depth I/Os are in the kernel; the rest wait in pending_, so a caller
 // of ReadAsync never blocks on a full ring.
+//
+// When io_uring_submit fails for good, the I/Os whose entries the kernel did
+// not take, and those waiting behind them, complete with its error on the
+// thread that submitted. Their entries become NOPs whose completions are
+// ignored: they stay in the submission queue (liburing has published them to
+// the kernel) and go with the next submission, so they must not start the
+// I/O their callers were told had failed. When io_uring_wait_cqe keeps failing,
+// the completion thread waits a little longer before each retry, up to
+// kMaxWaitBackoff, and logs the first failure and the recovery of each streak.
 
 #include <liburing.h>
 #include <pthread.h>
@@ -24,6 +33,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "spdlog/spdlog.h"
 #include "storage/nvme/device.h"
 #include "storage/nvme/internal/region_files.h"
@@ -35,6 +46,10 @@ namespace {
 // user_data of the NOP that tells the completion thread to stop.
 constexpr uint64_t kShutdownTag = ~uint64_t{0};
 
+// user_data of an entry whose I/O failed before the kernel took it: its
+// completion is ignored.
+constexpr uint64_t kIgnoredTag = ~uint64_t{0} - 1;
+
 // Resubmissions of one I/O that failed with EAGAIN or EINTR before giving
 // up, and attempts of io_uring_submit that fail the same way.
 constexpr int kMaxRetries = 100;
@@ -44,6 +59,11 @@ constexpr unsigned kReapBatch = 64;
 
 // Largest queue depth accepted; the kernel caps rings at 32768 entries.
 constexpr uint32_t kMaxQueueDepth = 4096;
+
+// Wait after the first failure of io_uring_wait_cqe in a row, doubled after
+// each further one up to the maximum.
+constexpr absl::Duration kMinWaitBackoff = absl::Milliseconds(1);
+constexpr absl::Duration kMaxWaitBackoff = absl::Milliseconds(100);
 
 // One read or write from submission to its last completion.
 struct Op {
@@ -55,12 +75,22 @@ struct Op {
   IoCallback done;
 };
 
+// A callback to run, outside mu_, with its outcome.
+using Completion = std::pair<IoCallback, absl::Status>;
+
+// Runs and clears `completions`.
+void RunCompletions(std::vector<Completion>& completions) {
+  for (auto& [done, status] : completions) std::move(done)(std::move(status));
+  completions.clear();
+}
+
 class IoUringDevice final : public Device {
  public:
   explicit IoUringDevice(const DeviceOptions& options)
       : Device(options.num_regions, options.region_bytes),
         queue_depth_(
-            std::clamp<uint32_t>(options.queue_depth, 1, kMaxQueueDepth)) {}
+            std::clamp<uint32_t>(options.queue_depth, 1, kMaxQueueDepth)),
+        faults_(options.io_uring_faults) {}
 
   ~IoUringDevice() override {
     if (!ring_ready_) return;
@@ -74,7 +104,8 @@ class IoUringDevice final : public Device {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       io_uring_prep_nop(sqe);
       io_uring_sqe_set_data64(sqe, kShutdownTag);
-      SubmitLocked();
+      std::vector<Completion> failed;
+      SubmitLocked(failed);  // Fails no I/O: none is left.
     }
     if (completion_thread_.joinable()) completion_thread_.join();
     io_uring_queue_exit(&ring_);
@@ -142,16 +173,23 @@ class IoUringDevice final : public Device {
   absl::Status SyncImpl() override { return files_.SyncAll(); }
 
  private:
-  // Queues `ops` behind those already waiting and submits what fits.
+  // Queues `ops` behind those already waiting and submits what fits. Runs
+  // the callbacks of ops whose submission failed.
   void Enqueue(std::span<Op* const> ops) {
-    absl::MutexLock lock(&mu_);
-    pending_.insert(pending_.end(), ops.begin(), ops.end());
-    SubmitPendingLocked();
+    std::vector<Completion> failed;
+    {
+      absl::MutexLock lock(&mu_);
+      pending_.insert(pending_.end(), ops.begin(), ops.end());
+      SubmitPendingLocked(failed);
+    }
+    RunCompletions(failed);
   }
 
   // Moves waiting ops into the ring while slots are free, then submits them
-  // with one system call.
-  void SubmitPendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // with one system call. Appends to `failed` the ops whose submission
+  // failed, for the caller to run once it has released mu_.
+  void SubmitPendingLocked(std::vector<Completion>& failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     while (!pending_.empty() && in_flight_ < queue_depth_) {
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       if (sqe == nullptr) break;  // Unsubmitted entries fill the queue.
@@ -160,7 +198,7 @@ class IoUringDevice final : public Device {
       Prepare(sqe, op);
       ++in_flight_;
     }
-    if (io_uring_sq_ready(&ring_) > 0) SubmitLocked();
+    if (io_uring_sq_ready(&ring_) > 0) SubmitLocked(failed);
   }
 
   void Prepare(io_uring_sqe* sqe, Op* op) {
@@ -177,19 +215,65 @@ class IoUringDevice final : public Device {
     io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(op));
   }
 
-  // Hands prepared entries to the kernel. Entries it could not take stay
-  // in the queue and go with the next submission (the completion thread
-  // submits after every batch it reaps).
-  void SubmitLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Hands prepared entries to the kernel. Entries it did not take after a
+  // short submission stay in the queue and go with the next one (the
+  // completion thread submits after every batch it reaps). If the
+  // submission fails for good, appends to `failed`, with its error, the ops
+  // of the entries it did not take, whose entries it neutralizes, and the
+  // ops waiting in pending_: they would fail the same way, and with
+  // nothing in flight no completion would come to submit them.
+  void SubmitLocked(std::vector<Completion>& failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     int ret = 0;
     for (int attempt = 0; attempt < kMaxRetries; ++attempt) {
-      ret = io_uring_submit(&ring_);
+      ret = faults_.before_submit ? faults_.before_submit() : 0;
+      if (ret == 0) ret = io_uring_submit(&ring_);
       if (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) break;
     }
-    if (ret < 0) {
-      spdlog::error("event=io_uring_submit_failed status=\"{}\"",
-                    ErrnoToStatus(-ret, "io_uring_submit").ToString());
+    if (ret >= 0) return;
+    absl::Status error = ErrnoToStatus(-ret, "io_uring_submit");
+    int failed_ops = FailUnsubmittedLocked(error, failed);
+    for (Op* op : pending_) {
+      failed.emplace_back(std::move(op->done), Annotate(error, Describe(*op)));
+      delete op;
+      ++failed_ops;
     }
+    pending_.clear();
+    spdlog::error("event=io_uring_submit_failed ios_failed={} status=\"{}\"",
+                  failed_ops, error.ToString());
+  }
+
+  // Appends to `failed`, with `error`, the op of every entry the kernel has
+  // not taken, and turns those entries into NOPs whose completions are
+  // ignored. Returns the number of ops failed.
+  int FailUnsubmittedLocked(const absl::Status& error,
+                            std::vector<Completion>& failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Without SQPOLL the kernel moves the head only inside io_uring_enter,
+    // which has returned: the entries from head to tail are ours to edit.
+    const unsigned head = io_uring_smp_load_acquire(ring_.sq.khead);
+    int count = 0;
+    for (unsigned i = head; i != ring_.sq.sqe_tail; ++i) {
+      io_uring_sqe* sqe = &ring_.sq.sqes[i & ring_.sq.ring_mask];
+      const uint64_t tag = sqe->user_data;
+      if (tag == kShutdownTag || tag == kIgnoredTag) continue;
+      Op* op = reinterpret_cast<Op*>(tag);
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data64(sqe, kIgnoredTag);
+      --in_flight_;
+      failed.emplace_back(std::move(op->done), Annotate(error, Describe(*op)));
+      delete op;
+      ++count;
+    }
+    return count;
+  }
+
+  // Waits for a completion as io_uring_wait_cqe does, unless a fault says
+  // otherwise.
+  int WaitCqe(io_uring_cqe** cqe) {
+    int ret = faults_.before_wait ? faults_.before_wait() : 0;
+    if (ret != 0) return ret;
+    return io_uring_wait_cqe(&ring_, cqe);
   }
 
   // Returns "io_uring read <dir>/region-000003.dat at 8192" for messages.
@@ -199,19 +283,34 @@ class IoUringDevice final : public Device {
   }
 
   void CompletionLoop() {
-    std::vector<std::pair<IoCallback, absl::Status>> finished;
+    std::vector<Completion> finished;
     std::vector<Op*> again;
     io_uring_cqe* cqes[kReapBatch];
     bool stop = false;
+    // Failures of io_uring_wait_cqe in a row, and the wait before the next
+    // attempt.
+    int wait_failures = 0;
+    absl::Duration backoff = kMinWaitBackoff;
     while (!stop) {
       io_uring_cqe* first = nullptr;
-      int ret = io_uring_wait_cqe(&ring_, &first);
+      int ret = WaitCqe(&first);
+      if (ret == -EINTR) continue;  // A signal: wait again.
       if (ret < 0) {
-        if (ret != -EINTR && ret != -EAGAIN) {
-          spdlog::error("event=io_uring_wait_failed status=\"{}\"",
-                        ErrnoToStatus(-ret, "io_uring_wait_cqe").ToString());
+        if (wait_failures++ == 0) {
+          spdlog::error(
+              "event=io_uring_wait_failed action=\"retrying with backoff\" "
+              "status=\"{}\"",
+              ErrnoToStatus(-ret, "io_uring_wait_cqe").ToString());
         }
+        absl::SleepFor(backoff);
+        backoff = std::min(backoff * 2, kMaxWaitBackoff);
         continue;
+      }
+      if (wait_failures > 0) {
+        spdlog::info("event=io_uring_wait_recovered failures={}",
+                     wait_failures);
+        wait_failures = 0;
+        backoff = kMinWaitBackoff;
       }
       unsigned reaped = io_uring_peek_batch_cqe(&ring_, cqes, kReapBatch);
       uint32_t freed = 0;
@@ -222,6 +321,7 @@ class IoUringDevice final : public Device {
           stop = true;
           continue;
         }
+        if (tag == kIgnoredTag) continue;
         ++freed;
         Op* op = reinterpret_cast<Op*>(tag);
         absl::Status status = Advance(*op, res);
@@ -238,11 +338,10 @@ class IoUringDevice final : public Device {
         in_flight_ -= freed;
         // Resumed transfers go first: they are the oldest.
         pending_.insert(pending_.begin(), again.begin(), again.end());
-        SubmitPendingLocked();
+        SubmitPendingLocked(finished);
       }
       again.clear();
-      for (auto& [done, status] : finished) std::move(done)(std::move(status));
-      finished.clear();
+      RunCompletions(finished);
     }
   }
 
@@ -267,6 +366,7 @@ class IoUringDevice final : public Device {
   }
 
   const uint32_t queue_depth_;
+  const IoUringFaults faults_;
   io_uring ring_{};
   bool ring_ready_ = false;
   bool registered_files_ = false;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <regex>
@@ -17,10 +18,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "client/pstore_client.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -148,6 +151,10 @@ class ObservabilityE2eTest : public ::testing::Test {
     http_->set_read_timeout(10, 0);
   }
 
+  void TearDown() override {
+    if (HasFailure()) std::cerr << "pstored's log:\n" << server_->Log();
+  }
+
   std::vector<Sample> Scrape() {
     httplib::Result result = http_->Get("/metrics");
     EXPECT_TRUE(result) << "no answer from /metrics";
@@ -248,7 +255,10 @@ TEST_F(ObservabilityE2eTest, SigtermTurnsNotReadyWhileAPullFinishes) {
           .status());
   ASSERT_OK(client_->PublishRevision("big@v1").status());
 
-  // A slow reader: 1 MiB chunks, 50 ms per MiB, so the pull lasts ~1.2 s.
+  // A slow reader: 1 MiB chunks, 50 ms per MiB, and a stop after the second
+  // MiB until the checks below are done, so that they run while the pull
+  // does. The server has written the last bytes long before this reader
+  // takes them in: the shutdown must wait for it.
   ClientOptions slow_options;
   slow_options.address = server_->address();
   slow_options.chunk_bytes = 1 << 20;
@@ -256,6 +266,7 @@ TEST_F(ObservabilityE2eTest, SigtermTurnsNotReadyWhileAPullFinishes) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> slow,
                        Client::Create(slow_options));
   std::atomic<int> chunks{0};
+  absl::Notification checks_done;
   absl::StatusOr<v1::TensorInfo> pulled;
   std::vector<uint8_t> received;
   std::thread reader([&] {
@@ -267,12 +278,20 @@ TEST_F(ObservabilityE2eTest, SigtermTurnsNotReadyWhileAPullFinishes) {
           const size_t before = received.size() >> 20;
           received.insert(received.end(), piece.begin(), piece.end());
           if ((received.size() >> 20) != before) {
-            ++chunks;
+            if (++chunks == 2) {
+              checks_done.WaitForNotificationWithTimeout(absl::Seconds(60));
+            }
             absl::SleepFor(absl::Milliseconds(50));
           }
           return absl::OkStatus();
         });
   });
+  // Lets the reader go on and waits for it, also when an assertion ends the
+  // test early.
+  absl::Cleanup finish_reader = [&] {
+    if (!checks_done.HasBeenNotified()) checks_done.Notify();
+    reader.join();
+  };
   for (int i = 0; i < 1000 && chunks.load() < 2; ++i) {
     absl::SleepFor(absl::Milliseconds(5));
   }
@@ -301,9 +320,9 @@ TEST_F(ObservabilityE2eTest, SigtermTurnsNotReadyWhileAPullFinishes) {
   // New calls are refused while draining.
   absl::StatusOr<v1::TensorInfo> refused = client_->StatTensor("big/w");
   EXPECT_FALSE(refused.ok());
-  EXPECT_LT(chunks.load(), 24) << "the pull ended before the checks";
+  EXPECT_EQ(chunks.load(), 2) << "the pull went on during the checks";
 
-  reader.join();
+  std::move(finish_reader).Invoke();
   ASSERT_OK(pulled.status());
   EXPECT_TRUE(received == bytes);
   // The process then exits cleanly.

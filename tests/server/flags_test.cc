@@ -1,5 +1,6 @@
 // ParseDaemonFlags: defaults, sizes, derived budgets, and the values that
-// must stop start-up.
+// must stop start-up; IsLocalOnlyAddress, which decides the warning about
+// an address others can reach.
 
 #include "server/flags.h"
 
@@ -93,6 +94,21 @@ TEST(FlagsTest, BadValuesStopStartUpWithOneLine) {
   }
   EXPECT_THAT(Parse({"--help"}).status(), StatusIs(absl::StatusCode::kCancelled,
                                                    HasSubstr("--dram_bytes")));
+}
+
+TEST(FlagsTest, LoopbackAndUnixSocketAddressesAreLocalOnly) {
+  for (const char* listen :
+       {"127.0.0.1:7070", "127.0.0.2:0", "localhost:7070", "[::1]:7070",
+        "::1:7070", "unix:/run/pstore/pstored.sock", "unix:pstored.sock",
+        "unix:///run/pstore/pstored.sock", "unix-abstract:pstored",
+        "unix:/run/pstore:a/pstored.sock"}) {
+    EXPECT_TRUE(IsLocalOnlyAddress(listen)) << listen;
+  }
+  for (const char* listen :
+       {"0.0.0.0:7070", "[::]:7070", "10.1.2.3:7070", "pstore.internal:7070",
+        "128.0.0.1:7070", "[::ffff:10.0.0.1]:7070", "unixhost:7070"}) {
+    EXPECT_FALSE(IsLocalOnlyAddress(listen)) << listen;
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "storage/nvme/device.h"
 #include "storage/nvme/nvme_tier.h"
 #include "storage/tier.h"
+#include "tests/testing/io_uring_available.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -23,9 +24,13 @@
 namespace pstore {
 namespace {
 
+using ::pstore::testing::IoUringAvailable;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
+
+// Name of the case that runs NVMe on io_uring.
+constexpr char kIoUringCase[] = "nvme_io_uring";
 
 struct TierFactory {
   std::string name;
@@ -48,14 +53,20 @@ std::vector<TierFactory> Factories() {
        }});
   for (bool uring : {true, false}) {
     factories.push_back(
-        {uring ? "nvme_io_uring" : "nvme_pread", true,
+        {uring ? kIoUringCase : "nvme_pread", true,
          [uring](const TempDir& dir) -> absl::StatusOr<std::unique_ptr<Tier>> {
            NvmeTierOptions options;
            options.dir = dir.Sub("nvme");
            options.capacity_bytes = uint64_t{256} << 20;
            options.region_bytes = uint64_t{32} << 20;
            options.use_io_uring = uring;
-           return NvmeTier::Open(std::move(options));
+           absl::StatusOr<std::unique_ptr<NvmeTier>> tier =
+               NvmeTier::Open(std::move(options));
+           if (tier.ok() && (*tier)->using_io_uring() != uring) {
+             return absl::FailedPreconditionError(
+                 "the NVMe tier runs on another engine than asked for");
+           }
+           return tier;
          }});
   }
   factories.push_back(
@@ -72,6 +83,10 @@ std::vector<TierFactory> Factories() {
 class TierConformanceTest : public ::testing::TestWithParam<TierFactory> {
  protected:
   void SetUp() override {
+    std::string why;
+    if (GetParam().name == kIoUringCase && !IoUringAvailable(&why)) {
+      GTEST_SKIP() << "io_uring is not available here: " << why;
+    }
     absl::StatusOr<std::unique_ptr<Tier>> tier = GetParam().open(dir_);
     ASSERT_TRUE(tier.ok()) << tier.status();
     tier_ = *std::move(tier);

@@ -17,6 +17,7 @@
 #include "storage/buffer_pool.h"
 #include "tests/storage/nvme/nvme_test_util.h"
 #include "tests/testing/fault_injecting_device.h"
+#include "tests/testing/io_uring_available.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -27,6 +28,7 @@ namespace {
 using ::pstore::testing::EngineName;
 using ::pstore::testing::Fault;
 using ::pstore::testing::FaultInjectingDevice;
+using ::pstore::testing::IoUringAvailable;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
@@ -35,6 +37,15 @@ constexpr uint64_t kRegionBytes = uint64_t{1} << 20;
 
 class DeviceTest : public ::testing::TestWithParam<bool> {
  protected:
+  // Skips the io_uring case where the kernel refuses io_uring: the device
+  // would fall back to pread/pwrite and test that engine twice.
+  void SetUp() override {
+    std::string why;
+    if (GetParam() && !IoUringAvailable(&why)) {
+      GTEST_SKIP() << "io_uring is not available here: " << why;
+    }
+  }
+
   DeviceOptions Options(uint32_t queue_depth = 64) {
     return DeviceOptions{.dir = temp_.path().string(),
                          .num_regions = 3,

@@ -20,6 +20,7 @@
 #include "storage/nvme/nvme_format.h"
 #include "tests/storage/nvme/nvme_test_util.h"
 #include "tests/testing/fault_injecting_device.h"
+#include "tests/testing/io_uring_available.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "util/status.h"
@@ -33,6 +34,7 @@ using ::pstore::testing::EngineName;
 using ::pstore::testing::Fault;
 using ::pstore::testing::FaultInjectingDevice;
 using ::pstore::testing::FlipFileByte;
+using ::pstore::testing::IoUringAvailable;
 using ::pstore::testing::MakeTestBlock;
 using ::pstore::testing::ReadFileBytes;
 using ::pstore::testing::SameBytes;
@@ -45,6 +47,15 @@ constexpr uint64_t kRegionBytes = kMiB;
 
 class NvmeTierTest : public ::testing::TestWithParam<bool> {
  protected:
+  // Skips the io_uring case where the kernel refuses io_uring: the device
+  // would fall back to pread/pwrite and test that engine twice.
+  void SetUp() override {
+    std::string why;
+    if (GetParam() && !IoUringAvailable(&why)) {
+      GTEST_SKIP() << "io_uring is not available here: " << why;
+    }
+  }
+
   // Returns options for `regions` regions of `region_bytes` in the test's
   // directory, on the engine under test.
   NvmeTierOptions Options(uint32_t regions = 4,
