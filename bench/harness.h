@@ -45,8 +45,9 @@ inline const std::vector<std::string> kAllBenchmarks = {
 inline const std::vector<std::string> kAllPeers = {"grpc", "nginx", "redis",
                                                    "fio", "rocksdb"};
 inline constexpr uint32_t kStreamChunkBytes = 4 << 20;  // The client's default.
-// Writes past the cold tier's memtables (2 x 128 MiB) so that the data
-// before them is in SST files, as after a restart.
+// Writes past the cold tier's memtables (two of at most 64 MiB each; see
+// TieredStore::Open) so that the data before them is in SST files, as
+// after a restart.
 inline constexpr uint64_t kMemtableFillerBytes = uint64_t{320} << 20;
 
 // --- Flags ---

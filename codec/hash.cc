@@ -9,8 +9,8 @@
 #include "xxhash.h"
 #if defined(__x86_64__)
 // libxxhash's x86 dispatcher: XXH3's long-input loops built for SSE2, AVX2
-// and AVX-512, chosen once by CPUID (measured here on 4 MiB: 37, 60 and
-// 86 GB/s); code built here would get the baseline ISA, SSE2. Other
+// and AVX-512, chosen once by CPUID (bench/README.md gives their speeds);
+// code built here would get the baseline ISA, SSE2. Other
 // architectures call the plain entry points.
 #define XXH_DISPATCH_DISABLE_REPLACE
 #include "xxh_x86dispatch.h"

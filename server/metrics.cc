@@ -21,7 +21,7 @@ const prometheus::Histogram::BucketBoundaries kBlockReadBuckets = {
     1e-6,  5e-6,  25e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
     10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,  2.5,    5.0};
 
-// RPCs: a unary call (~100 us) to a whole-model pull (minutes).
+// RPCs: from a unary call (microseconds) to a whole-model pull (minutes).
 const prometheus::Histogram::BucketBoundaries kRpcBuckets = {
     100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3,
     250e-3, 500e-3, 1.0,    2.5,  5.0,    10.0, 30.0,  60.0,  300.0, 900.0};

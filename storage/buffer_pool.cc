@@ -18,8 +18,8 @@ constexpr size_t kMmapThreshold = size_t{64} << 10;
 // Buffers at least this large are mapped on 2 MiB boundaries and backed by
 // transparent huge pages where the kernel allows it (THP "always" or
 // "madvise"): a fresh 4 MiB block then costs two page faults instead of
-// 1024 (measured here: 80 us against 1.4-1.6 ms per buffer), O_DIRECT pins
-// two pages per block, and hashing and copying miss the TLB less.
+// 1024 (bench/README.md, "Figures behind choices in the code"), O_DIRECT
+// pins two pages per block, and hashing and copying miss the TLB less.
 constexpr size_t kHugePage = size_t{2} << 20;
 
 // madvise advice that faults pages in for writing (Linux 5.14); older
