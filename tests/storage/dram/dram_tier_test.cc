@@ -245,9 +245,8 @@ TEST(DramTierTest, EvictsOldestUnpinnedBlockWhenOverBudget) {
   DramTierOptions options = BlockOptions(4);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
-  tier->SetEvictCallback([&evicted](const CacheKey& key, BlockRef) {
-    evicted.push_back(key);
-  });
+  tier->SetEvictCallback(
+      [&evicted](const CacheKey& key, BlockRef) { evicted.push_back(key); });
   std::vector<TestBlock> blocks = MakeTestBlocks(6, kBlock, 20);
   for (const TestBlock& block : blocks) {
     ASSERT_OK(tier->Write(block.id, block.block));
@@ -279,9 +278,8 @@ TEST(DramTierTest, EvictsInS3FifoOrderForAHandWorkedSequence) {
   DramTierOptions options = BlockOptions(4);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<DramTier> tier,
                        DramTier::Open(std::move(options)));
-  tier->SetEvictCallback([&evicted](const CacheKey& key, BlockRef) {
-    evicted.push_back(key.id);
-  });
+  tier->SetEvictCallback(
+      [&evicted](const CacheKey& key, BlockRef) { evicted.push_back(key.id); });
   std::vector<TestBlock> b = MakeTestBlocks(9, kBlock, 30);
   enum { A, B, C, D, E, F, G, H, I };
   auto write = [&](int i) { ASSERT_OK(tier->Write(b[i].id, b[i].block)); };
