@@ -139,16 +139,18 @@ bool ChildProcess::Reap(int* status) {
   return true;
 }
 
+absl::Status ChildProcess::ExitedAtStart(int status) const {
+  return absl::UnavailableError(absl::StrCat(name_, " exited at start (",
+                                             DescribeWaitStatus(status), "):\n",
+                                             LogTail()));
+}
+
 absl::StatusOr<int> ChildProcess::WaitForPortFile(const std::string& port_file,
                                                   absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     int status = 0;
-    if (Reap(&status)) {
-      return absl::UnavailableError(absl::StrCat(name_, " exited at start (",
-                                                 DescribeWaitStatus(status),
-                                                 "):\n", LogTail()));
-    }
+    if (Reap(&status)) return ExitedAtStart(status);
     // The number counts once whitespace follows it: a file being written
     // in place is not read while the number is cut.
     absl::StatusOr<std::string> text = ReadFileToString(port_file);
@@ -173,11 +175,7 @@ absl::Status ChildProcess::WaitForTcp(int port, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
     int status = 0;
-    if (Reap(&status)) {
-      return absl::UnavailableError(absl::StrCat(name_, " exited at start (",
-                                                 DescribeWaitStatus(status),
-                                                 "):\n", LogTail()));
-    }
+    if (Reap(&status)) return ExitedAtStart(status);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
       sockaddr_in address{};

@@ -101,6 +101,8 @@ class ChildProcess {
   // Reaps the child if it has exited and kills what it left in its group;
   // returns true if it has exited (or is not running).
   bool Reap(int* status);
+  // Returns the error of a child that exited with `status` while starting.
+  absl::Status ExitedAtStart(int status) const;
   // Forgets the child after it was reaped.
   void Forget();
 

@@ -19,6 +19,7 @@
 #include "storage/tiered_store.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/store_puts.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/tier_wrappers.h"
 #include "util/status.h"
@@ -137,14 +138,7 @@ class StorePartsTest : public ::testing::Test {
 
   absl::StatusOr<TensorMeta> Put(const std::string& name,
                                  const std::vector<uint8_t>& bytes) {
-    PutTensorSpec spec;
-    spec.name = *ParseTensorName(name);
-    spec.dtype = DType::kU8;
-    spec.shape = {static_cast<int64_t>(bytes.size())};
-    PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<TensorWriter> writer,
-                            store_->PutTensor(std::move(spec)));
-    PSTORE_RETURN_IF_ERROR(writer->Append(bytes));
-    return writer->Commit();
+    return ::pstore::testing::PutBytes(*store_, name, bytes);
   }
 
   TempDir dir_;
