@@ -238,9 +238,13 @@ void ReadStreamReactor::OnCancel() {
 }
 
 void ReadStreamReactor::OnDone() {
-  // Blocks read ahead but never sent (a cancelled or failed stream).
-  counters_->readahead_bytes.fetch_sub(window_bytes_,
-                                       std::memory_order_relaxed);
+  {
+    // Blocks read ahead but never sent (a cancelled or failed stream).
+    absl::MutexLock lock(&mu_);
+    counters_->readahead_bytes.fetch_sub(window_bytes_,
+                                         std::memory_order_relaxed);
+    window_bytes_ = 0;
+  }
   delete this;
 }
 
