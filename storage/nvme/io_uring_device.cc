@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +29,10 @@
 #include "storage/nvme/device.h"
 #include "storage/nvme/internal/region_files.h"
 #include "util/status.h"
+
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace pstore::nvme_internal {
 namespace {
@@ -54,6 +59,23 @@ struct Op {
   int retries = 0;
   IoCallback done;
 };
+
+// The kernel takes an entry at io_uring_submit and posts its completion
+// after that, so whatever the submitting thread wrote to an Op happens
+// before the completion thread reads the completion that names it.
+// ThreadSanitizer cannot see that order through the rings shared with the
+// kernel, so under TSan handing an Op to the kernel releases it and taking
+// it back acquires it; other builds compile these to nothing.
+void HandToKernel([[maybe_unused]] Op* op) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  __tsan_release(op);
+#endif
+}
+void TakeFromKernel([[maybe_unused]] Op* op) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  __tsan_acquire(op);
+#endif
+}
 
 class IoUringDevice final : public Device {
  public:
@@ -175,6 +197,7 @@ class IoUringDevice final : public Device {
     }
     if (registered_files_) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
     io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(op));
+    HandToKernel(op);
   }
 
   // Hands prepared entries to the kernel. Entries it could not take stay
@@ -224,6 +247,7 @@ class IoUringDevice final : public Device {
         }
         ++freed;
         Op* op = reinterpret_cast<Op*>(tag);
+        TakeFromKernel(op);
         absl::Status status = Advance(*op, res);
         if (status.ok() && !op->iovecs.empty()) {
           again.push_back(op);  // Short or interrupted: resubmit the rest.
