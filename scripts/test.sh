@@ -16,8 +16,8 @@
 #               its regression inputs (scripts/fuzz.sh)
 #   tsan-build  Abseil with TSan (cached), then the TSan build of the tests
 #               that run under it (build-tsan/; scripts/test-tsan.sh)
-#   tsan        storage, codec, util, server, client and most end-to-end
-#               tests under TSan
+#   tsan        util, codec, storage, server-flag, client and end-to-end
+#               tests (against build/'s pstored) under TSan
 #   bench       pstore-bench --quick: the benchmark harness runs, every peer
 #               starts or is skipped (it never judges figures)
 #
@@ -133,6 +133,8 @@ stage ctest run_ctest "$@"
 stage asan env JUNIT="$reports/asan.xml" scripts/test-sanitizers.sh --test-only
 stage fuzz scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
 stage tsan-build scripts/test-tsan.sh --build-only
-stage tsan env JUNIT="$reports/tsan.xml" scripts/test-tsan.sh --test-only
+stage tsan env JUNIT="$reports/tsan.xml" \
+  TSAN_PSTORED="${TSAN_PSTORED:-$build_dir/server/pstored}" \
+  scripts/test-tsan.sh --test-only
 stage bench "$build_dir/bench/pstore-bench" --quick \
   --out="$build_dir/pstore-bench-quick"
