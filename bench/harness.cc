@@ -601,14 +601,16 @@ void Bench::PrintSeries(const Series& series) {
   std::string fault_text =
       absl::StrCat(faults(series.server_process, series.server_faults),
                    faults(series.client_process, series.client_faults));
+  // GB/s figures (pull_file) are near 1: two decimals.
+  auto number = [&series](double value) -> std::string {
+    return series.unit == "GB/s" ? absl::StrFormat("%.2f", value)
+                                 : absl::StrFormat("%.1f", value);
+  };
   std::printf(
       "%-10s %-14s %-40s : %10s %s (median of %zu; min %s, max %s)%s%s\n",
       series.workload.c_str(), series.system.c_str(), series.config.c_str(),
-      absl::StrFormat(series.unit == "GB/s" ? "%.2f" : "%.1f", s.median)
-          .c_str(),
-      series.unit.c_str(), s.count,
-      absl::StrFormat(series.unit == "GB/s" ? "%.2f" : "%.1f", s.min).c_str(),
-      absl::StrFormat(series.unit == "GB/s" ? "%.2f" : "%.1f", s.max).c_str(),
+      number(s.median).c_str(), series.unit.c_str(), s.count,
+      number(s.min).c_str(), number(s.max).c_str(),
       fault_text.empty() ? "" : "; minor faults/GiB:", fault_text.c_str());
   std::fflush(stdout);
 }
