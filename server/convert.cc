@@ -63,6 +63,47 @@ void ToRevision(const RevisionInfo& info, v1::Revision* revision) {
   revision->set_published_unix_micros(info.published_unix_micros);
 }
 
+bool PutDataPieces(const std::vector<grpc::Slice>& slices,
+                   std::vector<std::span<const uint8_t>>& pieces) {
+  pieces.clear();
+  // The key of field 2 (`data`) with wire type 2 (length-delimited).
+  constexpr uint8_t kDataKey = (2 << 3) | 2;
+  uint64_t total = 0;
+  for (const grpc::Slice& slice : slices) total += slice.size();
+  // The key, then the length as a varint of at most 10 bytes, read across
+  // slice boundaries.
+  uint64_t length = 0;
+  uint64_t prefix = 0;  // Bytes of key and length.
+  int shift = 0;
+  bool done = false;
+  for (const grpc::Slice& slice : slices) {
+    for (size_t i = 0; i < slice.size() && !done; ++i) {
+      const uint8_t byte = slice.begin()[i];
+      if (prefix++ == 0) {
+        if (byte != kDataKey) return false;
+        continue;
+      }
+      if (shift > 63) return false;
+      length |= uint64_t{byte & 0x7fu} << shift;
+      shift += 7;
+      done = (byte & 0x80) == 0;
+    }
+    if (done) break;
+  }
+  if (!done || total - prefix != length) return false;
+  uint64_t skip = prefix;
+  for (const grpc::Slice& slice : slices) {
+    uint64_t size = slice.size();
+    if (skip >= size) {
+      skip -= size;
+      continue;
+    }
+    pieces.emplace_back(slice.begin() + skip, size - skip);
+    skip = 0;
+  }
+  return true;
+}
+
 absl::StatusOr<TierKind> FromWireTier(v1::Tier tier) {
   switch (tier) {
     case v1::TIER_DRAM:

@@ -6,13 +6,17 @@
 #ifndef PSTORE_SERVER_CONVERT_H_
 #define PSTORE_SERVER_CONVERT_H_
 
+#include <cstdint>
 #include <optional>
+#include <span>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "grpcpp/support/slice.h"
 #include "grpcpp/support/status.h"
 #include "pstore/v1/pstore.pb.h"
 #include "storage/tiered_store.h"
@@ -55,6 +59,14 @@ absl::Status ParseRaw(const grpc::ByteBuffer& buffer, Message* message) {
   }
   return absl::OkStatus();
 }
+
+// If `slices` (the raw bytes of a PutTensorRequest) are exactly one `data`
+// field and nothing else, sets `pieces` to that field's bytes as spans into
+// the slices (no copy) and returns true. Returns false for any other
+// message (a header, several fields, unknown fields, a truncated length),
+// which ParseRaw then takes, so the result is the same as a full parse.
+bool PutDataPieces(const std::vector<grpc::Slice>& slices,
+                   std::vector<std::span<const uint8_t>>& pieces);
 
 // Returns the TierKind of a wire tier. InvalidArgument for
 // TIER_UNSPECIFIED or unknown values.

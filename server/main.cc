@@ -33,16 +33,19 @@ absl::Status WritePortFile(const std::string& path, int port,
   return file->Commit();
 }
 
-// Keeps glibc's heap from holding on to freed multi-MiB buffers. By default
-// glibc raises its mmap threshold to the size of each large buffer freed, so
-// the transient copies of RocksDB values, gRPC receive buffers and protobuf
-// strings end up in per-thread arenas that are never given back; under 64
-// concurrent streams that held 200+ MiB beyond the DRAM budget. A fixed
-// threshold sends every allocation of 256 KiB and more to mmap and back to
-// the system on free (block buffers come from the BufferPool and are not
-// affected), and fewer arenas cut fragmentation across threads.
+// glibc's allocator, set for a daemon whose data path must not fault.
+// Block memory comes from the BufferPool; what is left on the heap that is
+// large is gRPC's receive buffers (up to several MiB per read of a put's
+// messages) and protobuf's strings. glibc by default, or with a low fixed
+// mmap threshold, maps each such buffer fresh and unmaps it on free, so
+// every page of every received byte is faulted in again (42-67k minor
+// faults per GiB put, bench/README.md "Figures behind choices in the
+// code"). Serving them from the heap (a 32 MiB threshold, glibc's largest)
+// and keeping freed heap (trim threshold) reuses the same pages; four
+// arenas bound how many heaps hold such memory.
 void TuneMalloc() {
-  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   mallopt(M_ARENA_MAX, 4);
 }
 

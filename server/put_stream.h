@@ -21,6 +21,8 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "pstore/v1/pstore.pb.h"
@@ -54,6 +56,8 @@ class PutTensorReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  private:
   // Processes request_ (header or data); runs on the pool.
   void Process();
+  // Appends pieces_ (a data message's bytes) to writer_.
+  absl::Status AppendPieces();
   // Commits at the end of the stream; runs on the pool.
   void Commit();
   // Aborts and finishes with `status`; runs on the pool.
@@ -73,6 +77,10 @@ class PutTensorReactor : public grpc::ServerReadReactor<grpc::ByteBuffer> {
   const absl::Time start_;
   grpc::ByteBuffer raw_request_;
   v1::PutTensorRequest request_;
+  // A data message's slices and the spans of its bytes in them, kept across
+  // messages so the put path allocates nothing per message.
+  std::vector<grpc::Slice> slices_;
+  std::vector<std::span<const uint8_t>> pieces_;
   std::unique_ptr<TensorWriter> writer_;  // After the header.
 };
 
