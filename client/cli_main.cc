@@ -49,6 +49,15 @@ namespace {
 // sink pieces of at most gRPC's slice size (64 KiB).
 constexpr size_t kGetBufferBytes = size_t{1} << 20;
 
+// Bytes per message of a pull into a file. Each chunk is hashed whole,
+// then hashed into its part and written piece by piece: a chunk small
+// enough to stay in cache between the passes, and fewer bytes queued in
+// gRPC's receive buffers at once. A 1 GiB pull into tmpfs, 4 streams,
+// against nginx -> a 1 MiB-read client in the same run: 0.76x at 18,895
+// minor faults per GiB with 4 MiB chunks, 0.84x at 10,368 with 1 MiB,
+// 0.87x at 6,668 with 512 KiB, 0.65x with 16 MiB.
+constexpr uint32_t kPullChunkBytes = 512 << 10;
+
 // The temporary file (PATH.tmp) a command is writing, if any: the handler
 // of the signals that end pstore-cli removes it, so that an interrupted
 // get, pull or export leaves nothing behind. A lock-free atomic, which a
@@ -571,6 +580,7 @@ absl::Status Pull(Client& client, const std::string& name,
   PullOptions options;
   options.streams = streams;
   options.encoding = encoding;
+  options.chunk_bytes = kPullChunkBytes;
   absl::StatusOr<PullResult> result =
       client.PullModel(revision.name(), options, callbacks);
   progress.reset();

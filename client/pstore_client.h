@@ -113,6 +113,10 @@ struct PullOptions {
   std::string encoding = "raw";
   // Parallel streams, spread over the client's channels. Default: 1.
   int streams = 1;
+  // Bytes of tensor data per message of this pull (the server's
+  // max_chunk_bytes), at most 16 MiB; 0 takes ClientOptions::chunk_bytes.
+  // Default: 0.
+  uint32_t chunk_bytes = 0;
 };
 
 // Where a pull puts each tensor and what it tells the caller. Give either

@@ -38,6 +38,9 @@ absl::StatusOr<PullResult> PullSession::Run() {
   if (options_.streams < 1 || options_.streams > 256) {
     return absl::InvalidArgumentError("streams must be in 1..256");
   }
+  if (options_.chunk_bytes > (16u << 20)) {
+    return absl::InvalidArgumentError("chunk_bytes must be in 0..16 MiB");
+  }
   const bool to_memory = static_cast<bool>(callbacks_.allocate);
   const bool through_write = static_cast<bool>(callbacks_.write);
   if (to_memory == through_write ||
@@ -125,7 +128,9 @@ absl::Status PullSession::ReadShardOnce(int shard, StreamState* stream) {
   request.set_encoding(options_.encoding);
   request.set_shard_index(shard);
   request.set_shard_count(options_.streams);
-  request.set_max_chunk_bytes(client_options_.chunk_bytes);
+  request.set_max_chunk_bytes(options_.chunk_bytes != 0
+                                  ? options_.chunk_bytes
+                                  : client_options_.chunk_bytes);
   std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader = StartRawRead(
       connection.channel.get(), connection.pull_model, &context, request);
   grpc::ByteBuffer message;
