@@ -1,7 +1,9 @@
 #include "bench/bench_util.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -20,6 +22,7 @@
 #include <limits>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
@@ -96,6 +99,8 @@ TouchedBuffer::TouchedBuffer(uint64_t bytes) : size_(bytes) {
     std::abort();
   }
   data_ = static_cast<uint8_t*>(memory);
+  // Best effort: without it a fork only costs more.
+  (void)madvise(data_, bytes, MADV_DONTFORK);
   // MAP_POPULATE maps the pages; writing makes sure each is private.
   for (uint64_t i = 0; i < bytes; i += 4096) data_[i] = 1;
 }
@@ -174,6 +179,169 @@ absl::Status RunThreads(int threads,
   }
   for (std::thread& worker : workers) worker.join();
   return first_error;
+}
+
+uint64_t SelfMinorFaults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_minflt);
+}
+
+uint64_t ChildrenMinorFaults() {
+  rusage usage{};
+  getrusage(RUSAGE_CHILDREN, &usage);
+  return static_cast<uint64_t>(usage.ru_minflt);
+}
+
+namespace {
+
+// Reads /proc/PID/stat into `buffer` without allocating; returns the
+// fields after the command name (which may hold spaces and parentheses):
+// field 3 (state) first. Empty if it cannot be read.
+absl::string_view StatFieldsAfterName(pid_t pid, char (&buffer)[1024]) {
+  char path[64];
+  std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  ssize_t got = read(fd, buffer, sizeof(buffer) - 1);
+  close(fd);
+  if (got <= 0) return {};
+  absl::string_view text(buffer, static_cast<size_t>(got));
+  size_t paren = text.rfind(')');
+  if (paren == absl::string_view::npos || paren + 2 > text.size()) return {};
+  return text.substr(paren + 2);
+}
+
+// Returns field `index` (0: field 3, state) of `fields`.
+std::optional<uint64_t> StatField(absl::string_view fields, int index) {
+  for (int i = 0; i < index; ++i) {
+    size_t space = fields.find(' ');
+    if (space == absl::string_view::npos) return std::nullopt;
+    fields.remove_prefix(space + 1);
+  }
+  uint64_t value = 0;
+  if (!absl::SimpleAtoi(fields.substr(0, fields.find(' ')), &value)) {
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ProcessMinorFaults(pid_t pid) {
+  char buffer[1024];
+  absl::string_view fields = StatFieldsAfterName(pid, buffer);
+  if (fields.empty()) return std::nullopt;
+  return StatField(fields, 10 - 3);  // minflt
+}
+
+std::vector<pid_t> ProcessAndChildren(pid_t pid) {
+  std::vector<pid_t> pids = {pid};
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return pids;
+  while (dirent* entry = readdir(proc)) {
+    int other = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &other) || other == pid) continue;
+    char buffer[1024];
+    absl::string_view fields = StatFieldsAfterName(other, buffer);
+    std::optional<uint64_t> parent = StatField(fields, 4 - 3);  // ppid
+    if (parent.has_value() && *parent == static_cast<uint64_t>(pid)) {
+      pids.push_back(other);
+    }
+  }
+  closedir(proc);
+  return pids;
+}
+
+double FaultsPerGiB(uint64_t faults, uint64_t bytes) {
+  if (bytes == 0) return std::numeric_limits<double>::quiet_NaN();
+  return static_cast<double>(faults) * (uint64_t{1} << 30) /
+         static_cast<double>(bytes);
+}
+
+FaultMeter::FaultMeter(std::string server_name, std::vector<pid_t> servers,
+                       std::string reader_name, Reader reader)
+    : server_name_(std::move(server_name)),
+      servers_(std::move(servers)),
+      reader_name_(std::move(reader_name)),
+      reader_(reader) {}
+
+std::optional<uint64_t> FaultMeter::ServerFaults() const {
+  if (servers_.empty()) return std::nullopt;
+  uint64_t total = 0;
+  for (pid_t pid : servers_) {
+    std::optional<uint64_t> faults = ProcessMinorFaults(pid);
+    if (!faults.has_value()) return std::nullopt;
+    total += *faults;
+  }
+  return total;
+}
+
+uint64_t FaultMeter::ReaderFaults() const {
+  return reader_ == Reader::kSelf ? SelfMinorFaults() : ChildrenMinorFaults();
+}
+
+void FaultMeter::Start() {
+  server_before_ = ServerFaults();
+  reader_before_ = ReaderFaults();
+}
+
+void FaultMeter::Stop() {
+  reader_after_ = ReaderFaults();
+  server_after_ = ServerFaults();
+}
+
+void FaultMeter::AddTo(Series& series, uint64_t bytes) const {
+  if (!servers_.empty()) {
+    series.server_process = server_name_;
+    if (server_before_.has_value() && server_after_.has_value() &&
+        *server_after_ >= *server_before_) {
+      series.server_faults.push_back(
+          FaultsPerGiB(*server_after_ - *server_before_, bytes));
+    }
+  }
+  series.client_process = reader_name_;
+  series.client_faults.push_back(
+      FaultsPerGiB(reader_after_ - reader_before_, bytes));
+}
+
+absl::StatusOr<bool> SameFileContents(const std::string& a,
+                                      const std::string& b) {
+  std::error_code error;
+  uint64_t size = std::filesystem::file_size(a, error);
+  if (error) return ErrnoToStatus(error.value(), "stat " + a);
+  if (std::filesystem::file_size(b, error) != size || error) {
+    if (error) return ErrnoToStatus(error.value(), "stat " + b);
+    return false;
+  }
+  struct File {
+    explicit File(const std::string& path)
+        : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {}
+    ~File() {
+      if (fd >= 0) close(fd);
+    }
+    int fd;
+  };
+  File file_a(a), file_b(b);
+  if (file_a.fd < 0) return ErrnoToStatus(errno, "open " + a);
+  if (file_b.fd < 0) return ErrnoToStatus(errno, "open " + b);
+  constexpr size_t kPiece = 4 << 20;
+  std::vector<char> piece_a(kPiece), piece_b(kPiece);
+  for (uint64_t offset = 0; offset < size; offset += kPiece) {
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kPiece, size - offset));
+    for (auto [fd, piece, path] : {std::tuple<int, char*, const std::string*>{
+                                       file_a.fd, piece_a.data(), &a},
+                                   std::tuple<int, char*, const std::string*>{
+                                       file_b.fd, piece_b.data(), &b}}) {
+      ssize_t got = pread(fd, piece, want, static_cast<off_t>(offset));
+      if (got != static_cast<ssize_t>(want)) {
+        return ErrnoToStatus(got < 0 ? errno : EIO, "read " + *path);
+      }
+    }
+    if (std::memcmp(piece_a.data(), piece_b.data(), want) != 0) return false;
+  }
+  return true;
 }
 
 absl::Status DropPageCache() {

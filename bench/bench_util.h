@@ -1,7 +1,7 @@
 // Small helpers of pstore-bench: deterministic random bytes, timing of
-// calls from several threads, the OS page cache, pre-touched buffers, a
-// description of the machine, and the temporary directories removed on
-// exit or on a signal.
+// calls from several threads, minor page faults of a timed run, the OS
+// page cache, pre-touched buffers, a description of the machine, and the
+// temporary directories removed on exit or on a signal.
 //
 // Thread-safe unless noted.
 
@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ namespace pstore::bench {
 void FillRandom(uint64_t seed, std::span<uint8_t> out);
 
 // A heap buffer whose pages are all touched (no page faults while timed).
+// Children forked meanwhile do not inherit it (MADV_DONTFORK): a fork
+// neither copies its page tables nor makes its pages copy-on-write, which
+// would fault them again in this process.
 class TouchedBuffer {
  public:
   TouchedBuffer() = default;
@@ -60,6 +64,78 @@ absl::StatusOr<std::vector<double>> TimeCalls(
 // error.
 absl::Status RunThreads(int threads,
                         const std::function<absl::Status(int thread)>& fn);
+
+// --- Minor page faults ---
+//
+// A minor fault is one served without I/O: the first touch of a fresh
+// anonymous page, a copy-on-write, a page the kernel took back and gives
+// again. How dear one is depends on the machine (several times dearer
+// under a paravirtualized guest); how many a run takes does not.
+
+// Returns this process's minor faults so far, every thread's
+// (getrusage(RUSAGE_SELF).ru_minflt).
+uint64_t SelfMinorFaults();
+
+// Returns the minor faults so far of the children this process has waited
+// for (getrusage(RUSAGE_CHILDREN).ru_minflt): a child's count is added
+// when it is reaped.
+uint64_t ChildrenMinorFaults();
+
+// Returns the minor faults so far of process `pid`, every thread's
+// (/proc/PID/stat field 10, minflt); nullopt if it cannot be read (no such
+// process).
+std::optional<uint64_t> ProcessMinorFaults(pid_t pid);
+
+// Returns `pid` and the processes whose parent it is (/proc/*/stat field
+// 4): nginx's master and its workers.
+std::vector<pid_t> ProcessAndChildren(pid_t pid);
+
+// Returns `faults` per GiB (2^30 bytes) of `bytes`; NaN for no bytes.
+double FaultsPerGiB(uint64_t faults, uint64_t bytes);
+
+// Counts the minor page faults of one timed run, per GiB moved: of the
+// processes that serve the bytes (by process id, summed: pstored, nginx's
+// master and worker, redis-server, grpc-ceiling) and of the process that
+// reads them (this one, or a program it ran and waited for).
+//
+// Start and Stop bracket the timed part only; neither allocates, so the
+// meter adds no faults of its own to this process's count.
+class FaultMeter {
+ public:
+  enum class Reader {
+    kSelf,      // This process (getrusage RUSAGE_SELF).
+    kChildren,  // The children reaped between Start and Stop
+                // (RUSAGE_CHILDREN): a program the run started and waited
+                // for.
+  };
+  // `servers` may be empty: the bytes come from no other process (fio, an
+  // in-process peer); `server_name` then is ignored.
+  FaultMeter(std::string server_name, std::vector<pid_t> servers,
+             std::string reader_name, Reader reader);
+
+  void Start();
+  void Stop();
+  // Adds the faults between Start and Stop, per GiB of `bytes`, to
+  // `series` (server_faults and client_faults) and names the processes.
+  // A serving process that could not be read adds no server figure.
+  void AddTo(Series& series, uint64_t bytes) const;
+
+ private:
+  std::optional<uint64_t> ServerFaults() const;
+  uint64_t ReaderFaults() const;
+
+  std::string server_name_;
+  std::vector<pid_t> servers_;
+  std::string reader_name_;
+  Reader reader_;
+  std::optional<uint64_t> server_before_, server_after_;
+  uint64_t reader_before_ = 0, reader_after_ = 0;
+};
+
+// Returns whether files `a` and `b` hold the same bytes (read in 4 MiB
+// pieces). ErrnoToStatus codes if either cannot be read.
+absl::StatusOr<bool> SameFileContents(const std::string& a,
+                                      const std::string& b);
 
 // Syncs and drops the OS page cache (echo 3 > /proc/sys/vm/drop_caches).
 // PermissionDenied (or the errno's code) when the kernel refuses.

@@ -155,6 +155,12 @@ absl::Status Bench::DropTiers(bool dram, bool nvme, bool page_cache) {
   return absl::OkStatus();
 }
 
+std::vector<pid_t> Bench::PstoredPids() const {
+  if (pstored_ != nullptr && pstored_->pid() > 0) return {pstored_->pid()};
+  if (flags_.server_pid > 0) return {static_cast<pid_t>(flags_.server_pid)};
+  return {};
+}
+
 void Bench::Teardown() {
   // Models this run made on a server it did not start.
   if (!flags_.server.empty() && client_ != nullptr) {
@@ -559,16 +565,53 @@ absl::Status Bench::PrepareModel() {
   return absl::OkStatus();
 }
 
+absl::Status Bench::PrepareFileModel() {
+  if (file_model_ready_) return absl::OkStatus();
+  auto start = Clock::now();
+  file_model_ = absl::StrCat(prefix_, "-file@v1");
+  std::vector<SyntheticTensor> tensors =
+      TransformerTensors(config_.pull_file_model);
+  PSTORE_RETURN_IF_ERROR(PutSyntheticModel(*client_, file_model_, tensors, 11));
+  revisions_.push_back(file_model_);
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision manifest,
+                          client_->GetRevision(file_model_));
+  file_model_bytes_ = manifest.total_bytes();
+  file_model_blocks_ = 0;
+  for (const v1::TensorInfo& info : manifest.tensors()) {
+    file_model_blocks_ +=
+        (info.stored_byte_length() + block_bytes_ - 1) / block_bytes_;
+  }
+  file_model_ready_ = true;
+  std::fprintf(stderr,
+               "pstore-bench: put model %s (%d tensors, %s) in %.1f s\n",
+               file_model_.c_str(), manifest.tensors_size(),
+               ShortBytes(file_model_bytes_).c_str(), SecondsSince(start));
+  return absl::OkStatus();
+}
+
 // --- Reporting helpers ---
 
 void Bench::PrintSeries(const Series& series) {
   Summary s = series.summary();
-  std::printf("%-10s %-14s %-40s : %10s %s (median of %zu; min %s, max %s)\n",
-              series.workload.c_str(), series.system.c_str(),
-              series.config.c_str(), absl::StrFormat("%.1f", s.median).c_str(),
-              series.unit.c_str(), s.count,
-              absl::StrFormat("%.1f", s.min).c_str(),
-              absl::StrFormat("%.1f", s.max).c_str());
+  auto faults = [](const std::string& process,
+                   const std::vector<double>& values) -> std::string {
+    if (values.empty()) return "";
+    return absl::StrFormat(" %s %.0f", process, Summarize(values).median);
+  };
+  std::string fault_text =
+      absl::StrCat(faults(series.server_process, series.server_faults),
+                   faults(series.client_process, series.client_faults));
+  // GB/s figures (pull_file) are near 1: two decimals.
+  auto number = [&series](double value) -> std::string {
+    return series.unit == "GB/s" ? absl::StrFormat("%.2f", value)
+                                 : absl::StrFormat("%.1f", value);
+  };
+  std::printf(
+      "%-10s %-14s %-40s : %10s %s (median of %zu; min %s, max %s)%s%s\n",
+      series.workload.c_str(), series.system.c_str(), series.config.c_str(),
+      number(s.median).c_str(), series.unit.c_str(), s.count,
+      number(s.min).c_str(), number(s.max).c_str(),
+      fault_text.empty() ? "" : "; minor faults/GiB:", fault_text.c_str());
   std::fflush(stdout);
 }
 
@@ -719,6 +762,15 @@ void Bench::AddTargets() {
                0.85,
                ""},
         best.empty() ? "pull/pstore" : best, "pull/nginx");
+  ratio(Target{"pstore-cli pull into a tmpfs file vs nginx",
+               absl::StrCat("pull_file pstore-cli, ", config_.pull_file_streams,
+                            " streams / nginx one file, a client reading 1 "
+                            "MiB per recv() and writing it to the same tmpfs"),
+               {},
+               true,
+               0.85,
+               ""},
+        "pull_file/pstore", "pull_file/nginx");
 }
 
 absl::Status Bench::WriteOutputs() {
@@ -806,6 +858,12 @@ int Bench::Run() {
                     config_.model.ffn, "/v", config_.model.vocab, "/",
                     DTypeName(config_.model.dtype))},
       {"pull_streams", flags_.pull_streams},
+      {"pull_file", absl::StrCat(config_.pull_file_model.layers, "L/h",
+                                 config_.pull_file_model.hidden, "/ffn",
+                                 config_.pull_file_model.ffn, "/v",
+                                 config_.pull_file_model.vocab, "/",
+                                 DTypeName(config_.pull_file_model.dtype), " x",
+                                 config_.pull_file_streams, " streams")},
       {"encoding_streams", absl::StrCat(config_.encoding_streams)},
   };
   results_.set_settings(settings);
@@ -827,6 +885,8 @@ int Bench::Run() {
       status = RunLatency();
     } else if (benchmark == "pull") {
       status = RunPull();
+    } else if (benchmark == "pull_file") {
+      status = RunPullFile();
     } else if (benchmark == "encodings") {
       status = RunEncodings();
     }

@@ -37,11 +37,15 @@
 #ifndef GRPC_CEILING_DEFAULT_PATH
 #define GRPC_CEILING_DEFAULT_PATH ""
 #endif
+#ifndef PSTORE_CLI_DEFAULT_PATH
+#define PSTORE_CLI_DEFAULT_PATH ""
+#endif
 
 namespace pstore::bench {
 
 inline const std::vector<std::string> kAllBenchmarks = {
-    "put", "get_dram", "get_nvme", "get_cold", "latency", "pull", "encodings"};
+    "put",     "get_dram", "get_nvme",  "get_cold",
+    "latency", "pull",     "pull_file", "encodings"};
 inline const std::vector<std::string> kAllPeers = {"grpc", "nginx", "redis",
                                                    "fio", "rocksdb"};
 inline constexpr uint32_t kStreamChunkBytes = 4 << 20;  // The client's default.
@@ -57,8 +61,10 @@ struct Flags {
   std::string benchmarks = absl::StrJoin(kAllBenchmarks, ",");
   std::string peers = absl::StrJoin(kAllPeers, ",");
   std::string server;
+  int server_pid = 0;
   std::string pstored = PSTORED_DEFAULT_PATH;
   std::string grpc_ceiling = GRPC_CEILING_DEFAULT_PATH;
+  std::string pstore_cli = PSTORE_CLI_DEFAULT_PATH;
   std::string nginx = "/usr/sbin/nginx";
   std::string redis = "/usr/bin/redis-server";
   std::string fio = "/usr/bin/fio";
@@ -84,6 +90,8 @@ struct Flags {
   int model_vocab = 32000;
   std::string model_dtype = "F16";
   std::string pull_streams = "1,2,4,8";
+  std::string pull_file_bytes = "1GiB";
+  int pull_file_streams = 4;
   int encoding_streams = 2;
   std::string encodings = "q8_0,bf16";
   std::string dram_bytes = "6GiB";
@@ -113,6 +121,10 @@ struct Config {
   uint64_t latency_dram_bytes = 0;
   TransformerShape model;
   std::vector<int> pull_streams;
+  // The pull_file model: the synthetic model's shape with the number of
+  // layers that brings it nearest to pull_file_bytes.
+  TransformerShape pull_file_model;
+  int pull_file_streams = 4;
   int encoding_streams = 2;
   std::vector<std::string> encodings;
   uint64_t dram_bytes = 0;
@@ -195,6 +207,9 @@ class Bench {
   absl::StatusOr<std::unique_ptr<Client>> NewClient(int channels);
   absl::StatusOr<Counters> ReadCounters();
   absl::Status DropTiers(bool dram, bool nvme, bool page_cache);
+  // pstored's process id for its fault counts: the own pstored's, or
+  // --server_pid; empty when unknown.
+  std::vector<pid_t> PstoredPids() const;
 
   // Peers, started on first use; null when skipped (with a printed line)
   // or failed (recorded as a failure).
@@ -221,6 +236,7 @@ class Bench {
   absl::Status PrepareRedis();
   absl::Status LoadRedis();
   absl::Status PrepareModel();
+  absl::Status PrepareFileModel();
   absl::Status WriteSetFile(const TensorSet& set, const std::string& path,
                             bool sync);
 
@@ -231,9 +247,13 @@ class Bench {
   absl::Status RunLatencyConfig(const std::string& tier, const TensorSet& set,
                                 int outstanding);
   absl::Status RunPull();
+  absl::Status RunPullFile();
   absl::Status RunEncodings();
+  // Pulls the model in `encoding` into the arena; returns the seconds it
+  // took and sets `*bytes` (if given) to the bytes received.
   absl::StatusOr<double> PullOnce(Client& client, int streams,
-                                  const std::string& encoding);
+                                  const std::string& encoding,
+                                  uint64_t* bytes = nullptr);
 
   // Reporting.
   void PrintSeries(const Series& series);
@@ -289,6 +309,11 @@ class Bench {
   uint64_t model_parameters_ = 0;
   uint64_t model_blocks_ = 0;
   TouchedBuffer arena_;
+  // The pull_file model.
+  bool file_model_ready_ = false;
+  std::string file_model_;
+  uint64_t file_model_bytes_ = 0;
+  uint64_t file_model_blocks_ = 0;
 };
 
 }  // namespace pstore::bench

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_util.h"
 #include "bench/wire_clients.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
@@ -185,6 +186,16 @@ absl::StatusOr<uint64_t> NginxPeer::Get(absl::string_view path,
   return HttpGet(port_, path, buffer);
 }
 
+absl::StatusOr<uint64_t> NginxPeer::GetToFile(absl::string_view path,
+                                              std::span<uint8_t> buffer,
+                                              int out_fd) {
+  return HttpGet(port_, path, buffer, out_fd);
+}
+
+std::vector<pid_t> NginxPeer::pids() const {
+  return ProcessAndChildren(process_->pid());
+}
+
 absl::Status NginxPeer::Stop() { return StopChild(process_); }
 
 absl::StatusOr<std::unique_ptr<RedisPeer>> RedisPeer::Start(
@@ -260,7 +271,9 @@ absl::StatusOr<FioResult> RunFio(const std::string& binary,
   double io_bytes = read.value("io_bytes", 0.0);
   result.bytes_per_second = runtime_ms > 0 ? io_bytes / (runtime_ms / 1000.0)
                                            : read.value("bw_bytes", 0.0);
+  result.bytes = static_cast<uint64_t>(io_bytes);
   result.ios = read.value("total_ios", uint64_t{0});
+  result.minor_faults = job.value("minf", uint64_t{0});
   const nlohmann::json& lat = read["lat_ns"];
   result.max_us = lat.value("max", 0.0) / 1000.0;
   if (lat.contains("percentile")) {

@@ -53,6 +53,8 @@ class CeilingPeer {
 
   // Stops the server; returns its exit status or an error.
   absl::Status Stop();
+  // The server's process id.
+  pid_t pid() const { return process_->pid(); }
 
  private:
   CeilingPeer() = default;
@@ -74,8 +76,13 @@ class NginxPeer {
   // body 1 MiB per recv() into `buffer`; returns the body's length.
   absl::StatusOr<uint64_t> Get(absl::string_view path,
                                std::span<uint8_t> buffer);
+  // As Get, each piece also write()n to `out_fd`.
+  absl::StatusOr<uint64_t> GetToFile(absl::string_view path,
+                                     std::span<uint8_t> buffer, int out_fd);
   absl::Status Stop();
   int port() const { return port_; }
+  // The master's process id and its workers'.
+  std::vector<pid_t> pids() const;
 
  private:
   NginxPeer() = default;
@@ -91,6 +98,7 @@ class RedisPeer {
   ~RedisPeer();
   absl::Status Stop();
   int port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
 
  private:
   RedisPeer() = default;
@@ -101,7 +109,11 @@ class RedisPeer {
 // What one fio job measured (its only job's reads).
 struct FioResult {
   double bytes_per_second = 0;
+  uint64_t bytes = 0;  // Read.
   uint64_t ios = 0;
+  // The job's minor page faults, its start (I/O buffers) included: fio's
+  // JSON "minf".
+  uint64_t minor_faults = 0;
   // Total latency (submission to completion) in microseconds.
   double p50_us = 0;
   double p90_us = 0;

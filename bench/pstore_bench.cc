@@ -64,6 +64,27 @@ absl::StatusOr<std::vector<int>> ParseInts(const std::string& text) {
   return values;
 }
 
+// Returns `shape` with the number of layers (at least 1) that brings the
+// model's size nearest to `bytes`.
+TransformerShape NearestModel(TransformerShape shape, uint64_t bytes) {
+  auto distance = [bytes](const TransformerShape& candidate) {
+    std::vector<SyntheticTensor> tensors = TransformerTensors(candidate);
+    uint64_t total = TotalBytes(tensors);
+    return total > bytes ? total - bytes : bytes - total;
+  };
+  shape.layers = 1;
+  uint64_t best = distance(shape);
+  for (int layers = 2; layers <= 4096; ++layers) {
+    TransformerShape candidate = shape;
+    candidate.layers = layers;
+    uint64_t d = distance(candidate);
+    if (d > best) break;  // Sizes grow with layers: past the nearest.
+    best = d;
+    shape = candidate;
+  }
+  return shape;
+}
+
 // --- Signals ---
 
 // Blocks SIGINT, SIGTERM and SIGHUP in every thread (call first in main)
@@ -113,6 +134,7 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
     if (!given("model_ffn")) flags.model_ffn = 2816;
     if (!given("model_vocab")) flags.model_vocab = 8000;
     if (!given("pull_streams")) flags.pull_streams = "1,4";
+    if (!given("pull_file_bytes")) flags.pull_file_bytes = "64MiB";
     if (!given("dram_bytes")) flags.dram_bytes = "2GiB";
     if (!given("nvme_bytes")) flags.nvme_bytes = "1GiB";
   } else if (flags.repetitions < 5) {
@@ -156,9 +178,11 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   config.latency_max_tensors = flags.latency_max_tensors;
   config.latency_dram_reads = flags.latency_dram_reads;
   config.encoding_streams = flags.encoding_streams;
+  config.pull_file_streams = flags.pull_file_streams;
   if (flags.put_tensors < 1 || flags.get_tensors < 1 ||
       flags.latency_max_tensors < 1 || flags.latency_dram_reads < 1 ||
-      flags.encoding_streams < 1 || flags.model_layers < 1) {
+      flags.encoding_streams < 1 || flags.model_layers < 1 ||
+      flags.pull_file_streams < 1) {
     return absl::InvalidArgumentError("counts must be at least 1");
   }
   for (auto [text, out] : std::vector<std::pair<std::string, uint64_t*>>{
@@ -192,6 +216,9 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   config.model.ffn = flags.model_ffn;
   config.model.vocab = flags.model_vocab;
   PSTORE_ASSIGN_OR_RETURN(config.model.dtype, ParseDType(flags.model_dtype));
+  PSTORE_ASSIGN_OR_RETURN(uint64_t pull_file_bytes,
+                          ParseByteSize(flags.pull_file_bytes));
+  config.pull_file_model = NearestModel(config.model, pull_file_bytes);
   return config;
 }
 
@@ -216,9 +243,14 @@ int main(int argc, char** argv) {
                  "comma-separated peers to run: grpc,nginx,redis,fio,rocksdb");
   app.add_option("--server", flags.server,
                  "HOST:PORT of a running pstored (default: start one)");
+  app.add_option("--server_pid", flags.server_pid,
+                 "process id of the pstored given by --server, for its page "
+                 "fault counts (default: not counted)");
   app.add_option("--pstored", flags.pstored, "pstored binary to start");
   app.add_option("--grpc_ceiling", flags.grpc_ceiling,
                  "grpc-ceiling binary (the plain gRPC peer)");
+  app.add_option("--pstore_cli", flags.pstore_cli,
+                 "pstore-cli binary (the pull_file workload)");
   app.add_option("--nginx", flags.nginx, "nginx binary");
   app.add_option("--redis_server", flags.redis, "redis-server binary");
   app.add_option("--fio", flags.fio, "fio binary");
@@ -230,7 +262,8 @@ int main(int argc, char** argv) {
                  "where fio's file goes (default: --dir); with --server, a "
                  "directory on the filesystem of pstored's NVMe tier");
   app.add_option("--shm_dir", flags.shm_dir,
-                 "tmpfs directory for the files nginx serves");
+                 "tmpfs directory for the files nginx serves and the files "
+                 "pull_file writes");
   app.add_flag("--quick", flags.quick,
                "small sizes, 3 repetitions, fewer configs: a smoke test "
                "under two minutes");
@@ -265,6 +298,12 @@ int main(int argc, char** argv) {
   app.add_option("--model_dtype", flags.model_dtype, "F32, F16 or BF16");
   app.add_option("--pull_streams", flags.pull_streams,
                  "stream counts for pull (quick: 1,4)");
+  app.add_option("--pull_file_bytes", flags.pull_file_bytes,
+                 "about this size, the pull_file model: the synthetic "
+                 "model's shape with the layers nearest to it (quick: "
+                 "64MiB)");
+  app.add_option("--pull_file_streams", flags.pull_file_streams,
+                 "pstore-cli pull --streams of pull_file");
   app.add_option("--encoding_streams", flags.encoding_streams,
                  "streams of encodings pulls");
   app.add_option("--encodings", flags.encodings,

@@ -32,6 +32,29 @@ std::string WithRange(const Summary& s) {
                       ")");
 }
 
+// Returns "server / client": the medians of a figure's minor faults per
+// GiB, "-" for one not measured.
+std::string Faults(const Series& series) {
+  auto median = [](const std::vector<double>& values) -> std::string {
+    if (values.empty()) return "-";
+    return absl::StrFormat("%.0f", Summarize(values).median);
+  };
+  return absl::StrCat(median(series.server_faults), " / ",
+                      median(series.client_faults));
+}
+
+// Returns the JSON of a fault figure: the process, every sample, median,
+// min and max.
+nlohmann::json FaultsJson(const std::string& process,
+                          const std::vector<double>& samples) {
+  Summary summary = Summarize(samples);
+  return {{"process", process},
+          {"samples", samples},
+          {"median", summary.median},
+          {"min", summary.min},
+          {"max", summary.max}};
+}
+
 std::string Ratio(double ratio) {
   if (!std::isfinite(ratio)) return "-";
   return absl::StrFormat("%.2f", ratio);
@@ -196,12 +219,18 @@ std::string Results::Markdown() const {
   // Throughput.
   if (!series_.empty()) {
     out +=
-        "## Throughput\n\nMB/s = 1e6 bytes/s. Each figure: median (min–max) "
-        "over the repetitions; pstore and its peers ran alternately in the "
-        "same repetitions, on the same bytes. Ratio: pstore/peer of the "
-        "medians (above 1: pstore faster).\n\n"
-        "| workload | what | pstore | peer | peer figure | pstore/peer |\n"
-        "|---|---|---|---|---|---|\n";
+        "## Throughput\n\nMB/s = 1e6 bytes/s, GB/s = 1e9 bytes/s. Each "
+        "figure: median (min–max) over the repetitions; pstore and its peers "
+        "ran alternately in the same repetitions, on the same bytes. Ratio: "
+        "pstore/peer of the medians (above 1: pstore faster). Faults/GiB: "
+        "minor page faults per GiB (2^30 bytes) moved in the timed runs, "
+        "median over the repetitions, of the serving process / of the "
+        "reading process (which ones: see how each figure was measured); "
+        "'-': none, or not measured. They do not depend on how dear a fault "
+        "is on this machine.\n\n"
+        "| workload | what | pstore | faults/GiB | peer | peer figure | "
+        "peer faults/GiB | pstore/peer |\n"
+        "|---|---|---|---|---|---|---|---|\n";
     std::set<std::string> shown;
     for (const Series& series : series_) {
       if (series.system != "pstore") continue;
@@ -217,7 +246,7 @@ std::string Results::Markdown() const {
       std::string what = absl::StrCat(series.config);
       if (peers.empty()) {
         absl::StrAppend(&out, "| ", series.workload, " | ", what, " | ", figure,
-                        " | - | - | - |\n");
+                        " | ", Faults(series), " | - | - | - | - |\n");
       }
       for (size_t i = 0; i < peers.size(); ++i) {
         const Series* peer = peers[i];
@@ -228,8 +257,9 @@ std::string Results::Markdown() const {
         }
         absl::StrAppend(&out, "| ", i == 0 ? series.workload : "", " | ",
                         i == 0 ? what : "", " | ", i == 0 ? figure : "", " | ",
-                        peer_name, " | ", WithRange(peer->summary()), " ",
-                        peer->unit, " | ", Ratio(ratio), " |\n");
+                        i == 0 ? Faults(series) : "", " | ", peer_name, " | ",
+                        WithRange(peer->summary()), " ", peer->unit, " | ",
+                        Faults(*peer), " | ", Ratio(ratio), " |\n");
         shown.insert(peer->id);
       }
     }
@@ -237,9 +267,9 @@ std::string Results::Markdown() const {
     for (const Series& series : series_) {
       if (series.system == "pstore" || shown.count(series.id) > 0) continue;
       absl::StrAppend(&out, "| ", series.workload, " | ", series.config,
-                      " | - | ", series.system, " | ",
-                      WithRange(series.summary()), " ", series.unit,
-                      " | - |\n");
+                      " | - | - | ", series.system, " | ",
+                      WithRange(series.summary()), " ", series.unit, " | ",
+                      Faults(series), " | - |\n");
     }
     out += "\n";
   }
@@ -335,7 +365,15 @@ std::string Results::Markdown() const {
     if (seen.insert(line).second) methods.push_back(line);
   };
   for (const Series& series : series_) {
-    add_method(series.workload, series.system, series.method);
+    std::string method = series.method;
+    if (!series.client_process.empty()) {
+      absl::StrAppend(&method, "; minor faults: ",
+                      series.server_process.empty()
+                          ? std::string("no serving process")
+                          : absl::StrCat("serving ", series.server_process),
+                      ", reading ", series.client_process);
+    }
+    add_method(series.workload, series.system, method);
   }
   for (const LatencySeries& series : latency_) {
     add_method(absl::StrCat("latency ", series.tier), series.system,
@@ -371,16 +409,21 @@ std::string Results::Json() const {
   json series = json::array();
   for (const Series& s : series_) {
     Summary summary = s.summary();
-    series.push_back({{"id", s.id},
-                      {"workload", s.workload},
-                      {"config", s.config},
-                      {"system", s.system},
-                      {"unit", s.unit},
-                      {"method", s.method},
-                      {"samples", s.samples},
-                      {"median", summary.median},
-                      {"min", summary.min},
-                      {"max", summary.max}});
+    json entry = {{"id", s.id},           {"workload", s.workload},
+                  {"config", s.config},   {"system", s.system},
+                  {"unit", s.unit},       {"method", s.method},
+                  {"samples", s.samples}, {"median", summary.median},
+                  {"min", summary.min},   {"max", summary.max}};
+    // Minor page faults per GiB moved, per repetition.
+    if (!s.server_faults.empty()) {
+      entry["server_faults_per_gib"] =
+          FaultsJson(s.server_process, s.server_faults);
+    }
+    if (!s.client_faults.empty()) {
+      entry["client_faults_per_gib"] =
+          FaultsJson(s.client_process, s.client_faults);
+    }
+    series.push_back(entry);
   }
   doc["throughput"] = series;
   json latency = json::array();

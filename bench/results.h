@@ -53,6 +53,14 @@ struct Series {
                          // "pull"; empty for none.
   std::vector<double> samples;
   std::string bar_label;  // Label under its bar; default: system.
+  // Minor page faults per GiB moved, one figure per repetition (see
+  // FaultMeter): of the process(es) serving the bytes and of the process
+  // reading them; empty when not measured (no serving process for fio and
+  // the in-process peers).
+  std::vector<double> server_faults;
+  std::vector<double> client_faults;
+  std::string server_process;  // "pstored", "nginx (master + worker)", ...
+  std::string client_process;  // "pstore-bench", "pstore-cli", "fio", ...
   Summary summary() const { return Summarize(samples); }
 };
 

@@ -2,13 +2,17 @@
 // blocks (Google Benchmark). Each benchmark writes a working set into one
 // tier, then reads random blocks of it; NVMe reads use O_DIRECT, so they hit
 // the disk. Counters: bytes_per_second (throughput), p50_us and p99_us
-// (latency of one Read).
+// (latency of one Read), minflt_per_gib (minor page faults of the process
+// per GiB read, serial reads only).
 //
 //   build/bench/tier_bench --benchmark_min_time=2
 //       --benchmark_out=tier_bench.json --benchmark_out_format=json
 //
 // PSTORE_BENCH_DIR picks the directory for NVMe and cold files (default
 // /var/tmp): point it at the disk you want to measure.
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +26,8 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
+#include "storage/cold/block_files.h"
+#include "storage/cold/cold_database.h"
 #include "storage/cold/cold_tier.h"
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/device.h"
@@ -57,6 +63,13 @@ std::vector<std::pair<BlockId, BlockRef>> MakeBlocks(size_t block_bytes,
   return blocks;
 }
 
+// Returns this process's minor page faults so far.
+uint64_t MinorFaults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_minflt);
+}
+
 // Reads random blocks of `ids` from `tier`, one at a time, and reports
 // throughput and per-read latency percentiles.
 void RunSerialReads(benchmark::State& state, Tier& tier,
@@ -64,6 +77,7 @@ void RunSerialReads(benchmark::State& state, Tier& tier,
   std::mt19937 rng(1);
   std::vector<double> latencies;
   latencies.reserve(100000);
+  uint64_t faults_before = MinorFaults();
   for (auto _ : state) {
     const BlockId& id = ids[rng() % ids.size()];
     auto start = std::chrono::steady_clock::now();
@@ -85,6 +99,9 @@ void RunSerialReads(benchmark::State& state, Tier& tier,
                                     static_cast<size_t>(p * latencies.size()))];
   };
   state.SetBytesProcessed(state.iterations() * block_bytes);
+  state.counters["minflt_per_gib"] =
+      static_cast<double>(MinorFaults() - faults_before) /
+      (static_cast<double>(state.iterations() * block_bytes) / (1 << 30));
   state.counters["p50_us"] = percentile(0.50);
   state.counters["p99_us"] = percentile(0.99);
 }
@@ -173,44 +190,54 @@ void BM_NvmeReadDepth(benchmark::State& state) {
   RunParallelReads(state, *tier, ids, block_bytes, state.range(1));
 }
 
-std::unique_ptr<ColdTier> OpenCold(bool blob_files) {
+// Cold layouts: block values inline in RocksDB SST files, in RocksDB blob
+// files (BlobDB), or one file per block beside the catalog (BlockFileTier,
+// what pstored runs).
+enum ColdLayout : int64_t { kInline = 0, kBlobFiles = 1, kBlockFiles = 2 };
+
+// Opens the cold tier of `layout` under BenchDir()/cold, emptied first when
+// `fresh`.
+std::unique_ptr<Tier> OpenCold(int64_t layout, bool direct, bool fresh) {
   std::string dir = BenchDir() + "/cold";
-  std::filesystem::remove_all(dir);
+  if (fresh) std::filesystem::remove_all(dir);
   ColdTierOptions options;
   options.dir = dir;
-  options.blob_files = blob_files;
+  options.blob_files = layout == kBlobFiles;
+  options.block_files = layout == kBlockFiles;
+  options.direct_reads = direct;
+  options.direct_block_reads = direct;
   options.sync_commits = false;
-  return *ColdTier::Open(std::move(options));
+  if (layout != kBlockFiles) return *ColdTier::Open(std::move(options));
+  return *BlockFileTier::Open(*ColdDatabase::Open(std::move(options)));
 }
 
 void BM_ColdRead(benchmark::State& state) {
   size_t block_bytes = state.range(0);
   std::vector<BlockId> ids;
   {
-    auto tier = OpenCold(state.range(1) != 0);
+    auto tier = OpenCold(state.range(1), false, true);
     ids = Fill(*tier, block_bytes);
     // Closing flushes, so that reads come from SST (or blob) files, not the
     // memtable.
   }
+  // Written back, so that an O_DIRECT read does not first write the dirty
+  // pages of its file (block files are written without sync here).
+  sync();
   // Reopen, with O_DIRECT reads when asked, keeping the data.
-  ColdTierOptions options;
-  options.dir = BenchDir() + "/cold";
-  options.blob_files = state.range(1) != 0;
-  options.direct_reads = state.range(2) != 0;
-  auto tier = *ColdTier::Open(std::move(options));
+  auto tier = OpenCold(state.range(1), state.range(2) != 0, false);
   RunSerialReads(state, *tier, ids, block_bytes);
 }
 
 void BM_ColdWrite(benchmark::State& state) {
   size_t block_bytes = state.range(0);
-  auto tier = OpenCold(state.range(1) != 0);
+  auto tier = OpenCold(state.range(1), false, true);
   auto blocks = MakeBlocks(block_bytes, kWorkingSetBytes / block_bytes);
   size_t next = 0;
   for (auto _ : state) {
     if (next == blocks.size()) {
       state.PauseTiming();
       tier.reset();
-      tier = OpenCold(state.range(1) != 0);
+      tier = OpenCold(state.range(1), false, true);
       next = 0;
       state.ResumeTiming();
     }
@@ -238,18 +265,23 @@ BENCHMARK(BM_NvmeReadDepth)
     ->Args({k4MiB, 16})
     ->UseRealTime();
 BENCHMARK(BM_ColdRead)
-    ->ArgNames({"block", "blob_files", "direct"})
-    ->Args({k64KiB, 0, 0})
-    ->Args({k4MiB, 0, 0})
-    ->Args({k4MiB, 1, 0})
-    ->Args({k64KiB, 0, 1})
-    ->Args({k4MiB, 0, 1})
-    ->Args({k4MiB, 1, 1})
+    ->ArgNames({"block", "layout", "direct"})
+    ->Args({k64KiB, kInline, 0})
+    ->Args({k4MiB, kInline, 0})
+    ->Args({k4MiB, kBlobFiles, 0})
+    ->Args({k64KiB, kBlockFiles, 0})
+    ->Args({k4MiB, kBlockFiles, 0})
+    ->Args({k64KiB, kInline, 1})
+    ->Args({k4MiB, kInline, 1})
+    ->Args({k4MiB, kBlobFiles, 1})
+    ->Args({k64KiB, kBlockFiles, 1})
+    ->Args({k4MiB, kBlockFiles, 1})
     ->UseRealTime();
 BENCHMARK(BM_ColdWrite)
-    ->ArgNames({"block", "blob_files"})
-    ->Args({k4MiB, 0})
-    ->Args({k4MiB, 1})
+    ->ArgNames({"block", "layout"})
+    ->Args({k4MiB, kInline})
+    ->Args({k4MiB, kBlobFiles})
+    ->Args({k4MiB, kBlockFiles})
     ->UseRealTime();
 
 }  // namespace

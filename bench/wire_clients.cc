@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "util/status.h"
 
 namespace pstore::bench {
 namespace {
@@ -57,6 +58,19 @@ absl::Status SendAllOn(int fd, const void* data, size_t size) {
   return absl::OkStatus();
 }
 
+absl::Status WriteAll(int fd, const uint8_t* data, size_t size) {
+  while (size > 0) {
+    ssize_t written = write(fd, data, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "write");
+    }
+    data += written;
+    size -= static_cast<size_t>(written);
+  }
+  return absl::OkStatus();
+}
+
 class FdCloser {
  public:
   explicit FdCloser(int fd) : fd_(fd) {}
@@ -69,7 +83,7 @@ class FdCloser {
 }  // namespace
 
 absl::StatusOr<uint64_t> HttpGet(int port, absl::string_view path,
-                                 std::span<uint8_t> buffer) {
+                                 std::span<uint8_t> buffer, int out_fd) {
   absl::StatusOr<int> fd = ConnectLoopback(port);
   if (!fd.ok()) return fd.status();
   FdCloser closer(*fd);
@@ -120,6 +134,13 @@ absl::StatusOr<uint64_t> HttpGet(int port, absl::string_view path,
         absl::StrCat("HTTP GET ", path, ": no Content-Length"));
   }
   uint64_t received = have - (header_end + 4);
+  if (out_fd >= 0) {
+    if (absl::Status s = WriteAll(out_fd, buffer.data() + header_end + 4,
+                                  static_cast<size_t>(received));
+        !s.ok()) {
+      return s;
+    }
+  }
   while (received < content_length) {
     size_t want = static_cast<size_t>(
         std::min<uint64_t>(buffer.size(), content_length - received));
@@ -128,6 +149,13 @@ absl::StatusOr<uint64_t> HttpGet(int port, absl::string_view path,
     if (got < 0) return SocketError("recv");
     if (got == 0) break;
     received += static_cast<uint64_t>(got);
+    if (out_fd >= 0) {
+      if (absl::Status s =
+              WriteAll(out_fd, buffer.data(), static_cast<size_t>(got));
+          !s.ok()) {
+        return s;
+      }
+    }
   }
   if (received != content_length) {
     return absl::InternalError(absl::StrCat("HTTP GET ", path, ": received ",

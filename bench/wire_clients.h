@@ -1,7 +1,7 @@
 // Minimal clients for pstore-bench's peers, written on plain sockets so
 // that the peer's figure is the server's and the kernel's, not a library's:
 //   HttpGet     one HTTP/1.1 GET, the body received into a caller's buffer
-//               piece by piece (nginx);
+//               piece by piece, optionally written to a file (nginx);
 //   RespClient  SET and GET of the Redis protocol (RESP2), one connection,
 //               the bulk reply received straight into the caller's memory.
 // All connect to 127.0.0.1 with TCP_NODELAY.
@@ -24,11 +24,12 @@ namespace pstore::bench {
 
 // GETs http://127.0.0.1:`port``path` over a new connection and receives the
 // body with recv() calls of at most `buffer.size()` bytes into `buffer`,
-// each overwriting the last. Returns the body's length. Unavailable on a
-// socket error; Internal on a status other than 200 or a body shorter than
-// its Content-Length.
+// each overwriting the last; with `out_fd` >= 0, write()s each piece
+// received to it. Returns the body's length. Unavailable on a socket
+// error; Internal on a status other than 200 or a body shorter than its
+// Content-Length; ErrnoToStatus codes if a write fails.
 absl::StatusOr<uint64_t> HttpGet(int port, absl::string_view path,
-                                 std::span<uint8_t> buffer);
+                                 std::span<uint8_t> buffer, int out_fd = -1);
 
 class RespClient {
  public:

@@ -1,8 +1,10 @@
 // The workloads of pstore-bench: put, get_dram/get_nvme/get_cold,
-// latency, pull and encodings, each with its peers, alternating pstore and
-// the peers inside every repetition. See bench/README.md.
+// latency, pull, pull_file and encodings, each with its peers, alternating
+// pstore and the peers inside every repetition. See bench/README.md.
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "bench/harness.h"
@@ -26,19 +29,25 @@ namespace pstore::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using Reader = FaultMeter::Reader;
+
+// The reading process of the in-process clients and peers.
+constexpr char kSelf[] = "pstore-bench";
 
 // Writes `data`, tensors of `tensor_bytes` cut into blocks of `block_bytes`,
 // into a fresh raw RocksDB database in `dir` with the cold tier's options
-// (WAL on, no sync), removes it, and returns the write rate in MB/s.
+// (WAL on, no sync), removes it, and returns the write rate in MB/s;
+// `meter` counts the faults of the timed writes.
 absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
                                      std::span<const uint8_t> data,
                                      uint64_t tensor_bytes,
-                                     uint64_t block_bytes) {
+                                     uint64_t block_bytes, FaultMeter& meter) {
   ColdTierOptions options;
   options.dir = dir;
   options.sync_commits = false;
   PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<ColdDatabase> db,
                           ColdDatabase::Open(options));
+  meter.Start();
   auto start = Clock::now();
   for (uint64_t tensor = 0; tensor < data.size(); tensor += tensor_bytes) {
     for (uint64_t offset = 0; offset < tensor_bytes; offset += block_bytes) {
@@ -53,6 +62,7 @@ absl::StatusOr<double> RawRocksDbPut(const std::string& dir,
     }
   }
   double seconds = SecondsSince(start);
+  meter.Stop();
   db.reset();
   std::error_code error;
   std::filesystem::remove_all(dir, error);
@@ -88,6 +98,8 @@ absl::Status Bench::RunPut() {
     }
     std::string revision = absl::StrCat(prefix_, "-put", rep, "@v1");
     revisions_.push_back(revision);
+    FaultMeter meter("pstored", PstoredPids(), kSelf, Reader::kSelf);
+    meter.Start();
     auto start = Clock::now();
     for (int i = 0; i < count; ++i) {
       PSTORE_RETURN_IF_ERROR(
@@ -97,19 +109,23 @@ absl::Status Bench::RunPut() {
               .status());
     }
     double seconds = SecondsSince(start);
+    meter.Stop();
     pstore.samples.push_back(size * count / seconds / 1e6);
+    meter.AddTo(pstore, size * count);
     PSTORE_RETURN_IF_ERROR(client_->DeleteRevision(revision));
     revisions_.pop_back();
 
     if (want_rocks) {
+      FaultMeter rocks_meter("", {}, kSelf, Reader::kSelf);
       absl::StatusOr<double> rate =
           RawRocksDbPut(absl::StrCat(work_dir_, "/rocksdb-put", rep),
-                        data.span(), size, block_bytes_);
+                        data.span(), size, block_bytes_, rocks_meter);
       if (!rate.ok()) {
         Fail("put raw RocksDB", rate.status());
         want_rocks = false;
       } else {
         rocks.samples.push_back(*rate);
+        rocks_meter.AddTo(rocks, size * count);
       }
     }
   }
@@ -297,6 +313,23 @@ absl::Status Bench::RunGet(const std::string& tier) {
         client_->GetTensor(set.Name(0), buffer.span()).status());
   }
 
+  // The processes whose faults count, known once the peers have served
+  // (nginx forks its worker after it listens).
+  FaultMeter pstore_meter("pstored", PstoredPids(), kSelf, Reader::kSelf);
+  FaultMeter ceiling_meter("grpc-ceiling",
+                           ceiling != nullptr
+                               ? std::vector<pid_t>{ceiling->pid()}
+                               : std::vector<pid_t>{},
+                           kSelf, Reader::kSelf);
+  FaultMeter nginx_meter(
+      "nginx (master + worker)",
+      nginx != nullptr ? nginx->pids() : std::vector<pid_t>{}, kSelf,
+      Reader::kSelf);
+  FaultMeter redis_meter("redis-server",
+                         redis != nullptr ? std::vector<pid_t>{redis->pid()}
+                                          : std::vector<pid_t>{},
+                         kSelf, Reader::kSelf);
+  FaultMeter rocks_meter("", {}, kSelf, Reader::kSelf);
   std::vector<std::pair<Counters, Counters>> counters;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     if (tier == "dram") {
@@ -310,42 +343,56 @@ absl::Status Bench::RunGet(const std::string& tier) {
       PSTORE_RETURN_IF_ERROR(DropTiers(true, true, true));
     }
     PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+    pstore_meter.Start();
     auto start = Clock::now();
     PSTORE_RETURN_IF_ERROR(read_pstore());
     double seconds = SecondsSince(start);
+    pstore_meter.Stop();
     PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
     counters.emplace_back(before, after);
     pstore.samples.push_back(set.Bytes() / seconds / 1e6);
+    pstore_meter.AddTo(pstore, set.Bytes());
 
     if (ceiling != nullptr) {
+      ceiling_meter.Start();
       start = Clock::now();
       absl::Status s = read_ceiling();
+      seconds = SecondsSince(start);
+      ceiling_meter.Stop();
       if (!s.ok()) {
         Fail(workload + " grpc-ceiling", s);
         ceiling = nullptr;
       } else {
-        ceiling_series.samples.push_back(set.Bytes() / SecondsSince(start) /
-                                         1e6);
+        ceiling_series.samples.push_back(set.Bytes() / seconds / 1e6);
+        ceiling_meter.AddTo(ceiling_series, set.Bytes());
       }
     }
     if (nginx != nullptr) {
+      nginx_meter.Start();
       start = Clock::now();
       absl::StatusOr<uint64_t> got = nginx->Get("/get.bin", piece.span());
+      seconds = SecondsSince(start);
+      nginx_meter.Stop();
       if (!got.ok()) {
         Fail(workload + " nginx", got.status());
         nginx = nullptr;
       } else {
-        nginx_series.samples.push_back(*got / SecondsSince(start) / 1e6);
+        nginx_series.samples.push_back(*got / seconds / 1e6);
+        nginx_meter.AddTo(nginx_series, *got);
       }
     }
     if (resp != nullptr) {
+      redis_meter.Start();
       start = Clock::now();
       absl::Status s = read_redis();
+      seconds = SecondsSince(start);
+      redis_meter.Stop();
       if (!s.ok()) {
         Fail(workload + " redis", s);
         resp.reset();
       } else {
-        redis_series.samples.push_back(set.Bytes() / SecondsSince(start) / 1e6);
+        redis_series.samples.push_back(set.Bytes() / seconds / 1e6);
+        redis_meter.AddTo(redis_series, set.Bytes());
       }
     }
     if (fio) {
@@ -357,6 +404,10 @@ absl::Status Bench::RunGet(const std::string& tier) {
         fio = false;
       } else {
         fio_series.samples.push_back(result->bytes_per_second / 1e6);
+        // fio is its own reader: no serving process.
+        fio_series.client_process = "fio (its JSON minf: the whole job)";
+        fio_series.client_faults.push_back(
+            FaultsPerGiB(result->minor_faults, result->bytes));
       }
     }
     if (rocks) {
@@ -366,6 +417,7 @@ absl::Status Bench::RunGet(const std::string& tier) {
       read_options.fill_cache = false;
       rocksdb::PinnableSlice value;
       uint64_t bytes = 0;
+      rocks_meter.Start();
       start = Clock::now();
       rocksdb::Status got;
       for (const std::string& key : raw_keys_[set.revision]) {
@@ -375,11 +427,14 @@ absl::Status Bench::RunGet(const std::string& tier) {
         if (!got.ok()) break;
         bytes += value.size();
       }
+      seconds = SecondsSince(start);
+      rocks_meter.Stop();
       if (!got.ok()) {
         Fail(workload + " raw RocksDB", RocksToStatus(got, "get"));
         rocks = false;
       } else {
-        rocks_series.samples.push_back(bytes / SecondsSince(start) / 1e6);
+        rocks_series.samples.push_back(bytes / seconds / 1e6);
+        rocks_meter.AddTo(rocks_series, bytes);
       }
     }
   }
@@ -633,7 +688,8 @@ absl::Status Bench::RunLatencyConfig(const std::string& tier,
 // --- pull ---
 
 absl::StatusOr<double> Bench::PullOnce(Client& client, int streams,
-                                       const std::string& encoding) {
+                                       const std::string& encoding,
+                                       uint64_t* bytes) {
   uint64_t cursor = 0;
   PullCallbacks callbacks;
   callbacks.allocate =
@@ -656,6 +712,7 @@ absl::StatusOr<double> Bench::PullOnce(Client& client, int streams,
     return absl::InternalError(
         absl::StrCat("pulled ", result.bytes, " bytes, buffers for ", cursor));
   }
+  if (bytes != nullptr) *bytes = result.bytes;
   return seconds;
 }
 
@@ -732,35 +789,55 @@ absl::Status Bench::RunPull() {
       nginx = nullptr;
     }
   }
+  FaultMeter pstore_meter("pstored", PstoredPids(), kSelf, Reader::kSelf);
+  FaultMeter ceiling_meter("grpc-ceiling",
+                           ceiling != nullptr
+                               ? std::vector<pid_t>{ceiling->pid()}
+                               : std::vector<pid_t>{},
+                           kSelf, Reader::kSelf);
+  FaultMeter nginx_meter(
+      "nginx (master + worker)",
+      nginx != nullptr ? nginx->pids() : std::vector<pid_t>{}, kSelf,
+      Reader::kSelf);
   std::map<int, std::vector<std::pair<Counters, Counters>>> counters;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     for (int streams : config_.pull_streams) {
       PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+      pstore_meter.Start();
       PSTORE_ASSIGN_OR_RETURN(double seconds,
                               PullOnce(*clients[streams], streams, "raw"));
+      pstore_meter.Stop();
       PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
       counters[streams].emplace_back(before, after);
       pstore[streams].samples.push_back(bytes / seconds / 1e6);
+      pstore_meter.AddTo(pstore[streams], bytes);
       if (ceiling != nullptr) {
+        ceiling_meter.Start();
         auto start = Clock::now();
         absl::Status s = ceiling_pull(streams);
+        seconds = SecondsSince(start);
+        ceiling_meter.Stop();
         if (!s.ok()) {
           Fail("pull grpc-ceiling", s);
           ceiling = nullptr;
         } else {
-          ceiling_series[streams].samples.push_back(bytes /
-                                                    SecondsSince(start) / 1e6);
+          ceiling_series[streams].samples.push_back(bytes / seconds / 1e6);
+          ceiling_meter.AddTo(ceiling_series[streams], bytes);
         }
       }
     }
     if (nginx != nullptr) {
+      nginx_meter.Start();
       auto start = Clock::now();
       absl::StatusOr<uint64_t> got = nginx->Get("/model.bin", piece.span());
+      double seconds = SecondsSince(start);
+      nginx_meter.Stop();
       if (!got.ok()) {
         Fail("pull nginx", got.status());
         nginx = nullptr;
       } else {
-        nginx_series.samples.push_back(*got / SecondsSince(start) / 1e6);
+        nginx_series.samples.push_back(*got / seconds / 1e6);
+        nginx_meter.AddTo(nginx_series, *got);
       }
     }
   }
@@ -784,6 +861,188 @@ absl::Status Bench::RunPull() {
     }
   }
   std::filesystem::remove(shm_dir_ + "/model.bin");
+  return absl::OkStatus();
+}
+
+// --- pull_file ---
+
+absl::Status Bench::RunPullFile() {
+  if (flags_.pstore_cli.empty() ||
+      access(flags_.pstore_cli.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no pstore-cli binary at '", flags_.pstore_cli,
+                     "' (build it, or pass --pstore_cli=PATH)"));
+  }
+  PSTORE_RETURN_IF_ERROR(PrepareFileModel());
+  PSTORE_RETURN_IF_ERROR(
+      client_->Prefetch(file_model_, v1::TIER_DRAM).status());
+  const int streams = config_.pull_file_streams;
+  // On tmpfs: the file nginx serves (the first pull's), and the outputs of
+  // pstore-cli and of the nginx client, removed after each run.
+  const std::string served = shm_dir_ + "/pull-file.safetensors";
+  const std::string pulled = shm_dir_ + "/pull-file.pstore-cli.safetensors";
+  const std::string downloaded = shm_dir_ + "/pull-file.nginx.safetensors";
+  auto remove_file = [](const std::string& path) {
+    std::error_code error;
+    std::filesystem::remove(path, error);
+  };
+  // Runs pstore-cli pull into `pulled`; returns the seconds from fork to
+  // exit.
+  auto run_cli = [&](FaultMeter* meter) -> absl::StatusOr<double> {
+    ChildProcess cli("pstore-cli",
+                     {flags_.pstore_cli, "--addr", address_, "pull",
+                      file_model_, pulled, "--streams", absl::StrCat(streams)},
+                     work_dir_ + "/pstore-cli.log");
+    if (meter != nullptr) meter->Start();
+    auto start = Clock::now();
+    PSTORE_RETURN_IF_ERROR(cli.Start());
+    PSTORE_ASSIGN_OR_RETURN(int status, cli.Wait(absl::Minutes(5)));
+    double seconds = SecondsSince(start);
+    if (meter != nullptr) meter->Stop();
+    if (status != 0) {
+      return absl::InternalError(absl::StrCat("pstore-cli pull ended with ",
+                                              DescribeWaitStatus(status), ": ",
+                                              cli.LogTail(2000)));
+    }
+    return seconds;
+  };
+  // Warm-up; its output becomes nginx's file.
+  remove_file(served);
+  remove_file(pulled);
+  PSTORE_RETURN_IF_ERROR(run_cli(nullptr).status());
+  std::error_code error;
+  std::filesystem::rename(pulled, served, error);
+  if (error) return ErrnoToStatus(error.value(), "rename " + pulled);
+  if (chmod(served.c_str(), 0644) != 0) {
+    return ErrnoToStatus(errno, "chmod " + served);
+  }
+  const uint64_t file_bytes = std::filesystem::file_size(served, error);
+  if (error) return ErrnoToStatus(error.value(), "stat " + served);
+
+  {
+    // What pstore-cli costs without a pull: start-up, one call, exit.
+    ChildProcess cli("pstore-cli",
+                     {flags_.pstore_cli, "--addr", address_, "status"},
+                     work_dir_ + "/pstore-cli.log");
+    uint64_t faults = ChildrenMinorFaults();
+    auto start = Clock::now();
+    absl::StatusOr<int> status =
+        cli.Start().ok() ? cli.Wait(absl::Minutes(1)) : absl::StatusOr<int>(-1);
+    double seconds = SecondsSince(start);
+    faults = ChildrenMinorFaults() - faults;
+    if (status.ok() && *status == 0) {
+      Note(absl::StrFormat(
+          "pull_file: `pstore-cli status` (start-up, one call, exit, no pull) "
+          "took %.3f s and %d minor faults, a part of each pull_file figure "
+          "of pstore-cli (the file is %s).",
+          seconds, faults, ShortBytes(file_bytes)));
+    }
+  }
+  NginxPeer* nginx = Nginx();
+  TouchedBuffer piece(1 << 20);
+  // GETs the file into `downloaded`; returns the seconds from open to
+  // close.
+  auto run_nginx = [&](FaultMeter* meter) -> absl::StatusOr<double> {
+    if (meter != nullptr) meter->Start();
+    auto start = Clock::now();
+    int fd = open(downloaded.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0644);
+    if (fd < 0) return ErrnoToStatus(errno, "open " + downloaded);
+    absl::StatusOr<uint64_t> got =
+        nginx->GetToFile("/pull-file.safetensors", piece.span(), fd);
+    int closed = close(fd);
+    int close_error = errno;
+    double seconds = SecondsSince(start);
+    if (meter != nullptr) meter->Stop();
+    if (!got.ok()) return got.status();
+    if (closed != 0) return ErrnoToStatus(close_error, "close " + downloaded);
+    if (*got != file_bytes) {
+      return absl::InternalError(
+          absl::StrCat("nginx sent ", *got, " bytes of ", file_bytes));
+    }
+    return seconds;
+  };
+  if (nginx != nullptr) {  // Warm-up.
+    absl::Status s = run_nginx(nullptr).status();
+    remove_file(downloaded);
+    if (!s.ok()) {
+      Fail("pull_file nginx", s);
+      nginx = nullptr;
+    }
+  }
+
+  std::string what = absl::StrCat(ShortBytes(file_bytes), " safetensors file, ",
+                                  streams, " streams");
+  Series pstore = MakeSeries(
+      "pull_file/pstore", "pull_file", what, "pstore", "GB/s",
+      absl::StrCat(
+          "pstore-cli pull --streams ", streams,
+          " of a DRAM-resident synthetic model (",
+          config_.pull_file_model.layers, " layers ",
+          DTypeName(config_.pull_file_model.dtype),
+          ") into a new safetensors file on tmpfs (--shm_dir): a process of "
+          "its own, timed from fork to exit (start-up, connecting, the pull, "
+          "the file written; to 5 ms: the harness polls for its exit); "
+          "every file compared with the first pull's, then removed"),
+      "");
+  Series nginx_series = MakeSeries(
+      "pull_file/nginx", "pull_file", "the same bytes as one file", "nginx",
+      "GB/s",
+      "one HTTP/1.1 GET of the first pull's file (tmpfs, sendfile), recv() "
+      "of 1 MiB pieces, each write()n to a new file on the same tmpfs, in "
+      "pstore-bench; timed from open to close; every file compared with the "
+      "served one, then removed",
+      "");
+  FaultMeter cli_meter("pstored", PstoredPids(), "pstore-cli",
+                       Reader::kChildren);
+  FaultMeter nginx_meter(
+      "nginx (master + worker)",
+      nginx != nullptr ? nginx->pids() : std::vector<pid_t>{}, kSelf,
+      Reader::kSelf);
+  std::vector<std::pair<Counters, Counters>> counters;
+  for (int rep = 0; rep < config_.repetitions; ++rep) {
+    remove_file(pulled);
+    PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
+    PSTORE_ASSIGN_OR_RETURN(double seconds, run_cli(&cli_meter));
+    PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
+    counters.emplace_back(before, after);
+    pstore.samples.push_back(file_bytes / seconds / 1e9);
+    cli_meter.AddTo(pstore, file_bytes);
+    PSTORE_ASSIGN_OR_RETURN(bool same, SameFileContents(pulled, served));
+    remove_file(pulled);
+    if (!same) {
+      return absl::InternalError(absl::StrCat(
+          "pull_file: repetition ", rep + 1,
+          " of pstore-cli pull wrote other bytes than the first pull"));
+    }
+    if (nginx != nullptr) {
+      absl::StatusOr<double> nginx_seconds = run_nginx(&nginx_meter);
+      absl::StatusOr<bool> nginx_same =
+          nginx_seconds.ok() ? SameFileContents(downloaded, served) : false;
+      remove_file(downloaded);
+      if (nginx_seconds.ok() && nginx_same.ok() && !*nginx_same) {
+        nginx_same = absl::InternalError("the file written differs");
+      }
+      if (!nginx_seconds.ok() || !nginx_same.ok()) {
+        Fail("pull_file nginx", !nginx_seconds.ok() ? nginx_seconds.status()
+                                                    : nginx_same.status());
+        nginx = nullptr;
+      } else {
+        nginx_series.samples.push_back(file_bytes / *nginx_seconds / 1e9);
+        nginx_meter.AddTo(nginx_series, file_bytes);
+      }
+    }
+  }
+  remove_file(served);
+  Isolation(absl::StrCat("pull_file (pstore-cli pull, ", what, ")"), "dram",
+            file_model_blocks_, counters);
+  PrintSeries(pstore);
+  results_.Add(pstore);
+  if (!nginx_series.samples.empty()) {
+    PrintSeries(nginx_series);
+    results_.Add(nginx_series);
+    results_.Compare(pstore.id, nginx_series.id);
+  }
   return absl::OkStatus();
 }
 
@@ -840,21 +1099,36 @@ absl::Status Bench::RunEncodings() {
                         "PullModel in this encoding right after the first: "
                         "derived blocks are DRAM hits");
   }
+  // Faults per GiB of the bytes received (the encoded size).
+  FaultMeter meter("pstored", PstoredPids(), kSelf, Reader::kSelf);
+  uint64_t bytes = 0;
   for (int rep = 0; rep < config_.repetitions; ++rep) {
     for (const std::string& name : config_.encodings) {
       PSTORE_RETURN_IF_ERROR(DropTiers(true, false, false));
       PSTORE_ASSIGN_OR_RETURN(Counters before, ReadCounters());
-      PSTORE_ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, name));
+      meter.Start();
+      PSTORE_ASSIGN_OR_RETURN(double seconds,
+                              PullOnce(*client, streams, name, &bytes));
+      meter.Stop();
       PSTORE_ASSIGN_OR_RETURN(Counters middle, ReadCounters());
       first[name].samples.push_back(model_parameters_ / seconds / 1e6);
-      PSTORE_ASSIGN_OR_RETURN(seconds, PullOnce(*client, streams, name));
+      meter.AddTo(first[name], bytes);
+      meter.Start();
+      PSTORE_ASSIGN_OR_RETURN(seconds,
+                              PullOnce(*client, streams, name, &bytes));
+      meter.Stop();
       PSTORE_ASSIGN_OR_RETURN(Counters after, ReadCounters());
       cached[name].samples.push_back(model_parameters_ / seconds / 1e6);
+      meter.AddTo(cached[name], bytes);
       first_encoded[name].push_back((middle - before).encoded);
       cached_hits[name].push_back((after - middle).encoded_hits);
     }
-    PSTORE_ASSIGN_OR_RETURN(double seconds, PullOnce(*client, streams, "raw"));
+    meter.Start();
+    PSTORE_ASSIGN_OR_RETURN(double seconds,
+                            PullOnce(*client, streams, "raw", &bytes));
+    meter.Stop();
     raw.samples.push_back(model_parameters_ / seconds / 1e6);
+    meter.AddTo(raw, bytes);
   }
   if (pinned_here) PSTORE_RETURN_IF_ERROR(client_->Unpin(model_));
   PrintSeries(raw);

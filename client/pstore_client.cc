@@ -12,6 +12,7 @@
 #include "client/internal/channels.h"
 #include "client/internal/pull_session.h"
 #include "client/internal/raw_chunk.h"
+#include "client/internal/small_reads.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "codec/hash.h"
@@ -118,7 +119,8 @@ absl::StatusOr<std::vector<float>> DecodeToFloat(
 Client::Client(ClientOptions options,
                std::shared_ptr<grpc::ChannelCredentials> credentials)
     : options_(std::move(options)),
-      channels_(std::make_unique<Channels>(options_, std::move(credentials))) {}
+      channels_(std::make_unique<Channels>(options_, std::move(credentials))),
+      small_reads_(std::make_unique<client_internal::SmallReads>()) {}
 
 Client::~Client() = default;
 
@@ -243,6 +245,31 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
     absl::string_view name, const GetOptions& options,
     const std::function<absl::Status(const v1::TensorInfo&,
                                      std::span<const uint8_t>)>& sink) {
+  return ReadTo(name, options, std::nullopt, sink);
+}
+
+absl::StatusOr<v1::TensorInfo> Client::ReadTo(
+    absl::string_view name, const GetOptions& options,
+    std::optional<uint64_t> expected_bytes,
+    const std::function<absl::Status(const v1::TensorInfo&,
+                                     std::span<const uint8_t>)>& sink) {
+  if (small_reads_->ShouldTry(name, options, expected_bytes)) {
+    absl::StatusOr<std::optional<v1::TensorInfo>> small =
+        small_reads_->Read(options_, *channels_, name, options, sink);
+    if (!small.ok()) {
+      return WithContext(small.status(), absl::StrCat("get ", name));
+    }
+    if (small->has_value()) return **std::move(small);
+  }
+  absl::StatusOr<v1::TensorInfo> info = StreamTo(name, options, sink);
+  if (info.ok()) small_reads_->Remember(name, options, *info);
+  return info;
+}
+
+absl::StatusOr<v1::TensorInfo> Client::StreamTo(
+    absl::string_view name, const GetOptions& options,
+    const std::function<absl::Status(const v1::TensorInfo&,
+                                     std::span<const uint8_t>)>& sink) {
   bool have_info = false;
   v1::TensorInfo info;
   uint64_t received = 0;
@@ -364,8 +391,8 @@ absl::StatusOr<v1::TensorInfo> Client::GetTensor(absl::string_view name,
                                                  std::span<uint8_t> out,
                                                  const GetOptions& options) {
   uint64_t position = 0;
-  return GetTensorTo(
-      name, options,
+  return ReadTo(
+      name, options, out.size(),
       [&](const v1::TensorInfo& info, std::span<const uint8_t> bytes) {
         if (info.byte_length() != out.size()) {
           return absl::InvalidArgumentError(

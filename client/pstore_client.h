@@ -9,6 +9,14 @@
 // and the bytes are never handed over as good. Puts send the XXH3-64 of the
 // tensor in their header, so the server refuses bytes damaged on the way.
 //
+// Small reads: GetTensor and GetTensorTo read at most 1 MiB with one unary
+// ReadTensor call, checked as a whole before any byte is handed over, and
+// larger reads (or every read, from a pstored without ReadTensor) as a
+// GetTensor stream. They choose by themselves: by the caller's buffer, the
+// range, or the size an earlier read of the tensor found; a read of
+// unknown size tries ReadTensor first, which a large one costs a round
+// trip, once per tensor and encoding.
+//
 // Retries: a call that fails with UNAVAILABLE is sent again, with
 // exponential backoff, up to ClientOptions::max_attempts times in all, when
 // sending it twice is harmless: the reads (GetTensor, GetTensorTo and
@@ -33,6 +41,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -51,7 +60,8 @@ class ChannelCredentials;
 namespace pstore {
 namespace client_internal {
 class Channels;
-}
+class SmallReads;
+}  // namespace client_internal
 
 struct ClientOptions {
   // host:port of pstored. Default: 127.0.0.1:7070.
@@ -213,11 +223,13 @@ class Client {
   // Streams tensor `name` to `sink` in order, in pieces: each call passes
   // the bytes that follow those of the previous call (at most 256 KiB; a
   // chunk of the stream may take several calls, and a chunk without bytes
-  // one call with none). A whole tensor is checked once, end to end, against
-  // the hash it was put with when the last byte is in; a range or a first
-  // encoding has each chunk checked before any of it is passed on and the
-  // stream's hash at the end. The bytes the sink saw are good only if the
-  // call returns OK. For reads too large to hold in memory (pstore-cli get).
+  // one call with none). A read of at most 1 MiB (one ReadTensor call) is
+  // checked whole before any byte is passed on. On a stream, a whole tensor
+  // is checked once, end to end, against the hash it was put with when the
+  // last byte is in; a range or a first encoding has each chunk checked
+  // before any of it is passed on and the stream's hash at the end. The
+  // bytes the sink saw are good only if the call returns OK. For reads too
+  // large to hold in memory (pstore-cli get).
   absl::StatusOr<v1::TensorInfo> GetTensorTo(
       absl::string_view name, const GetOptions& options,
       const std::function<absl::Status(const v1::TensorInfo& info,
@@ -274,8 +286,23 @@ class Client {
   Client(ClientOptions options,
          std::shared_ptr<grpc::ChannelCredentials> credentials);
 
+  // Reads as GetTensorTo does: as one ReadTensor call when the read is
+  // small, else as a GetTensor stream. `expected_bytes` is what the
+  // caller's buffer holds, if it has one.
+  absl::StatusOr<v1::TensorInfo> ReadTo(
+      absl::string_view name, const GetOptions& options,
+      std::optional<uint64_t> expected_bytes,
+      const std::function<absl::Status(const v1::TensorInfo& info,
+                                       std::span<const uint8_t> bytes)>& sink);
+  // Reads as GetTensorTo does, as a GetTensor stream.
+  absl::StatusOr<v1::TensorInfo> StreamTo(
+      absl::string_view name, const GetOptions& options,
+      const std::function<absl::Status(const v1::TensorInfo& info,
+                                       std::span<const uint8_t> bytes)>& sink);
+
   const ClientOptions options_;
   std::unique_ptr<client_internal::Channels> channels_;
+  std::unique_ptr<client_internal::SmallReads> small_reads_;
 };
 
 }  // namespace pstore

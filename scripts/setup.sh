@@ -14,11 +14,14 @@ packages=(
   grpc-proto libabsl-dev liburing-dev librocksdb-dev libxxhash-dev
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libcli11-dev
   prometheus-cpp-dev
-  # Tests.
+  # Tests (python3: scripts/report-skips.py).
   libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
-  fiu-utils openssl
-  # Fuzzing (scripts/fuzz.sh): clang with libFuzzer and llvm-symbolizer.
-  clang libclang-rt-14-dev llvm
+  fiu-utils openssl python3
+  # Fuzzing, sanitizers and the thread-safety analysis (scripts/fuzz.sh,
+  # test-sanitizers.sh, test-tsan.sh): clang with libFuzzer and the
+  # sanitizer runtimes, llvm-symbolizer; dpkg-dev for `apt-get source
+  # abseil` (scripts/build-tsan-abseil.sh).
+  clang libclang-rt-14-dev llvm dpkg-dev
 )
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(fio nginx-light redis-server gnuplot-nox)

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/container/inlined_vector.h"
 #include "grpcpp/support/slice.h"
 
 namespace pstore {
@@ -18,27 +19,52 @@ void AppendVarint(uint64_t value, std::string* out) {
   out->push_back(static_cast<char>(value));
 }
 
+// Returns the serialized `fields` followed, when `data_length` is not 0, by
+// the tag and length of `data`.
+std::string Head(const v1::TensorChunk& fields, uint64_t data_length) {
+  std::string head = fields.SerializeAsString();
+  if (data_length > 0) {
+    head.push_back(static_cast<char>(kDataTag));
+    AppendVarint(data_length, &head);
+  }
+  return head;
+}
+
 // Releases the block reference a data slice holds.
 void ReleaseBlock(void* user_data) { delete static_cast<BlockRef*>(user_data); }
+
+// Returns a slice of bytes [offset, offset + length) of `block` that holds
+// a reference to it.
+grpc::Slice DataSlice(const BlockRef& block, uint64_t offset, uint64_t length) {
+  // gRPC never writes through the pointer; the API is not const-correct.
+  return grpc::Slice(const_cast<uint8_t*>(block->data()) + offset, length,
+                     &ReleaseBlock, new BlockRef(block));
+}
 
 }  // namespace
 
 grpc::ByteBuffer MakeChunkBuffer(const v1::TensorChunk& fields,
+                                 std::span<const DataPiece> pieces) {
+  uint64_t length = 0;
+  for (const DataPiece& piece : pieces) length += piece.length;
+  absl::InlinedVector<grpc::Slice, 4> slices;
+  slices.emplace_back(Head(fields, length));
+  for (const DataPiece& piece : pieces) {
+    if (piece.length == 0) continue;
+    slices.push_back(DataSlice(piece.block, piece.offset, piece.length));
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+grpc::ByteBuffer MakeChunkBuffer(const v1::TensorChunk& fields,
                                  const BlockRef& block, uint64_t offset,
                                  uint64_t length) {
-  std::string head = fields.SerializeAsString();
   if (length == 0) {
-    grpc::Slice slice(head);
+    grpc::Slice slice(Head(fields, 0));
     return grpc::ByteBuffer(&slice, 1);
   }
-  head.push_back(static_cast<char>(kDataTag));
-  AppendVarint(length, &head);
-  grpc::Slice slices[2] = {
-      grpc::Slice(head),
-      // gRPC never writes through the pointer; the API is not const-correct.
-      grpc::Slice(const_cast<uint8_t*>(block->data()) + offset, length,
-                  &ReleaseBlock, new BlockRef(block)),
-  };
+  grpc::Slice slices[2] = {Head(fields, length),
+                           DataSlice(block, offset, length)};
   return grpc::ByteBuffer(slices, 2);
 }
 

@@ -76,8 +76,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "largest tensor a put may store");
   app.add_option("--max_message_bytes", max_message_bytes,
                  "largest message a client may send");
-  app.add_option("--max_read_streams", max_read_streams,
-                 "GetTensor/PullModel streams served at once")
+  app.add_option(
+         "--max_read_streams", max_read_streams,
+         "reads served at once (GetTensor/PullModel streams, ReadTensor calls)")
       ->check(CLI::Range(1, 100000));
   app.add_option("--max_put_streams", max_put_streams,
                  "PutTensor streams served at once")

@@ -9,6 +9,7 @@
 #include "codec/encoding.h"
 #include "codec/encoding_plan.h"
 #include "server/convert.h"
+#include "server/unary_read.h"
 #include "storage/names.h"
 #include "util/status.h"
 
@@ -167,6 +168,45 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::GetTensor(
   return new ReadStreamReactor(*std::move(admission), store_, workers_.get(),
                                std::move(planner), options, &stream_counters_,
                                "GetTensor", options_.metrics);
+}
+
+grpc::ServerUnaryReactor* ParamStoreService::ReadTensor(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  v1::GetTensorRequest request;
+  absl::Status status = ParseRaw(*raw_request, &request);
+  absl::StatusOr<Encoding> encoding = ParseEncoding(request.encoding());
+  if (status.ok()) status = encoding.status();
+  absl::StatusOr<TensorName> name = ParseTensorName(request.name());
+  if (status.ok()) status = name.status();
+  if (status.ok()) {
+    status = Authorize(*context, Scope::kRead, name->revision.model);
+  }
+  auto refuse = [&](const absl::Status& error) {
+    grpc::Status refused = ToGrpcStatus(error);
+    if (options_.metrics != nullptr) {
+      options_.metrics->ObserveRpc("ReadTensor", refused.error_code(),
+                                   absl::ZeroDuration());
+    }
+    reactor->Finish(refused);
+    return reactor;
+  };
+  if (!status.ok()) return refuse(status);
+  absl::StatusOr<StreamAdmission> admission =
+      StreamAdmission::Admit(&stream_counters_.streams_in_flight,
+                             options_.max_read_streams, "read", &gate_);
+  if (!admission.ok()) return refuse(admission.status());
+  TieredStore* store = store_;
+  auto planner = [store, name = *std::move(name), encoding = *encoding,
+                  offset = request.offset(),
+                  length = request.length()](CatalogRead mode) {
+    return store->PlanTensorRead(name, encoding, offset, length, mode);
+  };
+  UnaryRead::Start(*std::move(admission), store_, workers_.get(), planner,
+                   reactor, raw_response, &stream_counters_, "ReadTensor",
+                   options_.metrics);
+  return reactor;
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ParamStoreService::PullModel(

@@ -1,8 +1,10 @@
 // ParamStoreService: the pstore.v1.ParamStore service on the callback API.
 // Thin: each method validates its request, calls the TieredStore on a
 // worker thread (never on a gRPC thread: the store does disk I/O) and maps
-// the status. GetTensor and PullModel are "raw" methods: they send chunks
-// built as byte buffers that point into cached blocks (server/chunk.h).
+// the status. GetTensor, PullModel and ReadTensor are "raw" methods: they
+// send chunks built as byte buffers that point into cached blocks
+// (server/chunk.h); reads whose plan comes from memory start on the gRPC
+// thread.
 //
 // Thread-safe. The store and pools must outlive the service.
 
@@ -32,8 +34,8 @@ struct ServiceOptions {
   // Bytes all read streams together read ahead (beyond what DRAM holds,
   // these are what streams add to memory). Default: 256 MiB.
   uint64_t readahead_budget_bytes = uint64_t{256} << 20;
-  // Streaming calls admitted at once; past them RESOURCE_EXHAUSTED.
-  // Defaults: 128 read streams (GetTensor, PullModel), 16 puts.
+  // Calls admitted at once; past them RESOURCE_EXHAUSTED.
+  // Defaults: 128 reads (GetTensor, PullModel, ReadTensor), 16 puts.
   int max_read_streams = 128;
   int max_put_streams = 16;
   // Threads running store calls for RPCs.
@@ -52,25 +54,27 @@ struct ServiceOptions {
 
 // Every method reads and writes raw bytes and parses its requests itself
 // (ParseRaw in server/convert.h), so a request that is not a valid message
-// gets INVALID_ARGUMENT; GetTensor and PullModel send pre-built chunks.
+// gets INVALID_ARGUMENT; GetTensor, PullModel and ReadTensor send pre-built
+// chunks.
 using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_PutTensor<
     v1::ParamStore::WithRawCallbackMethod_GetTensor<
-        v1::ParamStore::WithRawCallbackMethod_PullModel<
-            v1::ParamStore::WithRawCallbackMethod_StatTensor<
-                v1::ParamStore::WithRawCallbackMethod_ListTensors<
-                    v1::ParamStore::WithRawCallbackMethod_DeleteTensor<
-                        v1::ParamStore::WithRawCallbackMethod_CreateRevision<
-                            v1::ParamStore::WithRawCallbackMethod_PublishRevision<v1::ParamStore::WithRawCallbackMethod_DeleteRevision<
-                                v1::ParamStore::
-                                    WithRawCallbackMethod_GetRevision<v1::ParamStore::WithRawCallbackMethod_ListModels<
-                                        v1::ParamStore::
-                                            WithRawCallbackMethod_Pin<v1::ParamStore::WithRawCallbackMethod_Unpin<
-                                                v1::ParamStore::
-                                                    WithRawCallbackMethod_Prefetch<v1::ParamStore::WithRawCallbackMethod_DropCache<
-                                                        v1::ParamStore::
-                                                            WithRawCallbackMethod_Verify<v1::ParamStore::WithRawCallbackMethod_GetServerStatus<
-                                                                v1::ParamStore::
-                                                                    CallbackService>>>>>>>>>>>>>>>>>;
+        v1::ParamStore::WithRawCallbackMethod_ReadTensor<
+            v1::ParamStore::WithRawCallbackMethod_PullModel<
+                v1::ParamStore::WithRawCallbackMethod_StatTensor<
+                    v1::ParamStore::WithRawCallbackMethod_ListTensors<
+                        v1::ParamStore::WithRawCallbackMethod_DeleteTensor<v1::ParamStore::WithRawCallbackMethod_CreateRevision<
+                            v1::ParamStore::
+                                WithRawCallbackMethod_PublishRevision<v1::ParamStore::WithRawCallbackMethod_DeleteRevision<
+                                    v1::ParamStore::
+                                        WithRawCallbackMethod_GetRevision<v1::ParamStore::WithRawCallbackMethod_ListModels<
+                                            v1::ParamStore::
+                                                WithRawCallbackMethod_Pin<v1::ParamStore::WithRawCallbackMethod_Unpin<
+                                                    v1::ParamStore::
+                                                        WithRawCallbackMethod_Prefetch<v1::ParamStore::WithRawCallbackMethod_DropCache<
+                                                            v1::ParamStore::
+                                                                WithRawCallbackMethod_Verify<v1::ParamStore::WithRawCallbackMethod_GetServerStatus<
+                                                                    v1::ParamStore::
+                                                                        CallbackService>>>>>>>>>>>>>>>>>>;
 
 class ParamStoreService final : public ParamStoreBase {
  public:
@@ -86,6 +90,9 @@ class ParamStoreService final : public ParamStoreBase {
   grpc::ServerWriteReactor<grpc::ByteBuffer>* PullModel(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* ReadTensor(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* raw_request,
+                                       grpc::ByteBuffer* raw_response) override;
 
   grpc::ServerUnaryReactor* StatTensor(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* raw_request,

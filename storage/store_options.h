@@ -56,8 +56,10 @@ struct TieredStoreOptions {
   // Sync commits to disk (see ColdTierOptions). Default: true.
   bool sync_commits = true;
 
-  // Keep cold block values in RocksDB blob files. Default: false.
-  bool cold_blob_files = false;
+  // Keep new block values in block files beside the catalog's RocksDB
+  // (ColdTierOptions::block_files); false keeps them in RocksDB.
+  // Default: true.
+  bool cold_block_files = true;
 
   // Free space the cold tier keeps on its disk (ColdTierOptions).
   // Default: 256 MiB.

@@ -98,7 +98,7 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   ColdTierOptions cold_options;
   cold_options.dir = options.cold_dir;
   cold_options.sync_commits = options.sync_commits;
-  cold_options.blob_files = options.cold_blob_files;
+  cold_options.block_files = options.cold_block_files;
   cold_options.min_free_bytes = options.cold_min_free_bytes;
   // Block memtables are memory outside the DRAM budget too (up to two of
   // them fill at once): an eighth of it, between 16 and 64 MiB.

@@ -11,10 +11,11 @@ namespace {
 constexpr int kMaxMessageBytes = 64 << 20;
 constexpr int kMaxFrameBytes = (16 << 20) - 1;  // HTTP/2's largest.
 constexpr int kLookaheadBytes = 16 << 20;
-// The streaming reads, called by path to read their responses unparsed
-// (see client/internal/raw_chunk.h); as in the generated pstore.grpc.pb.cc.
+// The reads, called by path to read their responses unparsed (see
+// client/internal/raw_chunk.h); as in the generated pstore.grpc.pb.cc.
 constexpr char kGetTensorMethod[] = "/pstore.v1.ParamStore/GetTensor";
 constexpr char kPullModelMethod[] = "/pstore.v1.ParamStore/PullModel";
+constexpr char kReadTensorMethod[] = "/pstore.v1.ParamStore/ReadTensor";
 
 }  // namespace
 
@@ -24,7 +25,9 @@ Channels::Connection::Connection(std::shared_ptr<grpc::Channel> channel_in)
       get_tensor(kGetTensorMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
                  channel),
       pull_model(kPullModelMethod, grpc::internal::RpcMethod::SERVER_STREAMING,
-                 channel) {}
+                 channel),
+      read_tensor(kReadTensorMethod, grpc::internal::RpcMethod::NORMAL_RPC,
+                  channel) {}
 
 Channels::Channels(const ClientOptions& options,
                    std::shared_ptr<grpc::ChannelCredentials> credentials) {

@@ -1,6 +1,5 @@
 // Channels: the gRPC channels of one pstore::Client, each with its stub and
-// the streaming reads registered by path for raw reads. Internal to
-// client/.
+// the reads registered by path for raw reads. Internal to client/.
 //
 // Each channel has its own TCP connection (a subchannel pool of its own),
 // large HTTP/2 frames and a read-ahead window that holds several chunks.
@@ -32,6 +31,7 @@ class Channels {
     std::unique_ptr<v1::ParamStore::Stub> stub;
     grpc::internal::RpcMethod get_tensor;
     grpc::internal::RpcMethod pull_model;
+    grpc::internal::RpcMethod read_tensor;
   };
 
   // Opens options.channels channels to options.address (lazily: gRPC

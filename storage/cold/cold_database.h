@@ -38,9 +38,22 @@ struct ColdTierOptions {
   // Default: none (required).
   std::string dir;
 
-  // Keep block values in blob files (RocksDB's integrated BlobDB) instead
-  // of inline in SST files (bench/README.md has the measurements behind
-  // the default).
+  // Keep new block values in files of their own, one per block
+  // (storage/cold/block_files.h), outside RocksDB; false keeps them in
+  // RocksDB's blocks family, as stores did before block files
+  // (bench/README.md has the measurements behind the default). Either way,
+  // blocks already in the blocks family are read.
+  // Default: true.
+  bool block_files = true;
+
+  // Read block files with O_DIRECT: the DRAM tier is their cache, and the
+  // page cache would hold them twice. Where the filesystem refuses O_DIRECT
+  // (tmpfs), reads go through the page cache.
+  // Default: true.
+  bool direct_block_reads = true;
+
+  // With block_files false: keep block values in RocksDB's blob files
+  // (integrated BlobDB) instead of inline in SST files.
   // Default: false.
   bool blob_files = false;
 
@@ -53,26 +66,27 @@ struct ColdTierOptions {
   // Default: 64 MiB.
   uint64_t blocks_write_buffer_bytes = uint64_t{64} << 20;
 
-  // Sync the WAL on Commit (acknowledged writes survive power loss). Tests
-  // that do not kill the machine may turn it off for speed.
+  // Sync the WAL on Commit, and each block file as it is written
+  // (acknowledged writes survive power loss). Tests that do not kill the
+  // machine may turn it off for speed.
   // Default: true.
   bool sync_commits = true;
 
-  // Read SST and blob files with O_DIRECT, so block values are not cached
-  // twice (page cache and DRAM tier) and reads measure the disk.
+  // Read SST and blob files with O_DIRECT, so block values kept in RocksDB
+  // are not cached twice (page cache and DRAM tier) and reads measure the
+  // disk.
   // Default: false.
   bool direct_reads = false;
 
   // Free space kept on the cold directory's filesystem: a block write that
-  // would leave less is refused with ResourceExhausted before RocksDB sees
-  // it. RocksDB needs room to flush a memtable and start a new WAL; a WAL
-  // write that fails for want of space makes Debian's RocksDB (built with
-  // assertions) abort. 0 disables the check.
-  // Default: 256 MiB.
+  // would leave less is refused with ResourceExhausted before it starts.
+  // RocksDB needs room to flush a memtable and start a new WAL; a WAL write
+  // that fails for want of space makes Debian's RocksDB (built with assertions)
+  // abort. 0 disables the check. Default: 256 MiB.
   uint64_t min_free_bytes = uint64_t{256} << 20;
 
-  // Verify RocksDB's own block checksums on block reads, on top of the
-  // XXH3-128 check of every value.
+  // Verify RocksDB's own block checksums on reads of block values kept in
+  // RocksDB, on top of the XXH3-128 check of every value.
   // Default: false.
   bool verify_rocksdb_checksums = false;
 

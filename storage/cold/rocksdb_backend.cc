@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "storage/cold/block_files.h"
 #include "storage/cold/cold_tier.h"
 #include "storage/cold/rocksdb_catalog.h"
 #include "util/status.h"
@@ -14,7 +15,12 @@ absl::StatusOr<Backend> OpenRocksDbBackend(ColdTierOptions options) {
                           ColdDatabase::Open(std::move(options)));
   Backend backend;
   backend.catalog = std::make_unique<RocksDbCatalog>(database);
-  backend.blocks = std::make_unique<ColdTier>(std::move(database));
+  if (database->options().block_files) {
+    PSTORE_ASSIGN_OR_RETURN(backend.blocks,
+                            BlockFileTier::Open(std::move(database)));
+  } else {
+    backend.blocks = std::make_unique<ColdTier>(std::move(database));
+  }
   return backend;
 }
 

@@ -1,6 +1,8 @@
-// OpenRocksDbBackend: the embedded, single-machine Backend: a ColdTier and
-// a RocksDbCatalog over one ColdDatabase, so the catalog's synced commits
-// make earlier block writes durable too (one write-ahead log).
+// OpenRocksDbBackend: the embedded, single-machine Backend: a
+// RocksDbCatalog in one ColdDatabase and, as the durable tier, block files
+// beside it (BlockFileTier, which also serves blocks that earlier stores
+// kept in the database), or with ColdTierOptions::block_files false a
+// ColdTier in the database itself.
 
 #ifndef PSTORE_STORAGE_COLD_ROCKSDB_BACKEND_H_
 #define PSTORE_STORAGE_COLD_ROCKSDB_BACKEND_H_

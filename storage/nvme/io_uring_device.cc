@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/config.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,10 @@
 #include "storage/nvme/device.h"
 #include "storage/nvme/internal/region_files.h"
 #include "util/status.h"
+
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+#include <sanitizer/tsan_interface.h>
+#endif
 
 namespace pstore::nvme_internal {
 namespace {
@@ -82,6 +87,23 @@ using Completion = std::pair<IoCallback, absl::Status>;
 void RunCompletions(std::vector<Completion>& completions) {
   for (auto& [done, status] : completions) std::move(done)(std::move(status));
   completions.clear();
+}
+
+// The kernel takes an entry at io_uring_submit and posts its completion
+// after that, so whatever the submitting thread wrote to an Op happens
+// before the completion thread reads the completion that names it.
+// ThreadSanitizer cannot see that order through the rings shared with the
+// kernel, so under TSan handing an Op to the kernel releases it and taking
+// it back acquires it; other builds compile these to nothing.
+void HandToKernel([[maybe_unused]] Op* op) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  __tsan_release(op);
+#endif
+}
+void TakeFromKernel([[maybe_unused]] Op* op) {
+#ifdef ABSL_HAVE_THREAD_SANITIZER
+  __tsan_acquire(op);
+#endif
 }
 
 class IoUringDevice final : public Device {
@@ -213,6 +235,7 @@ class IoUringDevice final : public Device {
     }
     if (registered_files_) io_uring_sqe_set_flags(sqe, IOSQE_FIXED_FILE);
     io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(op));
+    HandToKernel(op);
   }
 
   // Hands prepared entries to the kernel. Entries it did not take after a
@@ -324,6 +347,7 @@ class IoUringDevice final : public Device {
         if (tag == kIgnoredTag) continue;
         ++freed;
         Op* op = reinterpret_cast<Op*>(tag);
+        TakeFromKernel(op);
         absl::Status status = Advance(*op, res);
         if (status.ok() && !op->iovecs.empty()) {
           again.push_back(op);  // Short or interrupted: resubmit the rest.

@@ -409,16 +409,17 @@ class NvmeTier::Impl {
   // Fills the index from the scanned entries, oldest region first so that
   // the newest copy of a block wins, and picks the active region.
   void BuildIndex() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
-    std::vector<uint32_t> order;
+    // (generation, region) pairs, sorted: the comparison reads no guarded
+    // member, so it needs no lock of its own.
+    std::vector<std::pair<uint64_t, uint32_t>> order;
     for (uint32_t r = 0; r < num_regions_; ++r) {
-      if (regions_[r].generation != 0) order.push_back(r);
+      if (regions_[r].generation != 0) {
+        order.emplace_back(regions_[r].generation, r);
+      }
     }
-    std::sort(order.begin(), order.end(), [this](uint32_t a, uint32_t b) {
-      return std::tie(regions_[a].generation, a) <
-             std::tie(regions_[b].generation, b);
-    });
+    std::sort(order.begin(), order.end());
     absl::MutexLock lock(&mu_);
-    for (uint32_t r : order) {
+    for (const auto& [generation, r] : order) {
       for (const ScannedEntry& entry : scanned_[r]) {
         auto [it, inserted] = index_.try_emplace(entry.id, entry.location);
         if (!inserted) {
@@ -428,9 +429,9 @@ class NvmeTier::Impl {
         stats_.used_bytes += EntryBytes(entry.location.length);
         regions_[r].ids.push_back(entry.id);
       }
-      max_generation_ = std::max(max_generation_, regions_[r].generation);
+      max_generation_ = std::max(max_generation_, generation);
     }
-    active_ = order.empty() ? kNoRegion : order.back();
+    active_ = order.empty() ? kNoRegion : order.back().second;
     scanned_.clear();
     scanned_.shrink_to_fit();
   }

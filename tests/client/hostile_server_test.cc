@@ -1,9 +1,12 @@
 // The client against a broken or hostile server: a fake ParamStore on a
 // loopback port answers GetRevision with a one-tensor manifest and
-// PullModel/GetTensor with whatever chunks a test gives it. The real
-// pstore::Client must refuse every chunk that does not fit the tensor with
-// DataLoss, and never write outside the memory the caller gave it (each
-// destination has guard bytes on both sides, checked after the call).
+// PullModel/GetTensor with whatever chunks a test gives it, and ReadTensor
+// with the reply a test gives it (UNIMPLEMENTED, as a pstored older than
+// the call, when none). The real pstore::Client must refuse every chunk or
+// reply that does not fit the tensor with DataLoss, and never write outside
+// the memory the caller gave it (each destination has guard bytes on both
+// sides, checked after the call); a refused ReadTensor reply writes nothing
+// at all.
 //
 // The fake also loses the reply of every call that changes state: it
 // applies the change, then answers UNAVAILABLE. The client must not send a
@@ -25,6 +28,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -168,6 +172,20 @@ class FakeParamStore final : public v1::ParamStore::Service {
     return Send(get_chunks, writer);
   }
 
+  grpc::Status ReadTensor(grpc::ServerContext* /*context*/,
+                          const v1::GetTensorRequest* /*request*/,
+                          v1::TensorChunk* response) override {
+    const int call = read_calls.fetch_add(1);
+    if (!read_reply.has_value()) {
+      return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "fake: old server");
+    }
+    if (call < read_failures) {
+      return grpc::Status(read_failure, "fake: read refused");
+    }
+    *response = *read_reply;
+    return grpc::Status::OK;
+  }
+
   // The calls that change state. Each applies its change to the names
   // below and then answers UNAVAILABLE, as when the reply is lost on the
   // way; the same call again gets what pstored would answer then.
@@ -221,8 +239,14 @@ class FakeParamStore final : public v1::ParamStore::Service {
   bool pull_stalls = false;
   std::vector<v1::TensorChunk> pull_chunks;
   std::vector<v1::TensorChunk> get_chunks;
+  // ReadTensor's reply; none: UNIMPLEMENTED. The first `read_failures`
+  // calls fail with `read_failure` instead.
+  std::optional<v1::TensorChunk> read_reply;
+  int read_failures = 0;
+  grpc::StatusCode read_failure = grpc::StatusCode::UNAVAILABLE;
   std::atomic<int> pull_calls{0};
   std::atomic<int> get_calls{0};
+  std::atomic<int> read_calls{0};
   // What the state-changing calls change; tests may add names before the
   // server starts.
   std::mutex mu;
@@ -414,6 +438,21 @@ class HostileServerTest : public ::testing::Test {
     EXPECT_EQ(fake_.get_calls.load(), 1);
   }
 
+  // Serves `reply` to ReadTensor and gets: DataLoss on the first attempt,
+  // not one byte written to the destination, no stream opened.
+  void ExpectReadRefused(v1::TensorChunk reply) {
+    fake_.read_reply = std::move(reply);
+    Start();
+    GuardedBuffer buffer(kTensorBytes);
+    EXPECT_THAT(client_->GetTensor(kTensor, buffer.inner()),
+                StatusIs(absl::StatusCode::kDataLoss));
+    EXPECT_EQ(buffer.InnerString(),
+              std::string(kTensorBytes, GuardedBuffer::kPattern));
+    EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+    EXPECT_EQ(fake_.read_calls.load(), 1);
+    EXPECT_EQ(fake_.get_calls.load(), 0);
+  }
+
   FakeParamStore fake_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Client> client_;
@@ -535,6 +574,135 @@ TEST_F(HostileServerTest, PullRetriesACutStreamAndResendsWhatItHad) {
   EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
   EXPECT_EQ(done_, 1);
   EXPECT_EQ(fake_.pull_calls.load(), 2);
+}
+
+TEST_F(HostileServerTest, SmallGetsFallBackToTheStreamOnAnOldServer) {
+  // The fake has no ReadTensor (UNIMPLEMENTED): the client streams, and
+  // does not try the call again.
+  fake_.get_chunks = {WholeChunk()};
+  Start();
+  for (int i = 0; i < 3; ++i) {
+    GuardedBuffer buffer(kTensorBytes);
+    ASSERT_OK(client_->GetTensor(kTensor, buffer.inner()).status());
+    EXPECT_EQ(buffer.InnerString(), TensorBytes());
+    EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  }
+  ASSERT_OK_AND_ASSIGN(auto got, client_->GetTensor(kTensor));
+  EXPECT_EQ(AsString(got.second), TensorBytes());
+  EXPECT_EQ(fake_.read_calls.load(), 1);
+  EXPECT_EQ(fake_.get_calls.load(), 4);
+}
+
+TEST_F(HostileServerTest, SmallGetsReadAWellFormedReplyInOneCall) {
+  // A ReadTensor reply is the one chunk that carries the whole read.
+  fake_.read_reply = WholeChunk();
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK_AND_ASSIGN(v1::TensorInfo info,
+                       client_->GetTensor(kTensor, buffer.inner()));
+  EXPECT_EQ(info.xxh3_64(), Hash(TensorBytes()));
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(buffer.DamagedGuardBytes(), 0u);
+  std::string streamed;
+  ASSERT_OK(client_
+                ->GetTensorTo(
+                    kTensor, GetOptions(),
+                    [&](const v1::TensorInfo&, std::span<const uint8_t> bytes) {
+                      streamed.append(bytes.begin(), bytes.end());
+                      return absl::OkStatus();
+                    })
+                .status());
+  EXPECT_EQ(streamed, TensorBytes());
+  EXPECT_EQ(fake_.read_calls.load(), 2);
+  EXPECT_EQ(fake_.get_calls.load(), 0);
+}
+
+TEST_F(HostileServerTest, SmallGetsRetryAnUnavailableRead) {
+  fake_.read_reply = WholeChunk();
+  fake_.read_failures = 1;
+  Start(/*max_attempts=*/2);
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK(client_->GetTensor(kTensor, buffer.inner()).status());
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(fake_.read_calls.load(), 2);
+  EXPECT_EQ(fake_.get_calls.load(), 0);
+}
+
+TEST_F(HostileServerTest, ASmallGetRefusedAsTooLargeIsStreamed) {
+  // RESOURCE_EXHAUSTED: the read is over ReadTensor's limit (or the server
+  // has no slot); the stream says which.
+  fake_.read_reply = WholeChunk();
+  fake_.read_failures = 1;
+  fake_.read_failure = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  fake_.get_chunks = {WholeChunk()};
+  Start();
+  GuardedBuffer buffer(kTensorBytes);
+  ASSERT_OK(client_->GetTensor(kTensor, buffer.inner()).status());
+  EXPECT_EQ(buffer.InnerString(), TensorBytes());
+  EXPECT_EQ(fake_.read_calls.load(), 1);
+  EXPECT_EQ(fake_.get_calls.load(), 1);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAReplyWhoseBytesWereDamaged) {
+  // One byte flipped on the way: every hash still describes the original.
+  v1::TensorChunk reply = WholeChunk();
+  (*reply.mutable_data())[kTensorBytes / 2] ^= 0x40;
+  ExpectReadRefused(reply);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAReplyHashedAfterTheDamage) {
+  // The chunk's hash describes the damaged bytes; the info's, the tensor's.
+  v1::TensorChunk reply = WholeChunk();
+  (*reply.mutable_data())[0] ^= 0x01;
+  reply.set_xxh3_64(Hash(reply.data()));
+  reply.set_xxh3_64_of_all(Hash(reply.data()));
+  ExpectReadRefused(reply);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesOtherBytesThanThoseThatWerePut) {
+  // Every hash of the reply agrees with its bytes, but a whole raw read
+  // must hash to what the tensor was put with.
+  v1::TensorChunk reply = WholeChunk();
+  (*reply.mutable_data())[1] ^= 0x01;
+  reply.set_xxh3_64(Hash(reply.data()));
+  reply.set_xxh3_64_of_all(Hash(reply.data()));
+  reply.mutable_info()->set_xxh3_64(Hash(reply.data()));
+  ExpectReadRefused(reply);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAReplyWithoutInfo) {
+  v1::TensorChunk reply = WholeChunk();
+  reply.clear_info();
+  ExpectReadRefused(reply);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAReplyWithoutHash) {
+  v1::TensorChunk reply = WholeChunk();
+  reply.mutable_info()->clear_xxh3_64();
+  ExpectReadRefused(reply);
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAShortReply) {
+  const std::string half = TensorBytes().substr(0, kTensorBytes / 2);
+  v1::TensorInfo info = Info();
+  ExpectReadRefused(Chunk(0, half, &info, /*last=*/true, half));
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesALongReply) {
+  const std::string more =
+      TensorBytes() + AsString(testing::RandomBytes(100, 11));
+  v1::TensorInfo info = Info();
+  ExpectReadRefused(Chunk(0, more, &info, /*last=*/true, more));
+}
+
+TEST_F(HostileServerTest, SmallGetRefusesAReplyForAnotherRange) {
+  // Well-formed bytes 8..63 of the tensor, for a read of all of it.
+  const std::string tail = TensorBytes().substr(8);
+  v1::TensorInfo info = Info();
+  info.set_offset(8);
+  info.set_byte_length(tail.size());
+  info.set_xxh3_64(Hash(tail));
+  ExpectReadRefused(Chunk(8, tail, &info, /*last=*/true, tail));
 }
 
 // A call that is not idempotent is sent once: after a lost reply, sending

@@ -183,13 +183,15 @@ TEST(FaultsTest, CorruptColdBlocksAreDataLossNamingTheTensor) {
             ->PutTensor("m@v1/good", "U8", std::vector<int64_t>{2 * kMiB}, good)
             .status());
   }
-  // A clean stop flushes the blocks into SST files.
+  // Each block is a file of its own under cold/blocks
+  // (storage/cold/block_files_format.md).
   ASSERT_OK(server.Stop().status());
   std::vector<uint8_t> needle(bad.begin() + kMiB + 777,
                               bad.begin() + kMiB + 841);
   auto found = FindBytes(dir.Sub("data/cold"), {needle})[0];
   ASSERT_EQ(found.size(), 1u);
-  ASSERT_TRUE(absl::EndsWith(found[0].first, ".sst")) << found[0].first;
+  ASSERT_TRUE(absl::StrContains(found[0].first, "/cold/blocks/"))
+      << found[0].first;
   FlipByte(found[0].first, found[0].second + 20);
 
   ASSERT_OK(server.Start());
@@ -305,7 +307,7 @@ TEST(FaultsTest, InjectedReadErrorsAreUnavailableAndTheServerKeepsServing) {
             ->PutTensor("m@v1/cold", "U8", std::vector<int64_t>{3 * kMiB}, cold)
             .status());
   }
-  ASSERT_OK(server.Stop().status());  // Into SST files, read with pread.
+  ASSERT_OK(server.Stop().status());  // Block files, read with pread.
   server.SetCommandPrefix({"fiu-run", "-x"});
   ASSERT_OK(server.Start());
   auto client = Connect(server);

@@ -352,6 +352,38 @@ class HostileInputTest : public ::testing::Test {
     return Get(request);
   }
 
+  // Reads with ReadTensor; the reply's data goes to `bytes`.
+  grpc::Status Read(const std::string& name, const std::string& encoding,
+                    uint64_t offset = 0, uint64_t length = 0,
+                    uint32_t max_chunk_bytes = 0,
+                    std::string* bytes = nullptr) {
+    v1::GetTensorRequest request;
+    request.set_name(name);
+    request.set_encoding(encoding);
+    request.set_offset(offset);
+    request.set_length(length);
+    request.set_max_chunk_bytes(max_chunk_bytes);
+    v1::TensorChunk reply;
+    grpc::Status status = Call([&](grpc::ClientContext* context) {
+      return stub_->ReadTensor(context, request, &reply);
+    });
+    if (bytes != nullptr) *bytes = reply.data();
+    return status;
+  }
+
+  // Reads `name` (bytes [offset, offset + length)) with ReadTensor and
+  // checks the bytes against what was put: DATA_LOSS if they differ.
+  grpc::Status ReadBack(const std::string& name, uint64_t offset,
+                        uint64_t length, uint32_t max_chunk_bytes = 0) {
+    std::string bytes;
+    grpc::Status status =
+        Read(name, "", offset, length, max_chunk_bytes, &bytes);
+    if (status.ok() && bytes != stored_.at(name).substr(offset, length)) {
+      return grpc::Status(StatusCode::DATA_LOSS, "bytes differ");
+    }
+    return status;
+  }
+
   grpc::Status Pull(const std::string& name, uint32_t shard_index,
                     uint32_t shard_count, const std::string& encoding = "",
                     uint32_t max_chunk_bytes = 0) {
@@ -945,6 +977,67 @@ std::vector<Case> HostileInputTest::Corpus() {
                                  Field(1, "good@v1/\xff"));
        },
        kInvalid},
+      // --- ReadTensor: GetTensor's checks and codes, and its own limit ---
+      {"read: unknown encoding q5_k",
+       [this] { return Read("good@v1/w", "q5_k"); }, kInvalid},
+      {"read: encoding with an embedded NUL",
+       [this] { return Read("good@v1/w", std::string("raw\0", 4)); }, kInvalid},
+      {"read valid: encoding 'Q8_0' (ParseEncoding ignores case)",
+       [this] { return Read("good@v1/w", "Q8_0"); }, kOk},
+      {"read: q8_0 of an I32 tensor",
+       [this] { return Read("good@v1/ints", "q8_0"); }, kInvalid},
+      {"read: q4_0 of innermost dimension 33",
+       [this] { return Read("good@v1/odd", "q4_0"); }, kInvalid},
+      {"read: offset past the end",
+       [this] { return Read("good@v1/w", "", 16385); }, kOutOfRange},
+      {"read: offset and length UINT64_MAX",
+       [this] { return Read("good@v1/w", "", kMaxU64, kMaxU64); }, kOutOfRange},
+      {"read: offset 1, length UINT64_MAX",
+       [this] { return Read("good@v1/w", "", 1, kMaxU64); }, kOutOfRange},
+      {"read valid: offset at the end, length 0 (empty range)",
+       [this] { return Read("good@v1/w", "", 16384); }, kOk},
+      {"read: q8_0 range off a block boundary (offset 1)",
+       [this] { return Read("good@v1/w", "q8_0", 1, 34); }, kInvalid},
+      {"read: q8_0 range off a block boundary (length 35)",
+       [this] { return Read("good@v1/w", "q8_0", 0, 35); }, kInvalid},
+      {"read: q4_0 range on block boundaries but past the end",
+       [this] { return Read("good@v1/w", "q4_0", 18 * 1000, 18); },
+       kOutOfRange},
+      {"read: missing tensor", [this] { return Read("good@v1/missing", ""); },
+       kNotFound},
+      {"read: latest of a model with no published revision",
+       [this] { return Read("open/shared", ""); }, kNotFound},
+      {"read: name without '/'", [this] { return Read("good", ""); }, kInvalid},
+      {"read: name with '..' part", [this] { return Read("good@v1/../w", ""); },
+       kInvalid},
+      {"read raw: request bytes that are no protobuf",
+       [this] {
+         return SendRawUnary("/pstore.v1.ParamStore/ReadTensor",
+                             std::string(kGarbage));
+       },
+       kInvalid},
+      {"read raw: name of invalid UTF-8",
+       [this] {
+         return SendRawUnary("/pstore.v1.ParamStore/ReadTensor",
+                             Field(1, "good@v1/\xff"));
+       },
+       kInvalid},
+      {"read: 5 MiB request (over --max_message_bytes)",
+       [this] { return Read("good@v1/" + std::string(5 << 20, 'w'), ""); },
+       kExhausted},
+      {"read: 1 MiB + 1 byte, the whole tensor (over ReadTensor's 1 MiB)",
+       [this] { return Read("good@v1/huge", ""); }, kExhausted},
+      {"read: 1 MiB + 1 byte as a range (over ReadTensor's 1 MiB)",
+       [this] { return Read("good@v1/huge", "", 0, (1 << 20) + 1); },
+       kExhausted},
+      {"read: f32 of a U8 tensor",
+       [this] { return Read("good@v1/big", "f32"); }, kInvalid},
+      {"read valid: 1 MiB, the limit, across 17 blocks",
+       [this] { return ReadBack("good@v1/huge", 1, 1 << 20); }, kOk},
+      {"read valid: 200,000 bytes, every byte",
+       [this] { return ReadBack("good@v1/big", 0, 200000); }, kOk},
+      {"read valid: max_chunk_bytes UINT32_MAX (not used)",
+       [this] { return ReadBack("good@v1/bytes", 0, 4096, kMaxU32); }, kOk},
       // --- PullModel ---
       {"pull: shard_index == shard_count",
        [this] { return Pull("good@v1", 4, 4); }, kInvalid},
@@ -1086,6 +1179,8 @@ TEST_F(HostileInputTest, CorpusGetsTheDocumentedCodesAndLeavesNothingPartial) {
       PutValid("good@v1/bytes", "U8", {4096}, Bytes(4096, 1004)));
   ASSERT_NO_FATAL_FAILURE(
       PutValid("good@v1/big", "U8", {200000}, Bytes(200000, 1005)));
+  ASSERT_NO_FATAL_FAILURE(PutValid("good@v1/huge", "U8", {(1 << 20) + 1},
+                                   Bytes((1 << 20) + 1, 1008)));
   ASSERT_TRUE(Publish("good@v1").ok());
   ASSERT_TRUE(Pin("good@v1").ok());
   // An open revision whose blocks refused puts share.

@@ -1,7 +1,9 @@
 #include "tests/reliability/cold_audit.h"
 
+#include <filesystem>
 #include <memory>
 #include <set>
+#include <span>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -10,6 +12,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/iterator.h"
 #include "rocksdb/options.h"
+#include "util/file_io.h"
 
 namespace pstore::reliability {
 namespace {
@@ -61,30 +64,74 @@ absl::Status AuditColdTier(const std::string& cold_dir,
   if (result.ok()) {
     rocksdb::ReadOptions options;
     options.verify_checksums = true;
-    // blocks: exactly the live blocks, each hashing to its key.
+    // blocks: exactly the live blocks, each hashing to its key, whether in
+    // block files or (stores written before block files) in the blocks
+    // family.
     std::set<std::string> seen;
+    auto check_block = [&](const std::string& key,
+                           std::span<const uint8_t> bytes,
+                           absl::string_view where) {
+      ++audit->blocks;
+      audit->block_bytes += bytes.size();
+      if (!seen.insert(key).second) {
+        audit->problems.push_back(
+            absl::StrCat("block ", Hex(key), " is stored twice (", where, ")"));
+      }
+      BlockId id = BlockId::Of(bytes);
+      if (id.ToByteString() != key) {
+        audit->problems.push_back(
+            absl::StrCat("block ", Hex(key), " in ", where,
+                         " holds bytes that hash to ", id.ToHex()));
+      }
+      if (!expected_refs.contains(key)) {
+        audit->problems.push_back(
+            absl::StrCat("leaked block ", Hex(key), " in ", where, " (",
+                         bytes.size(), " bytes): no live tensor uses it"));
+      }
+    };
     {
       std::unique_ptr<rocksdb::Iterator> it(
           db->NewIterator(options, by_name["blocks"]));
       for (it->SeekToFirst(); it->Valid(); it->Next()) {
-        std::string key = it->key().ToString();
-        ++audit->blocks;
-        audit->block_bytes += it->value().size();
-        seen.insert(key);
-        BlockId id = BlockId::Of(std::span<const uint8_t>(
-            reinterpret_cast<const uint8_t*>(it->value().data()),
-            it->value().size()));
-        if (id.ToByteString() != key) {
-          audit->problems.push_back(absl::StrCat(
-              "block ", Hex(key), " holds bytes that hash to ", id.ToHex()));
-        }
-        if (!expected_refs.contains(key)) {
-          audit->problems.push_back(
-              absl::StrCat("leaked block ", Hex(key), " (", it->value().size(),
-                           " bytes): no live tensor uses it"));
-        }
+        check_block(it->key().ToString(),
+                    std::span<const uint8_t>(
+                        reinterpret_cast<const uint8_t*>(it->value().data()),
+                        it->value().size()),
+                    "the blocks family");
       }
       result.Update(FromRocks(it->status(), "scan blocks"));
+    }
+    std::error_code error;
+    const std::filesystem::path files =
+        std::filesystem::path(cold_dir) / "blocks";
+    if (std::filesystem::exists(files, error)) {
+      for (const auto& entry :
+           std::filesystem::recursive_directory_iterator(files, error)) {
+        if (!entry.is_regular_file()) continue;
+        const std::string name = entry.path().filename().string();
+        if (name.find(".tmp.") != std::string::npos) {
+          audit->problems.push_back(absl::StrCat("temporary block file ", name,
+                                                 " left after a clean stop"));
+          continue;
+        }
+        absl::StatusOr<std::string> bytes =
+            ReadFileToString(entry.path().string());
+        std::string key = absl::HexStringToBytes(name);
+        if (!bytes.ok() || key.size() != BlockId::kSize) {
+          audit->problems.push_back(
+              absl::StrCat("unreadable or misnamed block file ", name));
+          continue;
+        }
+        check_block(
+            key,
+            std::span<const uint8_t>(
+                reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()),
+            "a block file");
+      }
+      if (error) {
+        result.Update(absl::UnavailableError(
+            absl::StrCat("scan block files: ", error.message())));
+      }
     }
     for (const auto& [key, refs] : expected_refs) {
       if (!seen.contains(key)) {

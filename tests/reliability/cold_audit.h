@@ -2,8 +2,10 @@
 // Opens pstored's RocksDB read-only (pstored must be stopped) with plain
 // RocksDB, not through storage/, and compares it with what the live
 // tensors need:
-//   - the blocks family holds exactly the blocks of the live tensors (no
-//     leaked block, no missing one), each value hashing to its key;
+//   - the block files and the blocks family (stores written before block
+//     files) together hold exactly the blocks of the live tensors, each
+//     once (no leaked block, no missing one), each hashing to its id, and
+//     no temporary block file is left;
 //   - the refs family holds, for each of those blocks, the number of block
 //     slots of live tensors that name it, and nothing else;
 //   - the staged family is empty (no put was in flight at the stop).
@@ -21,7 +23,7 @@
 namespace pstore::reliability {
 
 struct ColdAudit {
-  uint64_t blocks = 0;  // Keys in the blocks family.
+  uint64_t blocks = 0;  // Block files and keys in the blocks family.
   uint64_t block_bytes = 0;
   uint64_t refs = 0;    // Keys in the refs family.
   uint64_t staged = 0;  // Keys in the staged family.

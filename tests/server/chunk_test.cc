@@ -1,6 +1,7 @@
-// MakeChunkBuffer: the byte buffer it builds around a block's bytes parses
-// as an ordinary pstore.v1.TensorChunk, with the fields given and the
-// block's bytes in `data`, and holds the block until it is destroyed.
+// MakeChunkBuffer: the byte buffer it builds around a block's bytes (or
+// pieces of several blocks) parses as an ordinary pstore.v1.TensorChunk,
+// with the fields given and the bytes in `data`, and holds the blocks until
+// it is destroyed.
 
 #include "server/chunk.h"
 
@@ -141,6 +142,47 @@ TEST(ChunkTest, TheBufferHoldsTheBlockUntilItIsDestroyed) {
   slices.clear();
   buffer.reset();
   EXPECT_TRUE(watch.expired());
+}
+
+TEST(ChunkTest, DataIsThePiecesOfSeveralBlocksInOrder) {
+  const std::vector<uint8_t> first = RandomBytes(70000, 5);
+  const std::vector<uint8_t> second = RandomBytes(300, 6);
+  const std::vector<uint8_t> third = RandomBytes(200000, 7);
+  BlockRef a = CopyBlock(first);
+  BlockRef b = CopyBlock(second);
+  BlockRef c = CopyBlock(third);
+  std::weak_ptr<const BlockData> watch_a = a;
+  std::vector<DataPiece> pieces = {{a, 69000, 1000},
+                                   {b, 0, 300},
+                                   {c, 5, 0},  // Empty: left out.
+                                   {c, 0, 150000}};
+  auto buffer =
+      std::make_unique<grpc::ByteBuffer>(MakeChunkBuffer(Fields(), pieces));
+  pieces.clear();
+  a.reset();
+  EXPECT_FALSE(watch_a.expired());
+  std::optional<v1::TensorChunk> chunk = Parse(*buffer);
+  ASSERT_TRUE(chunk.has_value());
+  ExpectChunk(*chunk, Bytes(first, 69000, 1000) + Bytes(second, 0, 300) +
+                          Bytes(third, 0, 150000));
+  // One slice of fields, then one per non-empty piece, in place.
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(buffer->Dump(&slices).ok());
+  ASSERT_EQ(slices.size(), 4u);
+  EXPECT_EQ(slices[1].begin(), watch_a.lock()->data() + 69000);
+  EXPECT_EQ(slices[2].begin(), b->data());
+  EXPECT_EQ(slices[3].begin(), c->data());
+  slices.clear();
+  buffer.reset();
+  EXPECT_TRUE(watch_a.expired());
+
+  // No piece, or only empty ones: the fields alone.
+  chunk = Parse(MakeChunkBuffer(Fields(), std::vector<DataPiece>()));
+  ASSERT_TRUE(chunk.has_value());
+  ExpectChunk(*chunk, "");
+  chunk = Parse(MakeChunkBuffer(Fields(), std::vector<DataPiece>{{b, 3, 0}}));
+  ASSERT_TRUE(chunk.has_value());
+  ExpectChunk(*chunk, "");
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 // The read-stream reactor in process: a PstoreServer (the service, its
 // reactors and a real store) on a free loopback port, read by the client
 // library and by a raw stub. Every byte is checked; streams give back their
-// slot and their read-ahead however they end. Runs under the sanitizers in
-// CI like every test.
+// slot and their read-ahead however they end. ReadTensor (server/
+// unary_read.h) shares the streams' read slots and the drain. Runs under
+// the sanitizers in CI like every test.
 
 #include <chrono>
 #include <memory>
@@ -225,6 +226,64 @@ TEST_F(ReadStreamTest, AMissingTensorOrBadRangeEndsTheStreamWithItsCode) {
   unaligned.offset = 1;
   EXPECT_THAT(client_->GetTensor("m@v1/a", unaligned),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_TRUE(StreamsSettle());
+}
+
+TEST_F(ReadStreamTest, ReadTensorTakesAReadSlotAndGivesItBack) {
+  Start(/*max_read_streams=*/1);
+  std::vector<uint8_t> a, b;
+  PutFloats("m@v1/a", 4096, 2048, &a);  // 32 MiB.
+  PutFloats("m@v1/b", 64, 256, &b);     // 64 KiB.
+  auto read = [&](v1::TensorChunk* reply) {
+    grpc::ClientContext context;
+    v1::GetTensorRequest request;
+    request.set_name("m@v1/b");
+    return stub_->ReadTensor(&context, request, reply);
+  };
+  // Sequential reads never wait for one another's slot.
+  for (int i = 0; i < 20; ++i) {
+    v1::TensorChunk reply;
+    grpc::Status status = read(&reply);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(reply.data().size(), b.size());
+    EXPECT_TRUE(reply.data() == std::string(b.begin(), b.end()));
+    ASSERT_OK_AND_ASSIGN(auto got, client_->GetTensor("m@v1/b"));
+    EXPECT_TRUE(got.second == b);
+  }
+  EXPECT_TRUE(StreamsSettle());
+
+  // A stream holds the only slot: ReadTensor is refused, and so is the
+  // client's read (which then tries the stream).
+  grpc::ClientContext held_context;
+  v1::GetTensorRequest request;
+  request.set_name("m@v1/a");
+  request.set_max_chunk_bytes(64 << 10);
+  std::unique_ptr<grpc::ClientReader<v1::TensorChunk>> held =
+      stub_->GetTensor(&held_context, request);
+  v1::TensorChunk chunk;
+  ASSERT_TRUE(held->Read(&chunk));
+  v1::TensorChunk reply;
+  EXPECT_EQ(read(&reply).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(client_->GetTensor("m@v1/b"),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  held_context.TryCancel();
+  (void)held->Finish();  // CANCELLED: this test cancelled it.
+  ASSERT_TRUE(StreamsSettle());
+  ASSERT_TRUE(read(&reply).ok());
+  EXPECT_TRUE(StreamsSettle());
+}
+
+TEST_F(ReadStreamTest, ReadTensorIsRefusedWhileTheServerDrains) {
+  Start();
+  std::vector<uint8_t> b;
+  PutFloats("m@v1/b", 64, 256, &b);
+  server_->service()->gate().Close();
+  grpc::ClientContext context;
+  v1::GetTensorRequest request;
+  request.set_name("m@v1/b");
+  v1::TensorChunk reply;
+  EXPECT_EQ(stub_->ReadTensor(&context, request, &reply).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(StreamsSettle());
 }
 

@@ -119,7 +119,7 @@ TEST_F(ColdFaultsTest, AFullDiskRefusesThePutAndKeepsWhatWasStored) {
 TEST_F(ColdFaultsTest, AFailedSyncRefusesTheCommit) {
   std::vector<uint8_t> a = RandomBytes(2 * kMiB, 4);
   ASSERT_OK(Put("m@v1/a", a).status());
-  fs_->Inject({FileFault::Op::kSync, FileFault::Kind::kIoError, "log", 1});
+  fs_->Inject({FileFault::Op::kSync, FileFault::Kind::kIoError, ".log", 1});
   EXPECT_THAT(Put("m@v1/b", RandomBytes(2 * kMiB, 5)),
               StatusIs(absl::StatusCode::kUnavailable));
   fs_->ClearFaults();
@@ -131,12 +131,13 @@ TEST_F(ColdFaultsTest, AFailedSyncRefusesTheCommit) {
 TEST_F(ColdFaultsTest, ReadErrorsAreUnavailableAndCountedAndPass) {
   std::vector<uint8_t> a = RandomBytes(4 * kMiB, 6);
   ASSERT_OK(Put("m@v1/a", a).status());
-  // From SST files: reopen (the close flushes the memtables), read once to
-  // bring the catalog's records into its cache, then drop DRAM.
+  // From the disk: reopen, read once to bring the catalog's records into
+  // its cache, then drop DRAM.
   Open();
   EXPECT_EQ(Read("m@v1/a"), AsString(a));
   ASSERT_OK(store_->DropCache(TierKind::kDram));
-  fs_->Inject({FileFault::Op::kRead, FileFault::Kind::kIoError, ".sst", -1});
+  fs_->Inject(
+      {FileFault::Op::kRead, FileFault::Kind::kIoError, "/blocks/", -1});
   EXPECT_THAT(store_->ReadTensor(*ParseTensorName("m@v1/a")),
               StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_GT(store_->Stats().cold.io_errors, 0u);
@@ -148,7 +149,7 @@ TEST_F(ColdFaultsTest, ATornLogWriteLosesOnlyThePutItCut) {
   std::vector<uint8_t> a = RandomBytes(2 * kMiB, 7);
   ASSERT_OK(Put("m@v1/a", a).status());
   // The next write-ahead log append stores half its bytes and fails.
-  fs_->Inject({FileFault::Op::kWrite, FileFault::Kind::kTorn, "log", 1});
+  fs_->Inject({FileFault::Op::kWrite, FileFault::Kind::kTorn, ".log", 1});
   EXPECT_THAT(Put("m@v1/b", RandomBytes(2 * kMiB, 8)),
               StatusIs(absl::StatusCode::kUnavailable));
   fs_->ClearFaults();

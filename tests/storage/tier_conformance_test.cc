@@ -11,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "storage/cold/block_files.h"
 #include "storage/cold/cold_tier.h"
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/device.h"
@@ -20,6 +21,7 @@
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "util/status.h"
 
 namespace pstore {
 namespace {
@@ -69,6 +71,18 @@ std::vector<TierFactory> Factories() {
            return tier;
          }});
   }
+  factories.push_back(
+      {"cold_block_files", false,
+       [](const TempDir& dir) -> absl::StatusOr<std::unique_ptr<Tier>> {
+         ColdTierOptions options;
+         options.dir = dir.Sub("cold");
+         options.sync_commits = false;
+         PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<ColdDatabase> database,
+                                 ColdDatabase::Open(std::move(options)));
+         PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<BlockFileTier> tier,
+                                 BlockFileTier::Open(std::move(database)));
+         return std::unique_ptr<Tier>(std::move(tier));
+       }});
   factories.push_back(
       {"cold", false,
        [](const TempDir& dir) -> absl::StatusOr<std::unique_ptr<Tier>> {

@@ -148,7 +148,7 @@ std::optional<FileFault> FaultInjectingFileSystem::Match(
   absl::MutexLock lock(&mu_);
   for (FileFault& fault : faults_) {
     if (fault.op != op || fault.times == 0) continue;
-    if (!absl::EndsWith(file, fault.file_suffix)) continue;
+    if (!absl::StrContains(file, fault.path_part)) continue;
     if (fault.times > 0) --fault.times;
     ++applied_;
     return fault;

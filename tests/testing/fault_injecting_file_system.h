@@ -33,9 +33,10 @@ struct FileFault {
   };
   Op op = Op::kWrite;
   Kind kind = Kind::kIoError;
-  // Applies to files whose name ends with this ("log" for write-ahead
-  // logs, ".sst" for tables); to every file if empty.
-  std::string file_suffix;
+  // Applies to files whose path contains this (".log" for write-ahead
+  // logs, ".sst" for tables, "/blocks/" for block files); to every file if
+  // empty.
+  std::string path_part;
   // Number of matching I/Os the fault applies to; -1 for all of them.
   int times = -1;
 };

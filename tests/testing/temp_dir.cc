@@ -6,11 +6,19 @@
 
 namespace pstore::testing {
 
-TempDir::TempDir() {
+namespace {
+
+std::string DefaultBase() {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern =
-      std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-      "/pstore-test-XXXXXX";
+  return base != nullptr && *base != '\0' ? base : "/tmp";
+}
+
+}  // namespace
+
+TempDir::TempDir() : TempDir(DefaultBase()) {}
+
+TempDir::TempDir(const std::string& base) {
+  std::string pattern = base + "/pstore-test-XXXXXX";
   char* made = mkdtemp(pattern.data());
   if (made == nullptr) std::abort();
   path_ = made;

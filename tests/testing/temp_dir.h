@@ -1,5 +1,5 @@
-// TempDir: a fresh directory under $TEST_TMPDIR (or /tmp), removed with
-// everything in it when the object goes away.
+// TempDir: a fresh directory under $TEST_TMPDIR (or /tmp, or a base the
+// test names), removed with everything in it when the object goes away.
 
 #ifndef PSTORE_TESTS_TESTING_TEMP_DIR_H_
 #define PSTORE_TESTS_TESTING_TEMP_DIR_H_
@@ -12,6 +12,8 @@ namespace pstore::testing {
 class TempDir {
  public:
   TempDir();
+  // Makes the directory under `base` instead (e.g. /dev/shm for tmpfs).
+  explicit TempDir(const std::string& base);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
