@@ -123,9 +123,16 @@ struct PullOptions {
   std::string encoding = "raw";
   // Parallel streams, spread over the client's channels. Default: 1.
   int streams = 1;
+  // Bytes of tensor data per message of this pull (the server's
+  // max_chunk_bytes), at most 16 MiB; 0 takes ClientOptions::chunk_bytes.
+  // Default: 0.
+  uint32_t chunk_bytes = 0;
 };
 
-// Where a pull puts each tensor and what it tells the caller.
+// Where a pull puts each tensor and what it tells the caller. Give either
+// `allocate` (the pull copies the bytes into memory) or `write` and
+// `read_back` (the pull hands the bytes over as they arrive: a file written
+// with pwrite, say).
 struct PullCallbacks {
   // Returns memory for tensor `info` (info.byte_length() bytes: the size in
   // info.encoding(), which is the pull's encoding where the tensor can take
@@ -134,6 +141,24 @@ struct PullCallbacks {
   // error aborts the pull.
   std::function<absl::StatusOr<std::span<uint8_t>>(const v1::TensorInfo& info)>
       allocate;
+  // Instead of allocate: stores `bytes` at `offset` of tensor `info` (info
+  // as allocate would get it). Called from the stream threads, at the same
+  // time for different byte ranges, in pieces of at most 256 KiB, each
+  // only after its chunk passed its checks: it fits the tensor, hashes
+  // right, and covers bytes no other part of the pull covered. A stream
+  // that is retried stores its ranges again, with the same bytes. An error
+  // aborts the pull with that error.
+  std::function<absl::Status(const v1::TensorInfo& info, uint64_t offset,
+                             std::span<const uint8_t> bytes)>
+      write;
+  // With write: fills `out` with the bytes stored at `offset` of tensor
+  // `info`. The pull reads back a tensor that arrived in more than one part
+  // (split across streams) to check its whole hash; a tensor sent whole in
+  // one part is checked by that part's hash, as it arrived. Called from the
+  // stream threads and the calling thread. An error aborts the pull.
+  std::function<absl::Status(const v1::TensorInfo& info, uint64_t offset,
+                             std::span<uint8_t> out)>
+      read_back;
   // Called once per tensor when all its bytes are in place and checked,
   // with xxh3_64 set to the hash of the bytes received and, for quantized
   // encodings, the error figures when the server reported them for the
@@ -189,7 +214,9 @@ class Client {
                                            std::span<uint8_t> out,
                                            const GetOptions& options = {});
 
-  // Reads tensor `name` into a new buffer.
+  // Reads tensor `name` into a new buffer: one of 4 MiB or more is backed
+  // by transparent huge pages where the kernel grants them on request, so
+  // that filling it faults once per 2 MiB rather than once per page.
   absl::StatusOr<std::pair<v1::TensorInfo, std::vector<uint8_t>>> GetTensor(
       absl::string_view name, const GetOptions& options = {});
 
@@ -230,8 +257,11 @@ class Client {
   absl::StatusOr<std::vector<v1::Model>> ListModels();
 
   // Pulls every tensor of revision `name` over PullOptions::streams
-  // parallel streams into memory the callbacks provide. The revision is
-  // resolved once, so a publish during the pull does not mix revisions.
+  // parallel streams into memory the callbacks provide, or through their
+  // write. The revision is resolved once, so a publish during the pull does
+  // not mix revisions. InvalidArgument if the callbacks give neither
+  // allocate nor write and read_back, or both; DataLoss for bytes that fail
+  // a check (see "Integrity").
   absl::StatusOr<PullResult> PullModel(absl::string_view name,
                                        const PullOptions& options,
                                        const PullCallbacks& callbacks);

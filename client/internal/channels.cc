@@ -44,6 +44,11 @@ Channels::Channels(const ClientOptions& options,
     // at the start of a pull.
     args.SetInt(GRPC_ARG_HTTP2_MAX_FRAME_SIZE, kMaxFrameBytes);
     args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kLookaheadBytes);
+    // The window stays at the lookahead: BDP probing grew it past that on
+    // loopback, so more of each stream sat in gRPC's receive buffers at
+    // once, and the heap that held them grew and was handed back to the
+    // kernel over and over (faulted in again each time).
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     if (!options.tls_server_name.empty()) {
       args.SetSslTargetNameOverride(options.tls_server_name);
     }

@@ -1,5 +1,6 @@
 #include "client/internal/pull_session.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <thread>
@@ -16,6 +17,12 @@
 #include "util/status.h"
 
 namespace pstore::client_internal {
+namespace {
+
+// Bytes read back at a time to hash a tensor stored through write.
+constexpr size_t kReadBackBytes = 1 << 20;
+
+}  // namespace
 
 PullSession::PullSession(Client& client, Channels& channels,
                          absl::string_view name, const PullOptions& options,
@@ -30,6 +37,16 @@ PullSession::PullSession(Client& client, Channels& channels,
 absl::StatusOr<PullResult> PullSession::Run() {
   if (options_.streams < 1 || options_.streams > 256) {
     return absl::InvalidArgumentError("streams must be in 1..256");
+  }
+  if (options_.chunk_bytes > (16u << 20)) {
+    return absl::InvalidArgumentError("chunk_bytes must be in 0..16 MiB");
+  }
+  const bool to_memory = static_cast<bool>(callbacks_.allocate);
+  const bool through_write = static_cast<bool>(callbacks_.write);
+  if (to_memory == through_write ||
+      through_write != static_cast<bool>(callbacks_.read_back)) {
+    return absl::InvalidArgumentError(
+        "a pull takes PullCallbacks::allocate, or write and read_back");
   }
   if (absl::Status resolved = ResolveManifest(); !resolved.ok()) {
     return resolved;
@@ -71,14 +88,17 @@ absl::Status PullSession::ResolveManifest() {
     info.set_encoding(std::string(EncodingName(encoding)));
     info.set_byte_length(EncodedTensorBytes(*dtype, shape, encoding));
     if (encoding != Encoding::kRaw) info.clear_xxh3_64();
-    absl::StatusOr<std::span<uint8_t>> memory = callbacks_.allocate(info);
-    if (!memory.ok()) return memory.status();
-    if (memory->size() != info.byte_length()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("allocate gave ", memory->size(), " bytes for ",
-                       info.name(), " of ", info.byte_length()));
+    state.placed_info = info;
+    if (callbacks_.allocate) {
+      absl::StatusOr<std::span<uint8_t>> memory = callbacks_.allocate(info);
+      if (!memory.ok()) return memory.status();
+      if (memory->size() != info.byte_length()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("allocate gave ", memory->size(), " bytes for ",
+                         info.name(), " of ", info.byte_length()));
+      }
+      state.memory = *memory;
     }
-    state.memory = *memory;
     if (info.has_xxh3_64()) state.expected_hash = info.xxh3_64();
     total_bytes_ += info.byte_length();
   }
@@ -108,7 +128,9 @@ absl::Status PullSession::ReadShardOnce(int shard, StreamState* stream) {
   request.set_encoding(options_.encoding);
   request.set_shard_index(shard);
   request.set_shard_count(options_.streams);
-  request.set_max_chunk_bytes(client_options_.chunk_bytes);
+  request.set_max_chunk_bytes(options_.chunk_bytes != 0
+                                  ? options_.chunk_bytes
+                                  : client_options_.chunk_bytes);
   std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> reader = StartRawRead(
       connection.channel.get(), connection.pull_model, &context, request);
   grpc::ByteBuffer message;
@@ -147,6 +169,7 @@ absl::Status PullSession::TakeChunk(const RawTensorChunk& raw,
           ", past its ", info.byte_length(), " bytes"));
     }
     stream->current = index;
+    stream->part_begin = chunk.info().offset();
     stream->expected_offset = chunk.info().offset();
     stream->part_hasher.Reset();
     Learn(index, chunk.info());
@@ -168,15 +191,22 @@ absl::Status PullSession::TakeChunk(const RawTensorChunk& raw,
       stream->claims.push_back({index, chunk.offset(), chunk.offset() + size});
     }
   }
-  uint8_t* out = state.memory.data();
   uint64_t at = chunk.offset();
-  // Ignored: the function given never fails.
-  (void)ForEachPiece(raw, [&](std::span<const uint8_t> piece) {
-    stream->part_hasher.Update(piece);
-    if (!resent) std::memcpy(out + at, piece.data(), piece.size());
-    at += piece.size();
-    return absl::OkStatus();
-  });
+  absl::Status stored =
+      ForEachPiece(raw, [&](std::span<const uint8_t> piece) -> absl::Status {
+        stream->part_hasher.Update(piece);
+        absl::Status written;
+        if (!resent && callbacks_.write) {
+          written = callbacks_.write(state.placed_info, at, piece);
+        } else if (!resent) {
+          std::memcpy(state.memory.data() + at, piece.data(), piece.size());
+        }
+        at += piece.size();
+        return written;
+      });
+  if (!stored.ok()) {
+    return WithContext(stored, absl::StrCat("pull ", info.name(), ": write"));
+  }
   stream->expected_offset += size;
   if (!resent) {
     state.received += size;
@@ -194,7 +224,14 @@ absl::Status PullSession::TakeChunk(const RawTensorChunk& raw,
                      Hex(part_hash), ", not ", Hex(chunk.xxh3_64_of_all())));
   }
   if (chunk.has_final_info()) Learn(index, chunk.final_info());
-  return CompleteTensor(index);
+  // A part that runs from the first byte to the last brought the whole
+  // tensor: its hash, checked above, is the tensor's.
+  std::optional<uint64_t> whole_part_hash;
+  if (stream->part_begin == 0 &&
+      stream->expected_offset == info.byte_length()) {
+    whole_part_hash = part_hash;
+  }
+  return CompleteTensor(index, whole_part_hash, &stream->read_back_buffer);
 }
 
 void PullSession::Learn(size_t index, const v1::TensorInfo& reported) {
@@ -239,12 +276,45 @@ void PullSession::TakeBackClaims(StreamState* stream) {
   stream->claims.clear();
 }
 
-absl::Status PullSession::CompleteTensor(size_t index) {
+absl::StatusOr<uint64_t> PullSession::HashStored(size_t index,
+                                                 std::vector<uint8_t>* buffer) {
+  const TensorState& state = tensors_[index];
+  if (!callbacks_.write) {
+    return Xxh3_64(state.memory.data(), state.memory.size());
+  }
+  const uint64_t size = state.placed_info.byte_length();
+  if (buffer->size() < kReadBackBytes && size > buffer->size()) {
+    buffer->resize(kReadBackBytes);
+  }
+  Xxh3_64Hasher hasher;
+  for (uint64_t offset = 0; offset < size; offset += buffer->size()) {
+    std::span<uint8_t> piece(buffer->data(),
+                             std::min<uint64_t>(buffer->size(), size - offset));
+    PSTORE_RETURN_IF_ERROR(
+        callbacks_.read_back(state.placed_info, offset, piece));
+    hasher.Update(piece);
+  }
+  return hasher.Digest();
+}
+
+absl::Status PullSession::CompleteTensor(
+    size_t index, std::optional<uint64_t> whole_part_hash,
+    std::vector<uint8_t>* buffer) {
   TensorState& state = tensors_[index];
   const v1::TensorInfo& info = state.info;
   if (state.received.load() != info.byte_length()) return absl::OkStatus();
   if (state.done.exchange(true)) return absl::OkStatus();
-  uint64_t hash = Xxh3_64(state.memory.data(), state.memory.size());
+  uint64_t hash;
+  if (whole_part_hash.has_value()) {
+    hash = *whole_part_hash;
+  } else {
+    absl::StatusOr<uint64_t> stored = HashStored(index, buffer);
+    if (!stored.ok()) {
+      return WithContext(stored.status(),
+                         absl::StrCat("pull ", info.name(), ": read back"));
+    }
+    hash = *stored;
+  }
   absl::MutexLock lock(&callback_mu_);
   // An encoded tensor cut across streams has no whole hash until the
   // server has encoded it once; every chunk and part was checked.
@@ -262,9 +332,11 @@ absl::StatusOr<PullResult> PullSession::Finish() {
   for (const absl::Status& status : shard_status_) {
     if (!status.ok()) return WithContext(status, absl::StrCat("pull ", name_));
   }
+  std::vector<uint8_t> read_back_buffer;
   for (size_t i = 0; i < num_tensors_; ++i) {
     if (tensors_[i].done) continue;
-    PSTORE_RETURN_IF_ERROR(CompleteTensor(i));
+    PSTORE_RETURN_IF_ERROR(
+        CompleteTensor(i, /*whole_part_hash=*/std::nullopt, &read_back_buffer));
     if (!tensors_[i].done) {
       return absl::DataLossError(absl::StrCat(
           "pull ", name_, ": ", tensors_[i].info.name(), " is incomplete"));

@@ -2,7 +2,8 @@
 // result. Internal to client/.
 //
 // The session resolves the revision once, asks the caller for each
-// tensor's memory, then reads shard i of the revision on stream i
+// tensor's memory (or stores the bytes through the caller's write), then
+// reads shard i of the revision on stream i
 // (PullOptions::streams of them, spread over the client's channels), each
 // stream on its own thread, the first on the calling thread. A stream
 // that fails with UNAVAILABLE is read again from its start, after the byte
@@ -13,8 +14,10 @@
 // a tensor of the manifest, follow the part it belongs to, fit in the
 // tensor, hash to its own hash, and cover bytes no other chunk covered;
 // the bytes of each part must hash to what the part's last chunk says, and
-// a complete tensor to its whole hash when one is known. Any mismatch is
-// DataLoss.
+// a complete tensor to its whole hash when one is known. The hash of a
+// tensor that came as one part, on one stream, is that part's; one split
+// across streams is hashed again where it was stored (the caller's memory,
+// or read back through the caller's read_back). Any mismatch is DataLoss.
 //
 // Thread-safe as used: the streams share the tensors' progress (atomics),
 // their byte ranges (a mutex per tensor) and the callbacks (one mutex).
@@ -67,7 +70,10 @@ class PullSession {
   // Progress of one tensor, shared by the streams.
   struct TensorState {
     v1::TensorInfo info;  // What this pull sends of the tensor.
-    std::span<uint8_t> memory;
+    // `info` as allocate saw it; never changed once the streams run, so
+    // write and read_back get it from any thread.
+    v1::TensorInfo placed_info;
+    std::span<uint8_t> memory;  // Empty when the bytes go through write.
     std::atomic<uint64_t> received{0};
     std::atomic<bool> done{false};
     // The byte ranges received, start -> end, so that a part sent twice is
@@ -90,11 +96,15 @@ class PullSession {
   // What one attempt of one stream has seen so far.
   struct StreamState {
     size_t current = SIZE_MAX;  // The tensor of the part being read.
+    uint64_t part_begin = 0;    // Where that part starts in the tensor.
     uint64_t expected_offset = 0;
     Xxh3_64Hasher part_hasher;  // This stream's bytes of `current`.
     // Ranges this attempt added, taken back if it fails so that a retry
     // can send them again.
     std::vector<Claim> claims;
+    // Bytes read back to hash a tensor that came in several parts; kept
+    // from one tensor to the next.
+    std::vector<uint8_t> read_back_buffer;
   };
 
   // Resolves the revision to its manifest, works out what the pull sends
@@ -112,9 +122,10 @@ class PullSession {
   absl::Status ReadShardOnce(int shard, StreamState* stream);
 
   // Takes one chunk of a stream: checks it, claims its byte range, copies
-  // its bytes into place and hashes them; at a part's last chunk checks
-  // the part's hash and completes the tensor. DataLoss for a chunk that
-  // does not fit; the error of CompleteTensor.
+  // its bytes into place (or passes them to write) and hashes them; at a
+  // part's last chunk checks the part's hash and completes the tensor.
+  // DataLoss for a chunk that does not fit; the error of write or
+  // CompleteTensor.
   absl::Status TakeChunk(const RawTensorChunk& raw, StreamState* stream);
 
   // Takes what a chunk's info says of the whole tensor `index`: its
@@ -129,10 +140,20 @@ class PullSession {
   void TakeBackClaims(StreamState* stream);
 
   // Marks tensor `index` done once all its bytes are in: checks the
-  // whole hash if known and calls callbacks_.done. OK (and nothing done)
-  // while bytes are missing or if it is done already; DataLoss if the
-  // bytes hash to something else.
-  absl::Status CompleteTensor(size_t index);
+  // whole hash if known and calls callbacks_.done. `whole_part_hash` is
+  // the hash of the part that brought every byte of the tensor, if one
+  // did; else the stored bytes are hashed (read back into `buffer` when
+  // they went through write). OK (and nothing done) while bytes are
+  // missing or if it is done already; DataLoss if the bytes hash to
+  // something else; the error of read_back.
+  absl::Status CompleteTensor(size_t index,
+                              std::optional<uint64_t> whole_part_hash,
+                              std::vector<uint8_t>* buffer);
+
+  // Returns the hash of the stored bytes of tensor `index`: its memory,
+  // or what read_back gives, read into `buffer`. The error of read_back.
+  absl::StatusOr<uint64_t> HashStored(size_t index,
+                                      std::vector<uint8_t>* buffer);
 
   // Ends the pull once every stream has: the first stream error, else
   // completes what is left and returns the result. DataLoss if a tensor

@@ -13,9 +13,17 @@
 // call that is not idempotent again (the retry would fail where the call
 // succeeded), and must retry one that is.
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -24,6 +32,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -38,8 +47,10 @@
 #include "grpcpp/support/sync_stream.h"
 #include "gtest/gtest.h"
 #include "pstore/v1/pstore.grpc.pb.h"
+#include "tests/testing/pstored_process.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
 
 namespace pstore {
 namespace {
@@ -132,9 +143,19 @@ class FakeParamStore final : public v1::ParamStore::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status PullModel(grpc::ServerContext* /*context*/,
+  grpc::Status PullModel(grpc::ServerContext* context,
                          const v1::PullModelRequest* /*request*/,
                          grpc::ServerWriter<v1::TensorChunk>* writer) override {
+    if (pull_stalls) {
+      // Sends nothing until the client goes away (or 60 s pass).
+      auto deadline =
+          std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!context->IsCancelled() &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      return grpc::Status(grpc::StatusCode::CANCELLED, "fake: stalled");
+    }
     if (pull_calls.fetch_add(1) == 0 && first_pull_fails_after >= 0) {
       std::vector<v1::TensorChunk> first(
           pull_chunks.begin(), pull_chunks.begin() + first_pull_fails_after);
@@ -214,6 +235,8 @@ class FakeParamStore final : public v1::ParamStore::Service {
   // At least 0: the first PullModel sends this many chunks, then fails
   // with UNAVAILABLE (the client retries).
   int first_pull_fails_after = -1;
+  // True: PullModel sends nothing and waits for the client to go away.
+  bool pull_stalls = false;
   std::vector<v1::TensorChunk> pull_chunks;
   std::vector<v1::TensorChunk> get_chunks;
   // ReadTensor's reply; none: UNIMPLEMENTED. The first `read_failures`
@@ -313,6 +336,7 @@ class HostileServerTest : public ::testing::Test {
     ASSERT_GT(port, 0);
     ClientOptions options;
     options.address = "127.0.0.1:" + std::to_string(port);
+    address_ = options.address;
     options.call_timeout = absl::Seconds(10);
     options.max_attempts = max_attempts;
     options.initial_backoff = absl::Milliseconds(1);
@@ -333,6 +357,60 @@ class HostileServerTest : public ::testing::Test {
     };
     callbacks.done = [this](const v1::TensorInfo& /*info*/) { ++done_; };
     return client_->PullModel(kModel, PullOptions(), callbacks);
+  }
+
+  // Pulls the model through PullCallbacks::write and read_back into
+  // `stored`; counts the bytes read back.
+  absl::StatusOr<PullResult> PullThroughWrite(std::string* stored) {
+    stored->assign(kTensorBytes, '\0');
+    PullCallbacks callbacks;
+    callbacks.write = [stored](const v1::TensorInfo& /*info*/, uint64_t offset,
+                               std::span<const uint8_t> bytes) {
+      if (offset + bytes.size() > stored->size()) {
+        return absl::InternalError("write past the tensor");
+      }
+      std::memcpy(stored->data() + offset, bytes.data(), bytes.size());
+      return absl::OkStatus();
+    };
+    callbacks.read_back = [this, stored](const v1::TensorInfo& /*info*/,
+                                         uint64_t offset,
+                                         std::span<uint8_t> out) {
+      if (offset + out.size() > stored->size()) {
+        return absl::InternalError("read back past the tensor");
+      }
+      std::memcpy(out.data(), stored->data() + offset, out.size());
+      read_back_bytes_ += out.size();
+      return absl::OkStatus();
+    };
+    callbacks.done = [this](const v1::TensorInfo& /*info*/) { ++done_; };
+    return client_->PullModel(kModel, PullOptions(), callbacks);
+  }
+
+  // Runs `pstore-cli pull` of the model into `path` against the fake;
+  // returns its wait status.
+  int RunCliPull(const std::string& path, pid_t* pid_out = nullptr,
+                 bool wait = true) {
+    std::string cli = testing::PstoreCliPath();
+    pid_t pid = fork();
+    if (pid == 0) {
+      // Its output goes to `path`.out. One stream: the fake sends the
+      // same chunks on every stream.
+      int out =
+          open((path + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (out >= 0) {
+        dup2(out, STDOUT_FILENO);
+        dup2(out, STDERR_FILENO);
+      }
+      execl(cli.c_str(), cli.c_str(), "--addr", address_.c_str(), "pull",
+            kModel, path.c_str(), "--streams", "1",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    if (pid_out != nullptr) *pid_out = pid;
+    if (!wait) return 0;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
   }
 
   // Serves `chunks` as the PullModel stream and pulls: DataLoss on the
@@ -378,7 +456,9 @@ class HostileServerTest : public ::testing::Test {
   FakeParamStore fake_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<Client> client_;
+  std::string address_;
   int done_ = 0;
+  uint64_t read_back_bytes_ = 0;
 };
 
 TEST_F(HostileServerTest, PullsAWellFormedStreamFromTheFake) {
@@ -669,6 +749,142 @@ TEST_F(HostileServerTest, PublishIsRetriedWhenTheReplyIsLost) {
   EXPECT_THAT(client_->PublishRevision(kModel).status(),
               StatusIs(absl::StatusCode::kUnavailable));
   EXPECT_EQ(fake_.Calls("PublishRevision"), 4);
+}
+
+// Two well-formed parts of the tensor, as two streams would send a tensor
+// split between them.
+std::vector<v1::TensorChunk> TwoParts(const std::string& bytes) {
+  const std::string first = bytes.substr(0, kTensorBytes / 2);
+  const std::string second = bytes.substr(kTensorBytes / 2);
+  v1::TensorInfo first_info = Info();
+  v1::TensorInfo second_info = Info();
+  second_info.set_offset(first.size());
+  return {Chunk(0, first, &first_info, /*last=*/true, first),
+          Chunk(first.size(), second, &second_info, /*last=*/true, second)};
+}
+
+TEST_F(HostileServerTest, PullThroughWriteTakesAWholePartByItsHash) {
+  fake_.pull_chunks = {WholeChunk()};
+  Start();
+  std::string stored;
+  ASSERT_OK_AND_ASSIGN(PullResult result, PullThroughWrite(&stored));
+  EXPECT_EQ(result.bytes, kTensorBytes);
+  EXPECT_EQ(stored, TensorBytes());
+  EXPECT_EQ(done_, 1);
+  // The part's hash, checked as it came, is the tensor's.
+  EXPECT_EQ(read_back_bytes_, 0u);
+}
+
+TEST_F(HostileServerTest, PullThroughWriteReadsATensorOfTwoPartsBack) {
+  fake_.pull_chunks = TwoParts(TensorBytes());
+  Start();
+  std::string stored;
+  ASSERT_OK_AND_ASSIGN(PullResult result, PullThroughWrite(&stored));
+  EXPECT_EQ(stored, TensorBytes());
+  EXPECT_EQ(done_, 1);
+  EXPECT_EQ(read_back_bytes_, kTensorBytes);
+}
+
+TEST_F(HostileServerTest, PullThroughWriteRefusesPartsThatAreNotTheTensor) {
+  // Each part is well-formed on its own, but the bytes are not the ones
+  // the manifest's hash names: only the hash read back tells.
+  std::string other = AsString(testing::RandomBytes(kTensorBytes, 11));
+  fake_.pull_chunks = TwoParts(other);
+  Start();
+  std::string stored;
+  EXPECT_THAT(PullThroughWrite(&stored), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(done_, 0);
+  EXPECT_EQ(read_back_bytes_, kTensorBytes);
+}
+
+TEST_F(HostileServerTest, PullThroughWriteRefusesAPartSentTwice) {
+  fake_.manifest_hashes = false;
+  const std::string half = TensorBytes().substr(0, kTensorBytes / 2);
+  v1::TensorInfo info = Info();
+  info.clear_xxh3_64();
+  fake_.pull_chunks = {Chunk(0, half, &info, /*last=*/true, half),
+                       Chunk(0, half, &info, /*last=*/true, half)};
+  Start();
+  std::string stored;
+  EXPECT_THAT(PullThroughWrite(&stored), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_EQ(done_, 0);
+}
+
+// pstore-cli pull against the fake: a refused pull exits 1 and leaves
+// neither the file nor its PATH.tmp.
+class CliPullTest : public HostileServerTest {
+ protected:
+  void ExpectCliPullRefused(std::vector<v1::TensorChunk> chunks) {
+    fake_.manifest_hashes = false;
+    fake_.pull_chunks = std::move(chunks);
+    Start();
+    const std::string path = dir_.Sub("m.safetensors");
+    int status = RunCliPull(path);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1);
+    std::ifstream in(path + ".out");
+    std::string out((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+    EXPECT_NE(out.find("DATA_LOSS"), std::string::npos) << out;
+    EXPECT_FALSE(std::filesystem::exists(path));
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(CliPullTest, PullsAWellFormedStreamIntoAFile) {
+  fake_.pull_chunks = TwoParts(TensorBytes());
+  Start();
+  const std::string path = dir_.Sub("m.safetensors");
+  int status = RunCliPull(path);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  std::string file;
+  {
+    std::ifstream in(path, std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in),
+                std::istreambuf_iterator<char>());
+  }
+  ASSERT_GE(file.size(), kTensorBytes);
+  EXPECT_EQ(file.substr(file.size() - kTensorBytes), TensorBytes());
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST_F(CliPullTest, ACorruptedPartLeavesNoFile) {
+  // Every chunk hashes right; the part's hash does not.
+  std::vector<v1::TensorChunk> chunks = TwoParts(TensorBytes());
+  chunks[1].set_xxh3_64_of_all(chunks[1].xxh3_64_of_all() ^ 1);
+  ExpectCliPullRefused(chunks);
+}
+
+TEST_F(CliPullTest, ADuplicatedPartLeavesNoFile) {
+  // The first half twice, before the tensor is complete: its range is
+  // claimed already.
+  std::vector<v1::TensorChunk> chunks = TwoParts(TensorBytes());
+  chunks.insert(chunks.begin() + 1, chunks[0]);
+  ExpectCliPullRefused(chunks);
+}
+
+TEST_F(CliPullTest, AnInterruptedPullLeavesNoTempFile) {
+  fake_.pull_stalls = true;
+  Start();
+  const std::string path = dir_.Sub("m.safetensors");
+  pid_t pid = 0;
+  RunCliPull(path, &pid, /*wait=*/false);
+  ASSERT_GT(pid, 0);
+  // The pull has made its PATH.tmp and waits for bytes that never come.
+  for (int i = 0; i < 6000 && !std::filesystem::exists(path + ".tmp"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(std::filesystem::exists(path + ".tmp"));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  EXPECT_EQ(WTERMSIG(status), SIGTERM);
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 }  // namespace

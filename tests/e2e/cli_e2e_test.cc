@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -171,6 +172,51 @@ TEST_F(CliE2eTest, PutGetStatListAndRemove) {
   CliResult gone = Run("stat m@v1/w");
   EXPECT_EQ(gone.exit_code, 1);
   EXPECT_NE(gone.out.find("NOT_FOUND"), std::string::npos) << gone.out;
+}
+
+// pull writes each piece with pwrite at its place in PATH.tmp: the file is
+// the same, byte for byte, whether one stream brings every tensor or four
+// streams split the large one between them, and equals export's.
+TEST_F(CliE2eTest, PullIntoAFileIsTheSameForOneAndFourStreams) {
+  struct Put {
+    std::string name;
+    size_t bytes;
+  };
+  // 20 MiB and a bit: four streams each get a piece of it.
+  const std::vector<Put> puts = {
+      {"big", (20 << 20) + 123}, {"small", 4096}, {"odd", 1001}};
+  std::map<std::string, std::vector<uint8_t>> tensors;
+  for (size_t i = 0; i < puts.size(); ++i) {
+    std::vector<uint8_t> bytes = testing::RandomBytes(puts[i].bytes, 20 + i);
+    std::string raw = dir_.Sub(puts[i].name + ".bin");
+    std::ofstream(raw, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    CliResult put = Run(absl::StrCat("put m@v1/", puts[i].name, " ", raw,
+                                     " --dtype U8 --shape ", bytes.size()));
+    ASSERT_EQ(put.exit_code, 0) << put.out;
+    tensors[puts[i].name] = std::move(bytes);
+  }
+  ASSERT_EQ(Run("publish m@v1").exit_code, 0);
+  std::string exported = dir_.Sub("exported.safetensors");
+  CliResult exported_run = Run(absl::StrCat("export m@v1 ", exported));
+  ASSERT_EQ(exported_run.exit_code, 0) << exported_run.out;
+  for (int streams : {1, 4}) {
+    std::string pulled =
+        dir_.Sub(absl::StrCat("pulled", streams, ".safetensors"));
+    CliResult pull =
+        Run(absl::StrCat("pull m@v1 ", pulled, " --streams ", streams));
+    ASSERT_EQ(pull.exit_code, 0) << pull.out;
+    EXPECT_FALSE(std::filesystem::exists(pulled + ".tmp"));
+    EXPECT_TRUE(ReadFile(pulled) == ReadFile(exported)) << streams;
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<SafetensorsFile> file,
+                         SafetensorsFile::Open(pulled));
+    for (const auto& [name, bytes] : tensors) {
+      const SafetensorsTensor* tensor = file->FindTensor(name);
+      ASSERT_NE(tensor, nullptr) << name;
+      EXPECT_TRUE(ReadTensor(*file, *tensor) == bytes)
+          << name << " " << streams;
+    }
+  }
 }
 
 // `get -o /dev/null` or a FIFO writes in place: a special file is never
