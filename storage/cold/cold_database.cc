@@ -27,8 +27,10 @@ namespace pstore {
 namespace {
 
 // How long a write waits for RocksDB's own recovery from an earlier failed
-// write: kResumeAttempts waits of kResumeWait.
-constexpr int kResumeAttempts = 100;
+// write, in waits of kResumeWait. RocksDB retries a recovery once a second
+// (bgerror_resume_retry_interval), so this covers several of its attempts
+// even on a slow machine (a ThreadSanitizer build took more than 2 s).
+constexpr absl::Duration kResumeDeadline = absl::Seconds(10);
 constexpr absl::Duration kResumeWait = absl::Milliseconds(20);
 
 constexpr const char* kFamilyNames[] = {"blocks", "refs", "staged", "catalog"};
@@ -245,7 +247,8 @@ absl::Status ColdDatabase::Apply(rocksdb::WriteBatch* batch, bool sync) {
     // read-only until it recovers; space may have been freed since. Busy:
     // RocksDB's own recovery is under way; give it a moment.
     rocksdb::Status resumed = db_->Resume();
-    for (int i = 0; resumed.IsBusy() && i < kResumeAttempts; ++i) {
+    const absl::Time deadline = absl::Now() + kResumeDeadline;
+    while (resumed.IsBusy() && absl::Now() < deadline) {
       absl::SleepFor(kResumeWait);
       resumed = db_->Resume();
     }
