@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
@@ -181,18 +180,6 @@ absl::Status RunThreads(int threads,
   return first_error;
 }
 
-uint64_t SelfMinorFaults() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<uint64_t>(usage.ru_minflt);
-}
-
-uint64_t ChildrenMinorFaults() {
-  rusage usage{};
-  getrusage(RUSAGE_CHILDREN, &usage);
-  return static_cast<uint64_t>(usage.ru_minflt);
-}
-
 namespace {
 
 // Reads /proc/PID/stat into `buffer` without allocating; returns the
@@ -251,12 +238,6 @@ std::vector<pid_t> ProcessAndChildren(pid_t pid) {
   }
   closedir(proc);
   return pids;
-}
-
-double FaultsPerGiB(uint64_t faults, uint64_t bytes) {
-  if (bytes == 0) return std::numeric_limits<double>::quiet_NaN();
-  return static_cast<double>(faults) * (uint64_t{1} << 30) /
-         static_cast<double>(bytes);
 }
 
 FaultMeter::FaultMeter(std::string server_name, std::vector<pid_t> servers,

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "bench/minor_faults.h"
 #include "bench/results.h"
 
 namespace pstore::bench {
@@ -72,15 +73,6 @@ absl::Status RunThreads(int threads,
 // again. How dear one is depends on the machine (several times dearer
 // under a paravirtualized guest); how many a run takes does not.
 
-// Returns this process's minor faults so far, every thread's
-// (getrusage(RUSAGE_SELF).ru_minflt).
-uint64_t SelfMinorFaults();
-
-// Returns the minor faults so far of the children this process has waited
-// for (getrusage(RUSAGE_CHILDREN).ru_minflt): a child's count is added
-// when it is reaped.
-uint64_t ChildrenMinorFaults();
-
 // Returns the minor faults so far of process `pid`, every thread's
 // (/proc/PID/stat field 10, minflt); nullopt if it cannot be read (no such
 // process).
@@ -89,9 +81,6 @@ std::optional<uint64_t> ProcessMinorFaults(pid_t pid);
 // Returns `pid` and the processes whose parent it is (/proc/*/stat field
 // 4): nginx's master and its workers.
 std::vector<pid_t> ProcessAndChildren(pid_t pid);
-
-// Returns `faults` per GiB (2^30 bytes) of `bytes`; NaN for no bytes.
-double FaultsPerGiB(uint64_t faults, uint64_t bytes);
 
 // Counts the minor page faults of one timed run, per GiB moved: of the
 // processes that serve the bytes (by process id, summed: pstored, nginx's

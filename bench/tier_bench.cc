@@ -11,7 +11,6 @@
 // PSTORE_BENCH_DIR picks the directory for NVMe and cold files (default
 // /var/tmp): point it at the disk you want to measure.
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
+#include "bench/minor_faults.h"
 #include "benchmark/benchmark.h"
 #include "storage/cold/block_files.h"
 #include "storage/cold/cold_database.h"
@@ -63,13 +63,6 @@ std::vector<std::pair<BlockId, BlockRef>> MakeBlocks(size_t block_bytes,
   return blocks;
 }
 
-// Returns this process's minor page faults so far.
-uint64_t MinorFaults() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return static_cast<uint64_t>(usage.ru_minflt);
-}
-
 // Reads random blocks of `ids` from `tier`, one at a time, and reports
 // throughput and per-read latency percentiles.
 void RunSerialReads(benchmark::State& state, Tier& tier,
@@ -77,7 +70,7 @@ void RunSerialReads(benchmark::State& state, Tier& tier,
   std::mt19937 rng(1);
   std::vector<double> latencies;
   latencies.reserve(100000);
-  uint64_t faults_before = MinorFaults();
+  uint64_t faults_before = bench::SelfMinorFaults();
   for (auto _ : state) {
     const BlockId& id = ids[rng() % ids.size()];
     auto start = std::chrono::steady_clock::now();
@@ -100,8 +93,8 @@ void RunSerialReads(benchmark::State& state, Tier& tier,
   };
   state.SetBytesProcessed(state.iterations() * block_bytes);
   state.counters["minflt_per_gib"] =
-      static_cast<double>(MinorFaults() - faults_before) /
-      (static_cast<double>(state.iterations() * block_bytes) / (1 << 30));
+      bench::FaultsPerGiB(bench::SelfMinorFaults() - faults_before,
+                          state.iterations() * block_bytes);
   state.counters["p50_us"] = percentile(0.50);
   state.counters["p99_us"] = percentile(0.99);
 }
