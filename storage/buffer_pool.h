@@ -1,14 +1,25 @@
 // BufferPool hands out 4 KiB-aligned, pre-faulted memory and takes it back
-// for reuse, so that the read path never pays a page fault per page of a
-// fresh multi-MiB allocation. Buffers of 2 MiB and more are 2 MiB-aligned
-// and backed by transparent huge pages where the kernel allows. Every block in
-// pstore lives in such a buffer, which also makes every block directly usable
-// for O_DIRECT I/O.
+// for reuse, so that the read path never pays a page fault, nor the zeroing
+// of a fresh page, per page of a block. Every block in pstore lives in such a
+// buffer, which also makes every block directly usable for O_DIRECT I/O.
+//
+// All of it is backed by transparent huge pages where the kernel allows
+// (THP "always" or "madvise"). Buffers of 2 MiB and more are mappings of
+// their own on 2 MiB boundaries. Smaller ones are slots of slabs: 2 MiB-
+// aligned mappings of 2 MiB or more cut into equal slots of one capacity.
+// Memory on 4 KiB pages is dear to touch where a TLB miss is dear (under a
+// paravirtualized guest, each first touch of a 4 KiB page after an O_DIRECT
+// read into it cost about 2.4 us here; bench/README.md, "Figures behind
+// choices in the code"), and a 64 KiB block on huge pages costs none.
 //
 // Capacities come in size classes: 4 KiB steps up to 64 KiB, then eight
-// classes per power of two (at most 12.5% slack; 4 MiB is exact). Freed
-// buffers are kept per class up to `max_retained_bytes` in all and released
-// to the system past that.
+// classes per power of two (at most 12.5% slack; 4 MiB is exact).
+//
+// Freed buffers are kept for reuse while the freed bytes are within
+// `min_retained_bytes`, or while live and freed bytes together are within
+// `max_pool_bytes`; past both, a freed buffer of its own mapping goes back
+// to the system, and so does a slab once all its slots are free. A slab with
+// one live slot stays mapped whole.
 //
 // Thread-safe. A Buffer may be freed on any thread.
 
@@ -17,6 +28,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -68,14 +80,19 @@ class Buffer {
 class BufferPool {
  public:
   struct Options {
-    // Freed bytes kept for reuse, over all size classes.
-    // Default: 128 MiB.
-    size_t max_retained_bytes = size_t{128} << 20;
+    // Freed bytes kept for reuse whatever else is live. Default: 128 MiB.
+    size_t min_retained_bytes = size_t{128} << 20;
+    // Freed bytes are also kept while live and freed bytes together stay
+    // within this. Default: 0 (only min_retained_bytes).
+    size_t max_pool_bytes = 0;
   };
 
   struct Stats {
     uint64_t allocated_bytes = 0;  // Held by live Buffers.
     uint64_t retained_bytes = 0;   // Free, kept for reuse.
+    uint64_t slab_bytes = 0;       // Mapped for slabs, live and free.
+    // Allocations that mapped memory, and those served from memory the
+    // pool had mapped before.
     uint64_t fresh_allocations = 0;
     uint64_t reused_allocations = 0;
   };
@@ -97,24 +114,46 @@ class BufferPool {
   // Returns the capacity Allocate(size) would give.
   static size_t CapacityFor(size_t size);
 
-  // Sets the retention limit; frees retained buffers past it.
-  void SetMaxRetainedBytes(size_t bytes);
+  // Sets the retention limits; frees what is retained past them.
+  void SetRetention(Options options);
 
-  // Frees every retained buffer.
+  // Frees every retained buffer and every slab with no live slot.
   void Trim();
 
   Stats GetStats() const;
 
  private:
   friend class Buffer;
+
+  // One mapping cut into `slots` slots of `capacity` bytes.
+  struct Slab {
+    uint8_t* base = nullptr;
+    size_t mapped_bytes = 0;
+    size_t capacity = 0;
+    size_t slots = 0;
+    std::vector<uint8_t*> free;  // Free slots.
+    size_t partial_index = 0;    // In partial_[capacity], while free is not
+                                 // empty.
+  };
+
   void Release(uint8_t* data, size_t capacity);
+  uint8_t* TakeSlot(Slab& slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddPartial(Slab& slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemovePartial(Slab& slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns whether `extra` more freed bytes may be kept.
+  bool KeepsFreed(size_t extra) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Unmaps `slab`, whose slots are all free, and forgets it.
+  void DropSlabLocked(Slab& slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void TrimLocked(size_t limit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static uint8_t* SystemAllocate(size_t capacity);
-  static void SystemFree(uint8_t* data, size_t capacity);
 
   mutable absl::Mutex mu_;
-  size_t max_retained_bytes_ ABSL_GUARDED_BY(mu_);
+  Options options_ ABSL_GUARDED_BY(mu_);
+  // Free buffers of their own mapping, by capacity.
   absl::flat_hash_map<size_t, std::vector<uint8_t*>> free_ ABSL_GUARDED_BY(mu_);
+  // Every slab by base address (std::map: a Slab never moves).
+  std::map<uintptr_t, Slab> slabs_ ABSL_GUARDED_BY(mu_);
+  // Slabs with a free slot, by capacity.
+  absl::flat_hash_map<size_t, std::vector<Slab*>> partial_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 

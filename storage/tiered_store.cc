@@ -117,10 +117,15 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   if (!dram.ok()) return Annotate(dram.status(), "DRAM tier");
   parts.dram = *std::move(dram);
 
-  // Freed buffers kept for reuse are memory outside the DRAM budget: keep
-  // them to an eighth of it.
-  BufferPool::Default().SetMaxRetainedBytes(
-      std::min<uint64_t>(128 * kMiB, options.dram_bytes / 8));
+  // Freed block buffers are kept for reuse while live and freed ones
+  // together are within the DRAM budget: blocks read after the cache was
+  // emptied then land in memory already faulted in, not in fresh pages the
+  // kernel must zero first. Past the budget, an eighth of it at most (128
+  // MiB) stays.
+  BufferPool::Default().SetRetention(BufferPool::Options{
+      .min_retained_bytes =
+          std::min<uint64_t>(128 * kMiB, options.dram_bytes / 8),
+      .max_pool_bytes = options.dram_bytes});
   return Open(std::move(options), std::move(parts));
 }
 
