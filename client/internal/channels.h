@@ -1,9 +1,11 @@
 // Channels: the gRPC channels of one pstore::Client, each with its stub and
 // the reads registered by path for raw reads. Internal to client/.
 //
-// Each channel has its own TCP connection (a subchannel pool of its own),
-// large HTTP/2 frames and a read-ahead window that holds several chunks.
-// Created once with the client and never changed: thread-safe.
+// Each channel has its own TCP connection (a subchannel pool of its own) and
+// large HTTP/2 frames. Streams get their flow-control window from what the
+// reader asks for (BDP probing off, see channels.cc); small reads go over a
+// channel of their own with BDP probing on. Created once with the client and
+// never changed: thread-safe.
 
 #ifndef PSTORE_CLIENT_INTERNAL_CHANNELS_H_
 #define PSTORE_CLIENT_INTERNAL_CHANNELS_H_
@@ -47,9 +49,12 @@ class Channels {
   Connection& Next() {
     return Get(next_.fetch_add(1, std::memory_order_relaxed));
   }
+  // Returns the connection for unary small reads (ReadTensor).
+  Connection& SmallReads() { return *small_reads_; }
 
  private:
   std::vector<std::unique_ptr<Connection>> connections_;
+  std::unique_ptr<Connection> small_reads_;
   std::atomic<size_t> next_{0};
 };
 

@@ -90,7 +90,7 @@ absl::StatusOr<std::optional<v1::TensorInfo>> SmallReads::Read(
       client_options, client_options.max_attempts, [&]() -> absl::Status {
         grpc::ClientContext context;
         SetDeadline(client_options, &context);
-        Channels::Connection& connection = channels.Next();
+        Channels::Connection& connection = channels.SmallReads();
         return FromGrpc(grpc::internal::BlockingUnaryCall<v1::GetTensorRequest,
                                                           grpc::ByteBuffer>(
             connection.channel.get(), connection.read_tensor, &context, request,
