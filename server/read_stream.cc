@@ -18,6 +18,13 @@ namespace {
 // small blocks only (a connection has at most max_streams_per_connection).
 constexpr uint64_t kFinishWithChunkBytes = uint64_t{64} << 10;
 
+// A stream starts with one block read in flight and doubles what it allows
+// with each block that arrives, up to its read-ahead window: its first block
+// is read alone, not beside the whole window's, whose reads share the disk
+// (and the cold tier's reader threads). Figures: bench/README.md, "Figures
+// behind choices in the code".
+constexpr int kMaxReadsAllowed = 1 << 20;
+
 }  // namespace
 
 ReadStreamReactor::ReadStreamReactor(StreamAdmission admission,
@@ -69,14 +76,16 @@ ReadStreamReactor::Action ReadStreamReactor::NextAction() {
   if (finished_) return action;
   bool stopping = cancelled_ || !error_.ok();
   if (!stopping && planned_) {
-    // Read ahead within this stream's budget and the server's; always at
-    // least the front block, so every stream makes progress.
+    // Read ahead within this stream's budget and the server's, and within
+    // the reads allowed in flight; always at least the front block, so every
+    // stream makes progress.
     while (next_unit_ < cursor_->num_units()) {
       uint64_t bytes = cursor_->unit_bytes(next_unit_);
       if (!slots_.empty() &&
           (window_bytes_ + bytes > options_.readahead_bytes ||
            counters_->readahead_bytes.load(std::memory_order_relaxed) + bytes >
-               counters_->readahead_budget_bytes)) {
+               counters_->readahead_budget_bytes ||
+           outstanding_ >= reads_allowed_)) {
         break;
       }
       size_t unit = next_unit_++;
@@ -170,6 +179,7 @@ void ReadStreamReactor::OnBlock(size_t unit,
   {
     absl::MutexLock lock(&mu_);
     --outstanding_;
+    reads_allowed_ = std::min(reads_allowed_ * 2, kMaxReadsAllowed);
     for (Slot& slot : slots_) {
       if (slot.unit == unit) {
         slot.ready = true;

@@ -116,6 +116,9 @@ class ReadStreamReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   uint64_t window_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // Read or in flight.
   // Storage work not yet returned: the plan, then each block read.
   int outstanding_ ABSL_GUARDED_BY(mu_) = 1;
+  // Most block reads in flight at once: one at the start, doubled by each
+  // block that arrives (kMaxReadsAllowed in read_stream.cc).
+  int reads_allowed_ ABSL_GUARDED_BY(mu_) = 1;
   bool planned_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   // The message being written; replaced only once its write is done.
