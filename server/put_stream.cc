@@ -43,11 +43,13 @@ void PutTensorReactor::Process() {
   // Data messages (all but the first) go from gRPC's receive slices into
   // the tensor's block without a parse into a string: no copy, and no fresh
   // multi-MiB string to fault in per message.
-  slices_.clear();
-  if (writer_ != nullptr && raw_request_.Dump(&slices_).ok() &&
-      PutDataPieces(slices_, pieces_)) {
-    absl::Status appended = AppendPieces();
-    slices_.clear();
+  // Dump replaces what slices_ held.
+  const bool data_only = writer_ != nullptr &&
+                         raw_request_.Dump(&slices_).ok() &&
+                         PutDataPieces(slices_, pieces_);
+  const absl::Status appended = data_only ? AppendPieces() : absl::OkStatus();
+  slices_.clear();  // Gives back the references to gRPC's slices.
+  if (data_only) {
     raw_request_.Clear();
     if (!appended.ok()) {
       Fail(appended);
@@ -56,7 +58,6 @@ void PutTensorReactor::Process() {
     StartRead(&raw_request_);
     return;
   }
-  slices_.clear();
   request_.Clear();
   absl::Status parsed = ParseRaw(raw_request_, &request_);
   raw_request_.Clear();

@@ -35,6 +35,9 @@ size_t SlabBytesFor(size_t capacity) {
   return (bytes + kHugePage - 1) / kHugePage * kHugePage;
 }
 
+// Returns the slots of a slab for buffers of `capacity`.
+size_t SlotsFor(size_t capacity) { return SlabBytesFor(capacity) / capacity; }
+
 // madvise advice that faults pages in for writing (Linux 5.14); older
 // kernels refuse it and the pages are touched instead.
 constexpr int kPopulateWrite = 23;  // MADV_POPULATE_WRITE
@@ -159,16 +162,13 @@ Buffer BufferPool::Allocate(size_t size) {
   absl::MutexLock lock(&mu_);
   Slab& slab = slabs_[reinterpret_cast<uintptr_t>(base)];
   slab.base = base;
-  slab.mapped_bytes = slab_bytes;
   slab.capacity = capacity;
-  slab.slots = slab_bytes / capacity;
-  slab.free.reserve(slab.slots);
+  const size_t slots = SlotsFor(capacity);
+  slab.free.reserve(slots);
   // Slot 0 last, so that it is taken first.
-  for (size_t i = slab.slots; i-- > 0;) {
-    slab.free.push_back(base + i * capacity);
-  }
+  for (size_t i = slots; i-- > 0;) slab.free.push_back(base + i * capacity);
   stats_.slab_bytes += slab_bytes;
-  stats_.retained_bytes += slab.slots * capacity;
+  stats_.retained_bytes += slots * capacity;
   AddPartial(slab);
   return Buffer(this, TakeSlot(slab), capacity);
 }
@@ -203,11 +203,12 @@ bool BufferPool::KeepsFreed(size_t extra) const {
 }
 
 void BufferPool::DropSlabLocked(Slab& slab) {
+  const size_t slab_bytes = SlabBytesFor(slab.capacity);
   RemovePartial(slab);
-  stats_.retained_bytes -= slab.slots * slab.capacity;
-  stats_.slab_bytes -= slab.mapped_bytes;
-  Unpoison(slab.base, slab.mapped_bytes);
-  munmap(slab.base, slab.mapped_bytes);
+  stats_.retained_bytes -= SlotsFor(slab.capacity) * slab.capacity;
+  stats_.slab_bytes -= slab_bytes;
+  Unpoison(slab.base, slab_bytes);
+  munmap(slab.base, slab_bytes);
   slabs_.erase(reinterpret_cast<uintptr_t>(slab.base));
 }
 
@@ -223,7 +224,7 @@ void BufferPool::Release(uint8_t* data, size_t capacity) {
       slab.free.push_back(data);
       stats_.retained_bytes += capacity;
       if (slab.free.size() == 1) AddPartial(slab);
-      if (slab.free.size() == slab.slots && !KeepsFreed(0)) {
+      if (slab.free.size() == SlotsFor(capacity) && !KeepsFreed(0)) {
         DropSlabLocked(slab);
       }
       return;
@@ -241,32 +242,29 @@ void BufferPool::Release(uint8_t* data, size_t capacity) {
 void BufferPool::SetRetention(Options options) {
   absl::MutexLock lock(&mu_);
   options_ = options;
-  if (!KeepsFreed(0)) {
-    TrimLocked(std::max(options.min_retained_bytes,
-                        options.max_pool_bytes > stats_.allocated_bytes
-                            ? options.max_pool_bytes - stats_.allocated_bytes
-                            : 0));
-  }
+  TrimLocked(/*all=*/false);
 }
 
 void BufferPool::Trim() {
   absl::MutexLock lock(&mu_);
-  TrimLocked(0);
+  TrimLocked(/*all=*/true);
 }
 
-void BufferPool::TrimLocked(size_t limit) {
+void BufferPool::TrimLocked(bool all) {
+  auto over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stats_.retained_bytes > 0 && (all || !KeepsFreed(0));
+  };
   for (auto& [capacity, buffers] : free_) {
-    while (stats_.retained_bytes > limit && !buffers.empty()) {
+    while (over() && !buffers.empty()) {
       Unpoison(buffers.back(), capacity);
       munmap(buffers.back(), capacity);
       buffers.pop_back();
       stats_.retained_bytes -= capacity;
     }
   }
-  for (auto it = slabs_.begin();
-       it != slabs_.end() && stats_.retained_bytes > limit;) {
+  for (auto it = slabs_.begin(); it != slabs_.end() && over();) {
     Slab& slab = (it++)->second;  // DropSlabLocked erases it.
-    if (slab.free.size() == slab.slots) DropSlabLocked(slab);
+    if (slab.free.size() == SlotsFor(slab.capacity)) DropSlabLocked(slab);
   }
 }
 

@@ -125,12 +125,11 @@ class BufferPool {
  private:
   friend class Buffer;
 
-  // One mapping cut into `slots` slots of `capacity` bytes.
+  // One mapping of SlabBytesFor(capacity) bytes, cut into slots of
+  // `capacity` bytes.
   struct Slab {
     uint8_t* base = nullptr;
-    size_t mapped_bytes = 0;
     size_t capacity = 0;
-    size_t slots = 0;
     std::vector<uint8_t*> free;  // Free slots.
     size_t partial_index = 0;    // In partial_[capacity], while free is not
                                  // empty.
@@ -144,7 +143,9 @@ class BufferPool {
   bool KeepsFreed(size_t extra) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Unmaps `slab`, whose slots are all free, and forgets it.
   void DropSlabLocked(Slab& slab) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void TrimLocked(size_t limit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Frees retained buffers and slabs with no live slot: all of them, or
+  // (`all` false) until what is left may be kept (KeepsFreed(0)).
+  void TrimLocked(bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   Options options_ ABSL_GUARDED_BY(mu_);
