@@ -14,6 +14,9 @@ packages=(
   grpc-proto libabsl-dev liburing-dev librocksdb-dev libxxhash-dev
   nlohmann-json3-dev libcpp-httplib-dev libspdlog-dev libcli11-dev
   prometheus-cpp-dev
+  # The RADOS backend (librados) and the throwaway Ceph of its tests
+  # (scripts/ceph.sh: a monitor and one OSD).
+  librados-dev libradospp-dev ceph-mon ceph-osd ceph-common
   # Tests (python3: scripts/report-skips.py).
   libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
   fiu-utils openssl python3

@@ -1,6 +1,7 @@
 // One suite that every Tier implementation passes: the contract of
 // storage/tier.h, run against DRAM, NVMe on io_uring, NVMe on pread/pwrite,
-// and cold RocksDB, each on real memory, files and databases.
+// cold RocksDB and block files, and RADOS objects, each on real memory,
+// files, databases and a real Ceph (the suite's, tests/testing/test_ceph.h).
 
 #include <atomic>
 #include <functional>
@@ -16,11 +17,14 @@
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/device.h"
 #include "storage/nvme/nvme_tier.h"
+#include "storage/rados/rados_pool.h"
+#include "storage/rados/rados_tier.h"
 #include "storage/tier.h"
 #include "tests/testing/io_uring_available.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/testing/test_ceph.h"
 #include "util/status.h"
 
 namespace pstore {
@@ -30,9 +34,13 @@ using ::pstore::testing::IoUringAvailable;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
+using ::pstore::testing::TestCephConfigured;
+using ::pstore::testing::TestRadosOptions;
 
 // Name of the case that runs NVMe on io_uring.
 constexpr char kIoUringCase[] = "nvme_io_uring";
+// Name of the case that runs on the suite's Ceph.
+constexpr char kRadosCase[] = "rados";
 
 struct TierFactory {
   std::string name;
@@ -91,6 +99,14 @@ std::vector<TierFactory> Factories() {
          options.sync_commits = false;
          return ColdTier::Open(std::move(options));
        }});
+  factories.push_back(
+      {kRadosCase, false,
+       [](const TempDir&) -> absl::StatusOr<std::unique_ptr<Tier>> {
+         PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<RadosPool> pool,
+                                 RadosPool::Connect(TestRadosOptions()));
+         return std::unique_ptr<Tier>(
+             std::make_unique<RadosTier>(std::move(pool)));
+       }});
   return factories;
 }
 
@@ -100,6 +116,9 @@ class TierConformanceTest : public ::testing::TestWithParam<TierFactory> {
     std::string why;
     if (GetParam().name == kIoUringCase && !IoUringAvailable(&why)) {
       GTEST_SKIP() << "io_uring is not available here: " << why;
+    }
+    if (GetParam().name == kRadosCase && !TestCephConfigured(&why)) {
+      GTEST_SKIP() << why;
     }
     absl::StatusOr<std::unique_ptr<Tier>> tier = GetParam().open(dir_);
     ASSERT_TRUE(tier.ok()) << tier.status();
