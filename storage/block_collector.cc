@@ -33,6 +33,9 @@ absl::StatusOr<bool> BlockCollector::Stage(const BlockId& id) {
   Staging& staging = staging_[id];
   ++staging.count;
   if (staging.written) return true;
+  // Without counts the durable tier decides: its Write stores the block or
+  // finds it stored (and marks it used, for the sweep).
+  if (!catalog_->CountsReferences()) return false;
   absl::StatusOr<uint64_t> refs = catalog_->RefCount(id);
   absl::Status status = refs.status();
   if (status.ok() && *refs > 0) return true;
@@ -77,6 +80,8 @@ void BlockCollector::Collect(std::span<const BlockId> ids) {
 }
 
 uint64_t BlockCollector::CollectLocked(std::span<const BlockId> ids) {
+  // Blocks of a catalog without counts are swept, not collected here.
+  if (!catalog_->CountsReferences()) return 0;
   std::vector<BlockId> erased;
   std::vector<BlockId> settled;  // Marks to clear.
   for (const BlockId& id : ids) {

@@ -13,6 +13,10 @@
 // put that stages the block again either comes first (and the block stays)
 // or after (and writes the block anew).
 //
+// Over a catalog that counts no references (Catalog::CountsReferences),
+// every staged block is written (the durable tier finds a stored one) and
+// nothing is collected here: a mark and sweep does it.
+//
 // Thread-safe.
 
 #ifndef PSTORE_STORAGE_BLOCK_COLLECTOR_H_

@@ -57,6 +57,14 @@ class Catalog {
  public:
   virtual ~Catalog() = default;
 
+  // Whether the catalog counts the references to each block (RefCount,
+  // staged marks, the blocks deletes return), so that the store collects a
+  // block when its last reference goes (storage/block_collector.h). A
+  // catalog shared by many nodes does not (RADOS): its unreferenced blocks
+  // are found by mark and sweep instead, RefCount is FailedPrecondition,
+  // staged marks are not kept and deletes return no blocks.
+  virtual bool CountsReferences() const { return true; }
+
   // --- Reads ---
   // Returns `name` with an empty revision replaced by the model's latest.
   // NotFound if the model does not exist or has no published revision.

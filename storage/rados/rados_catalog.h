@@ -1,0 +1,115 @@
+// RadosCatalog: the catalog of the RADOS backend, kept in the store's pool
+// and namespace so that every pstored node over that pool sees one
+// catalog. storage/rados/rados_format.md gives the objects and keys.
+//
+// What makes it safe with many writers on many nodes, given that RADOS
+// makes one operation on one object atomic (guards included) and nothing
+// across objects:
+//  - Each model's revisions (state, metadata) and its latest revision are
+//    omap keys of one model object, changed only by compare-and-swap on
+//    that object's version (assert_version): create, publish and delete are
+//    each one atomic write there, so a reader on any node sees the latest
+//    revision move whole, and of two nodes creating the same revision one
+//    wins and the other gets AlreadyExists.
+//  - A revision's tensor records are omap keys of its own object, which
+//    carries the revision's state and creation time as xattrs. A commit is
+//    guarded on both (cmpxattr): publish marks that object published before
+//    it publishes in the model object, so no record can join a revision
+//    once it is published, and a commit can never land in a later revision
+//    of the same name.
+//  - Blocks are not counted: CountsReferences() is false, deletes return
+//    no blocks, and unreferenced blocks are found by mark and sweep.
+//
+// Reads go to the cluster every time (no cache yet): kMemoryOnly reads are
+// WouldBlock.
+//
+// Thread-safe.
+
+#ifndef PSTORE_STORAGE_RADOS_RADOS_CATALOG_H_
+#define PSTORE_STORAGE_RADOS_RADOS_CATALOG_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/catalog.h"
+#include "storage/rados/rados_pool.h"
+
+namespace pstore {
+
+class RadosCatalog : public Catalog {
+ public:
+  explicit RadosCatalog(std::shared_ptr<RadosPool> pool);
+
+  bool CountsReferences() const override { return false; }
+
+  absl::StatusOr<RevisionName> Resolve(
+      const RevisionName& name,
+      CatalogRead mode = CatalogRead::kAny) const override;
+  absl::StatusOr<TensorMeta> GetTensor(
+      const TensorName& name,
+      CatalogRead mode = CatalogRead::kAny) const override;
+  absl::StatusOr<RevisionInfo> GetRevision(
+      const RevisionName& name) const override;
+  absl::StatusOr<Manifest> GetManifest(const RevisionName& name) const override;
+  absl::StatusOr<TensorPage> ListTensors(
+      const RevisionName& name, absl::string_view prefix, int page_size,
+      absl::string_view page_token) const override;
+  absl::StatusOr<std::vector<ModelInfo>> ListModels() const override;
+  absl::StatusOr<uint64_t> RefCount(const BlockId& id) const override;
+
+  absl::Status CreateRevision(
+      const RevisionName& name,
+      const std::map<std::string, std::string>& metadata) override;
+  absl::Status EnsureOpenRevision(const RevisionName& name) override;
+  absl::Status PublishRevision(const RevisionName& name) override;
+  absl::StatusOr<std::vector<BlockId>> DeleteRevision(
+      const RevisionName& name) override;
+  absl::StatusOr<std::vector<BlockId>> DeleteTensor(
+      const TensorName& name) override;
+
+  absl::Status MarkStaged(const BlockId& id) override;
+  absl::StatusOr<std::vector<BlockId>> CommitTensor(
+      const TensorMeta& tensor) override;
+  absl::StatusOr<std::vector<BlockId>> ListStaged() const override;
+  absl::Status ClearStaged(std::span<const BlockId> ids) override;
+
+  absl::Status AddPinRecord(const RevisionName& name) override;
+  absl::Status RemovePinRecord(const RevisionName& name) override;
+  absl::StatusOr<std::vector<RevisionName>> ListPinRecords() const override;
+
+ private:
+  struct ModelState;
+  struct RevisionObject;
+
+  // Reads model `model`'s object; exists is false if there is none.
+  absl::StatusOr<ModelState> ReadModel(absl::string_view model) const;
+  // Writes `state` over the object ReadModel read, if it has not changed
+  // since: false if it has (read it again), true if written.
+  absl::StatusOr<bool> SwapModel(const ModelState& read,
+                                 const ModelState& next);
+  // Reads the tensors object of `name`: its state and creation xattrs,
+  // and, with `tensors`, every record.
+  absl::StatusOr<RevisionObject> ReadRevisionObject(const RevisionName& name,
+                                                    bool tensors) const;
+  // Resolves `name` in `state` (the model's latest if its revision is
+  // empty): NotFound if there is no such revision.
+  static absl::StatusOr<RevisionName> ResolveIn(const ModelState& state,
+                                                const RevisionName& name);
+  // Creates the tensors object of revision `name`, open or published, with
+  // creation time `created` (clearing whatever an earlier revision of the
+  // name left).
+  absl::Status WriteRevisionObject(const RevisionName& name, int64_t created,
+                                   bool published);
+
+  const std::shared_ptr<RadosPool> pool_;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_RADOS_RADOS_CATALOG_H_
