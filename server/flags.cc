@@ -43,6 +43,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   bool io_uring = true;
   bool sync_commits = true;
   int worker_threads = 8;
+  std::string backend = "rocksdb";
+  RadosOptions rados;
+  double rados_connect_seconds = 10, rados_op_seconds = 30;
 
   CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
   // A flag given twice takes the last value, so wrappers can override.
@@ -57,6 +60,29 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "NVMe tier region files (default DATA_DIR/nvme)");
   app.add_option("--cold_dir", cold_dir,
                  "cold tier RocksDB, the durable copy (default DATA_DIR/cold)");
+  app.add_option("--backend", backend,
+                 "where the durable copy lives: rocksdb (under --cold_dir, "
+                 "this machine only) or rados (a Ceph pool shared by many "
+                 "pstored nodes)")
+      ->check(CLI::IsMember({"rocksdb", "rados"}));
+  app.add_option("--ceph_conf", rados.ceph_conf,
+                 "rados: path of the ceph.conf naming the monitors and the "
+                 "keyring");
+  app.add_option("--rados_pool", rados.pool,
+                 "rados: the pool (replicated: the catalog needs omap)");
+  app.add_option("--rados_user", rados.user,
+                 "rados: the cephx id (admin: client.admin)");
+  app.add_option("--rados_namespace", rados.name_space,
+                 "rados: namespace in the pool, so several stores can "
+                 "share it (empty: the default namespace)");
+  app.add_option("--rados_connect_timeout_seconds", rados_connect_seconds,
+                 "rados: start-up gives up (exit 2) when the monitors or "
+                 "the pool's OSDs do not answer within this")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--rados_op_timeout_seconds", rados_op_seconds,
+                 "rados: an operation the cluster does not answer within "
+                 "this fails UNAVAILABLE")
+      ->check(CLI::PositiveNumber);
   app.add_option("--dram_bytes", dram_bytes, "DRAM tier budget");
   app.add_option("--pin_budget_bytes", pin_budget_bytes,
                  "bytes pins may hold (0: 3/4 of --dram_bytes)");
@@ -170,6 +196,16 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
     if (!status.ok()) return status;
   }
   store.cold_dir = cold_dir.empty() ? data_dir + "/cold" : cold_dir;
+  if (backend == "rados") {
+    if (rados.ceph_conf.empty() || rados.pool.empty()) {
+      return absl::InvalidArgumentError(
+          "--backend=rados needs --ceph_conf and --rados_pool");
+    }
+    rados.connect_timeout = absl::Seconds(rados_connect_seconds);
+    rados.op_timeout = absl::Seconds(rados_op_seconds);
+    store.rados = rados;
+    store.cold_dir.clear();
+  }
   if (nvme > 0) {
     store.nvme_dir = nvme_dir.empty() ? data_dir + "/nvme" : nvme_dir;
     store.nvme_bytes = nvme;
@@ -203,7 +239,14 @@ std::string DescribeConfig(const DaemonConfig& config) {
       "listen=", config.server.listen, " metrics_listen=",
       config.server.metrics_listen.empty() ? "(off)"
                                            : config.server.metrics_listen,
-      " cold_dir=", store.cold_dir,
+      store.rados.has_value()
+          ? absl::StrCat(" backend=rados ceph_conf=", store.rados->ceph_conf,
+                         " rados_pool=", store.rados->pool,
+                         " rados_user=", store.rados->user, " rados_namespace=",
+                         store.rados->name_space.empty()
+                             ? "(default)"
+                             : store.rados->name_space)
+          : absl::StrCat(" backend=rocksdb cold_dir=", store.cold_dir),
       " nvme_dir=", store.nvme_dir.empty() ? "(disabled)" : store.nvme_dir,
       " dram_bytes=", FormatBytes(store.dram_bytes), " pin_budget_bytes=",
       FormatBytes(PinBudgetBytes(store.dram_bytes, store.pin_budget_bytes)),

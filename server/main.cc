@@ -104,6 +104,16 @@ int main(int argc, char** argv) {
   if (!server.ok()) {
     spdlog::critical("event=start_failed status=\"{}\"",
                      server.status().ToString());
+    // A Ceph cluster or pool that cannot be reached (or named) is a
+    // configuration to fix, as a bad flag is.
+    const absl::StatusCode code = server.status().code();
+    if (config->server.store.rados.has_value() &&
+        (code == absl::StatusCode::kUnavailable ||
+         code == absl::StatusCode::kNotFound ||
+         code == absl::StatusCode::kPermissionDenied ||
+         code == absl::StatusCode::kInvalidArgument)) {
+      return 2;
+    }
     return 1;
   }
   spdlog::info("event=serving port={} metrics_port={}", (*server)->port(),

@@ -6,16 +6,24 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
+#include "storage/rados/rados_options.h"
 #include "storage/tier.h"
 
 namespace pstore {
 
 struct TieredStoreOptions {
-  // RocksDB directory of the cold tier. Default: none (required).
+  // RocksDB directory of the cold tier. Default: none (required unless
+  // `rados` is set).
   std::string cold_dir;
+
+  // With a value, the durable half of the store (catalog and blocks) lives
+  // in this Ceph pool (storage/rados/) instead of under cold_dir, shared by
+  // every store opened on it. Default: none.
+  std::optional<RadosOptions> rados;
 
   // Directory of the NVMe tier's region files; empty disables the tier.
   // Default: none.

@@ -13,6 +13,7 @@
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/nvme_tier.h"
 #include "storage/pins.h"
+#include "storage/rados/rados_backend.h"
 #include "storage/spiller.h"
 #include "storage/tier_set.h"
 #include "util/status.h"
@@ -41,7 +42,7 @@ absl::Status ValidateCommonOptions(const TieredStoreOptions& options) {
 }
 
 absl::Status ValidateOptions(const TieredStoreOptions& options) {
-  if (options.cold_dir.empty()) {
+  if (options.cold_dir.empty() && !options.rados.has_value()) {
     return absl::InvalidArgumentError("no cold directory given");
   }
   PSTORE_RETURN_IF_ERROR(ValidateCommonOptions(options));
@@ -104,8 +105,12 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   // them fill at once): an eighth of it, between 16 and 64 MiB.
   cold_options.blocks_write_buffer_bytes =
       std::clamp<uint64_t>(options.dram_bytes / 8, 16 * kMiB, 64 * kMiB);
-  PSTORE_ASSIGN_OR_RETURN(parts.backend,
-                          OpenRocksDbBackend(std::move(cold_options)));
+  if (options.rados.has_value()) {
+    PSTORE_ASSIGN_OR_RETURN(parts.backend, OpenRadosBackend(*options.rados));
+  } else {
+    PSTORE_ASSIGN_OR_RETURN(parts.backend,
+                            OpenRocksDbBackend(std::move(cold_options)));
+  }
   PSTORE_ASSIGN_OR_RETURN(parts.nvme, OpenNvme(options));
 
   DramTierOptions dram_options;

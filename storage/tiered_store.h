@@ -71,10 +71,10 @@ struct StoreParts {
 class TieredStore {
  public:
   // Opens the default parts from `options`: the RocksDB backend under
-  // cold_dir, NVMe region files under nvme_dir (if set; a disk that refuses
-  // them leaves the tier off, with a warning) and a DRAM tier of
-  // dram_bytes. Codes: InvalidArgument for bad options; errors of the
-  // parts' Open.
+  // cold_dir (or the RADOS backend on options.rados), NVMe region files
+  // under nvme_dir (if set; a disk that refuses them leaves the tier off,
+  // with a warning) and a DRAM tier of dram_bytes. Codes: InvalidArgument
+  // for bad options; errors of the parts' Open.
   static absl::StatusOr<std::unique_ptr<TieredStore>> Open(
       TieredStoreOptions options);
 

@@ -21,23 +21,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
 #include "rados/librados.hpp"
+#include "storage/rados/rados_options.h"
 
 namespace pstore {
-
-struct RadosOptions {
-  // Path of a ceph.conf naming the monitors (and the keyring).
-  std::string ceph_conf;
-  std::string pool;
-  // The cephx id: "admin" connects as client.admin.
-  std::string user = "admin";
-  // Objects of this store live in this namespace of the pool (several
-  // stores may share a pool); empty: the default namespace.
-  std::string name_space;
-  absl::Duration connect_timeout = absl::Seconds(10);
-  absl::Duration op_timeout = absl::Seconds(30);
-};
 
 class RadosPool {
  public:

@@ -1,0 +1,22 @@
+#include "storage/rados/rados_backend.h"
+
+#include <memory>
+#include <utility>
+
+#include "storage/rados/rados_catalog.h"
+#include "storage/rados/rados_pool.h"
+#include "storage/rados/rados_tier.h"
+#include "util/status.h"
+
+namespace pstore {
+
+absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options) {
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<RadosPool> pool,
+                          RadosPool::Connect(std::move(options)));
+  Backend backend;
+  backend.catalog = std::make_unique<RadosCatalog>(pool);
+  backend.blocks = std::make_unique<RadosTier>(pool);
+  return backend;
+}
+
+}  // namespace pstore

@@ -1,0 +1,204 @@
+// Many nodes, one store: real pstored processes with --backend=rados over
+// one pool of the suite's real Ceph (tests/testing/test_ceph.h), each with
+// local tiers of its own that start empty.
+
+#include <sys/wait.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/pstore_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/pstored_process.h"
+#include "tests/testing/random_bytes.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+#include "tests/testing/test_ceph.h"
+#include "util/child_process.h"
+#include "util/units.h"
+
+namespace pstore {
+namespace {
+
+using ::pstore::testing::PstoredPath;
+using ::pstore::testing::PstoredProcess;
+using ::pstore::testing::RandomBytes;
+using ::pstore::testing::StatusIs;
+using ::pstore::testing::TempDir;
+
+constexpr int kNodes = 3;
+
+std::vector<std::string> RadosFlags(const RadosOptions& rados) {
+  return {"--backend=rados", "--ceph_conf=" + rados.ceph_conf,
+          "--rados_pool=" + rados.pool, "--rados_namespace=" + rados.name_space,
+          "--rados_connect_timeout_seconds=20"};
+}
+
+class ClusterE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
+    rados_ = ::pstore::testing::TestRadosOptions();
+    for (int i = 0; i < kNodes; ++i) {
+      std::vector<std::string> flags = RadosFlags(rados_);
+      flags.push_back("--dram_bytes=256MiB");
+      flags.push_back("--nvme_bytes=64MiB");
+      flags.push_back("--metrics_listen=off");
+      nodes_.push_back(std::make_unique<PstoredProcess>(
+          dir_.Sub(absl::StrCat("node", i)), flags));
+      ASSERT_OK(nodes_.back()->Start());
+      ClientOptions options;
+      options.address = nodes_.back()->address();
+      options.call_timeout = absl::Seconds(120);
+      ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
+                           Client::Create(options));
+      clients_.push_back(std::move(client));
+    }
+  }
+
+  TempDir dir_;
+  RadosOptions rados_;
+  std::vector<std::unique_ptr<PstoredProcess>> nodes_;
+  std::vector<std::unique_ptr<Client>> clients_;
+};
+
+TEST_F(ClusterE2eTest, PutThroughOneNodePublishThroughAnotherPullFromAThird) {
+  std::map<std::string, std::vector<uint8_t>> tensors = {
+      {"embed", RandomBytes(9 * kMiB + 123, 1)},
+      {"layer.0", RandomBytes(4 * kMiB, 2)},
+      {"norm", RandomBytes(4096, 3)},
+  };
+  for (const auto& [name, bytes] : tensors) {
+    ASSERT_OK(clients_[0]
+                  ->PutTensor(
+                      "m@v1/" + name, "U8",
+                      std::vector<int64_t>{static_cast<int64_t>(bytes.size())},
+                      bytes)
+                  .status());
+  }
+  ASSERT_OK(clients_[1]->PublishRevision("m@v1").status());
+
+  // Node 2 never saw the puts: everything comes from the pool.
+  std::map<std::string, std::vector<uint8_t>> pulled;
+  PullCallbacks callbacks;
+  callbacks.allocate =
+      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
+    std::vector<uint8_t>& memory = pulled[info.name()];
+    memory.resize(info.byte_length());
+    return std::span<uint8_t>(memory);
+  };
+  PullOptions options;
+  options.streams = 2;
+  ASSERT_OK(clients_[2]->PullModel("m", options, callbacks).status());
+  ASSERT_EQ(pulled.size(), tensors.size());
+  for (const auto& [name, bytes] : tensors) {
+    EXPECT_TRUE(pulled["m@v1/" + name] == bytes) << name;
+  }
+  ASSERT_OK_AND_ASSIGN(auto latest, clients_[2]->GetTensor("m/embed"));
+  EXPECT_TRUE(latest.second == tensors["embed"]);
+  ASSERT_OK_AND_ASSIGN(v1::ServerStatus status, clients_[2]->GetServerStatus());
+  uint64_t cold_served = 0;
+  for (const v1::TierStatus& tier : status.tiers()) {
+    if (tier.name() == "cold") cold_served = tier.reads_served();
+  }
+  EXPECT_GT(cold_served, 0u);
+}
+
+TEST_F(ClusterE2eTest, ARevisionDeletedOnOneNodeIsGoneOnTheOthers) {
+  std::vector<uint8_t> bytes = RandomBytes(5 * kMiB, 4);
+  ASSERT_OK(
+      clients_[0]
+          ->PutTensor("m@v1/w", "U8",
+                      std::vector<int64_t>{static_cast<int64_t>(bytes.size())},
+                      bytes)
+          .status());
+  ASSERT_OK(clients_[0]->PublishRevision("m@v1").status());
+  // Nodes 1 and 2 read it (and cache its blocks).
+  for (int node : {1, 2}) {
+    ASSERT_OK_AND_ASSIGN(auto got, clients_[node]->GetTensor("m/w"));
+    EXPECT_TRUE(got.second == bytes);
+  }
+  ASSERT_OK(clients_[2]->DeleteRevision("m@v1"));
+  // The catalog is read from the pool on every call: gone at once.
+  for (int node : {0, 1}) {
+    EXPECT_THAT(clients_[node]->GetTensor("m@v1/w"),
+                StatusIs(absl::StatusCode::kNotFound));
+    EXPECT_THAT(clients_[node]->GetTensor("m/w"),
+                StatusIs(absl::StatusCode::kNotFound));
+  }
+}
+
+TEST_F(ClusterE2eTest, NodesRacingToCreateOrPublishGetOneWinner) {
+  for (int round = 0; round < 5; ++round) {
+    const std::string revision = absl::StrCat("m@r", round);
+    std::atomic<int> created{0}, exists{0};
+    std::vector<std::thread> threads;
+    for (int node = 0; node < kNodes; ++node) {
+      threads.emplace_back([&, node] {
+        absl::StatusOr<v1::Revision> made =
+            clients_[node]->CreateRevision(revision, {});
+        if (made.ok()) {
+          ++created;
+        } else if (absl::IsAlreadyExists(made.status())) {
+          ++exists;
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(created.load(), 1) << revision;
+    EXPECT_EQ(exists.load(), kNodes - 1) << revision;
+    // Publishing on every node at once: all succeed (a publish of a
+    // published revision is a no-op), and the revision is latest.
+    std::atomic<int> published{0};
+    threads.clear();
+    for (int node = 0; node < kNodes; ++node) {
+      threads.emplace_back([&, node] {
+        if (clients_[node]->PublishRevision(revision).ok()) ++published;
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    EXPECT_EQ(published.load(), kNodes);
+    ASSERT_OK_AND_ASSIGN(v1::Revision latest, clients_[1]->GetRevision("m"));
+    EXPECT_EQ(latest.name(), revision);
+  }
+}
+
+TEST(ClusterStartTest, AnUnreachableClusterOrMissingPoolExitsWithCode2) {
+  std::string why;
+  if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
+  TempDir dir;
+  RadosOptions missing_pool = ::pstore::testing::TestRadosOptions();
+  missing_pool.pool = "no-such-pool";
+  RadosOptions no_monitor = ::pstore::testing::TestRadosOptions();
+  no_monitor.ceph_conf = dir.Sub("unreachable.conf");
+  {
+    // A monitor address nothing listens on.
+    FILE* conf = fopen(no_monitor.ceph_conf.c_str(), "w");
+    ASSERT_NE(conf, nullptr);
+    fputs("[global]\nmon_host = v2:127.0.0.1:1\n", conf);
+    fclose(conf);
+  }
+  for (const RadosOptions& rados : {missing_pool, no_monitor}) {
+    std::vector<std::string> argv = {PstoredPath(), "--listen=127.0.0.1:0",
+                                     "--metrics_listen=off",
+                                     "--data_dir=" + dir.Sub("data")};
+    for (std::string& flag : RadosFlags(rados)) argv.push_back(flag);
+    argv.push_back("--rados_connect_timeout_seconds=2");
+    ChildProcess pstored("pstored", argv, dir.Sub("pstored.log"));
+    ASSERT_OK(pstored.Start());
+    ASSERT_OK_AND_ASSIGN(int status, pstored.Wait(absl::Seconds(60)));
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2)
+        << rados.ceph_conf << " " << rados.pool << ": " << pstored.LogTail();
+    EXPECT_THAT(pstored.LogTail(), ::testing::HasSubstr("event=start_failed"));
+  }
+}
+
+}  // namespace
+}  // namespace pstore
