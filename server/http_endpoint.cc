@@ -33,10 +33,14 @@ absl::StatusOr<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  server.Get("/readyz", [not_ready = handlers.not_ready_reason](
+  server.Get("/readyz", [not_ready = handlers.not_ready_reason,
+                         degraded = handlers.degraded_reason](
                             const httplib::Request&, httplib::Response& res) {
     std::string reason = not_ready();
-    if (reason.empty()) {
+    std::string why = reason.empty() && degraded ? degraded() : "";
+    if (!why.empty()) {
+      res.set_content("degraded: " + why + "\n", "text/plain");
+    } else if (reason.empty()) {
       res.set_content("ready\n", "text/plain");
     } else {
       res.status = 503;

@@ -2,7 +2,9 @@
 //   /metrics   Prometheus text exposition (ServerMetrics::Render)
 //   /healthz   200 while the process answers
 //   /readyz    200 when the store is open, the tiers usable and the server
-//              not draining; 503 with the reason otherwise
+//              not draining ("ready", or "degraded: WHY" when the Ceph
+//              cluster is unreachable and only cached blocks are served);
+//              503 with the reason otherwise
 //
 // Thread-safe. Requests are served on the listener's own threads.
 
@@ -29,6 +31,9 @@ class HttpEndpoint {
     std::function<std::string()> metrics;
     // Returns the empty string when ready, else why not.
     std::function<std::string()> not_ready_reason;
+    // Empty unless degraded: /readyz stays 200 (cached weights are still
+    // served) and says why.
+    std::function<std::string()> degraded_reason;
   };
 
   // Listens on `address` ("host:port"; port 0 picks a free one).

@@ -107,6 +107,7 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
     PstoreServer* raw = server.get();
     HttpEndpoint::Handlers handlers;
     handlers.metrics = [metrics] { return metrics->Render(); };
+    handlers.degraded_reason = server->store_->degraded_reason();
     handlers.not_ready_reason = [raw]() -> std::string {
       return raw->NotReadyReason();
     };

@@ -7,7 +7,9 @@
 #ifndef PSTORE_STORAGE_BACKEND_H_
 #define PSTORE_STORAGE_BACKEND_H_
 
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "storage/catalog.h"
 #include "storage/tier.h"
@@ -17,6 +19,11 @@ namespace pstore {
 struct Backend {
   std::unique_ptr<Catalog> catalog;
   std::unique_ptr<Tier> blocks;
+  // Returns why the backend is degraded (its cluster unreachable: cached
+  // blocks are served, the rest is Unavailable), or an empty string. Null
+  // for a backend that is never degraded (RocksDB). Thread-safe, and
+  // callable for as long as the caller keeps a copy.
+  std::function<std::string()> degraded_reason;
 };
 
 }  // namespace pstore

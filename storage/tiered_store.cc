@@ -106,7 +106,8 @@ absl::StatusOr<std::unique_ptr<TieredStore>> TieredStore::Open(
   cold_options.blocks_write_buffer_bytes =
       std::clamp<uint64_t>(options.dram_bytes / 8, 16 * kMiB, 64 * kMiB);
   if (options.rados.has_value()) {
-    PSTORE_ASSIGN_OR_RETURN(parts.backend, OpenRadosBackend(*options.rados));
+    PSTORE_ASSIGN_OR_RETURN(
+        parts.backend, OpenRadosBackend(*options.rados, options.block_bytes));
   } else {
     PSTORE_ASSIGN_OR_RETURN(parts.backend,
                             OpenRocksDbBackend(std::move(cold_options)));
@@ -155,6 +156,7 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
     : options_(std::move(options)),
       catalog_(std::move(parts.backend.catalog)),
       cold_(std::move(parts.backend.blocks)),
+      degraded_reason_(std::move(parts.backend.degraded_reason)),
       dram_(std::move(parts.dram)),
       nvme_(std::move(parts.nvme)) {
   TierSet tiers{dram_.get(), nvme_.get(), cold_.get()};

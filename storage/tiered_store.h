@@ -27,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -83,6 +84,15 @@ class TieredStore {
   // or a missing required part; errors of collecting what a crash left.
   static absl::StatusOr<std::unique_ptr<TieredStore>> Open(
       TieredStoreOptions options, StoreParts parts);
+
+  // Returns what reports why the durable backend is degraded (an empty
+  // string when it is not; see Backend::degraded_reason); it stays callable
+  // after the store is gone.
+  std::function<std::string()> degraded_reason() const {
+    return degraded_reason_
+               ? degraded_reason_
+               : std::function<std::string()>([] { return std::string(); });
+  }
 
   // Stops re-pinning and spilling, lets every read in flight finish, and
   // closes the parts. REQUIRES: no call is running or starts.
@@ -218,6 +228,7 @@ class TieredStore {
   // the order that lets work in flight finish (see ~TieredStore).
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<Tier> cold_;
+  const std::function<std::string()> degraded_reason_;
   std::unique_ptr<DramCache> dram_;
   std::unique_ptr<CacheTier> nvme_;
   std::unique_ptr<BlockReader> reader_;

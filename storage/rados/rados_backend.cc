@@ -10,12 +10,14 @@
 
 namespace pstore {
 
-absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options) {
+absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options,
+                                         uint64_t block_bytes) {
   PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<RadosPool> pool,
                           RadosPool::Connect(std::move(options)));
   Backend backend;
   backend.catalog = std::make_unique<RadosCatalog>(pool);
-  backend.blocks = std::make_unique<RadosTier>(pool);
+  backend.blocks = std::make_unique<RadosTier>(pool, block_bytes);
+  backend.degraded_reason = [pool] { return pool->DegradedReason(); };
   return backend;
 }
 

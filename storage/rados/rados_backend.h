@@ -5,14 +5,18 @@
 #ifndef PSTORE_STORAGE_RADOS_RADOS_BACKEND_H_
 #define PSTORE_STORAGE_RADOS_RADOS_BACKEND_H_
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
 #include "storage/backend.h"
 #include "storage/rados/rados_options.h"
 
 namespace pstore {
 
-// Connects to the pool of `options`. Codes of RadosPool::Connect.
-absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options);
+// Connects to the pool of `options`, for a store of `block_bytes` blocks.
+// Codes of RadosPool::Connect.
+absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options,
+                                         uint64_t block_bytes);
 
 }  // namespace pstore
 

@@ -10,7 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "spdlog/spdlog.h"
 #include "storage/cold/catalog_codec.h"
+#include "storage/rados/rados_ops.h"
 #include "util/status.h"
 
 namespace pstore {
@@ -19,6 +21,11 @@ namespace {
 // Objects (rados_format.md).
 constexpr char kModelsObject[] = "catalog.models";
 constexpr char kPinsObject[] = "catalog.pins";
+constexpr char kEventsObject[] = "catalog.events";
+// Published revisions whose tensor records a node keeps.
+constexpr size_t kMaxKeptRevisions = 256;
+// How long a change notice waits for the other nodes' acks.
+constexpr uint64_t kNotifyTimeoutMs = 5000;
 std::string ModelObjectName(absl::string_view model) {
   return absl::StrCat("model.", model);
 }
@@ -44,34 +51,6 @@ constexpr int kMaxSwapRounds = 64;
 constexpr int kMaxResolveRounds = 16;
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
-
-ceph::bufferlist Bytes(absl::string_view text) {
-  ceph::bufferlist bytes;
-  bytes.append(text.data(), text.size());
-  return bytes;
-}
-
-std::string Text(const ceph::bufferlist& bytes) {
-  std::string text;
-  bytes.begin().copy(bytes.length(), text);
-  return text;
-}
-
-// Runs read operation `op` on object `oid` and waits; returns the
-// operation's result and sets `version` to the object's version.
-int ReadWithVersion(librados::IoCtx& io, const std::string& oid,
-                    librados::ObjectReadOperation* op, uint64_t* version) {
-  librados::AioCompletion* completion =
-      librados::Rados::aio_create_completion();
-  int result = io.aio_operate(oid, completion, op, nullptr);
-  if (result == 0) {
-    completion->wait_for_complete();
-    result = completion->get_return_value();
-    *version = completion->get_version64();
-  }
-  completion->release();
-  return result;
-}
 
 absl::Status NoRevision(const RevisionName& name) {
   return absl::NotFoundError(
@@ -99,14 +78,190 @@ struct RadosCatalog::RevisionObject {
   bool exists = false;
   std::string state;
   int64_t created = 0;
-  std::map<std::string, ceph::bufferlist> tensors;  // Name order.
+  std::map<std::string, std::string> tensors;  // Name order.
+};
+
+// Forgets the model a notice names; its callbacks run on librados'
+// threads.
+class RadosCatalog::Watcher {
+ public:
+  explicit Watcher(const RadosCatalog* catalog) : catalog_(catalog) {}
+
+  static void OnNotice(void* arg, uint64_t notify_id, uint64_t cookie, uint64_t,
+                       void* data, size_t length) {
+    auto* watcher = static_cast<Watcher*>(arg);
+    watcher->catalog_->Forget(
+        absl::string_view(static_cast<const char*>(data), length));
+    rados_notify_ack(watcher->catalog_->pool_->io(), kEventsObject, notify_id,
+                     cookie, nullptr, 0);
+  }
+
+  static void OnError(void* arg, uint64_t, int) {
+    // Notices may have been missed: forget everything, watch again at the
+    // next read.
+    auto* watcher = static_cast<Watcher*>(arg);
+    watcher->broken_.store(true);
+    watcher->catalog_->Forget("");
+  }
+
+  // Returns true once if the watch broke since the last call.
+  bool TakeBroken() { return broken_.exchange(false); }
+
+ private:
+  const RadosCatalog* const catalog_;
+  std::atomic<bool> broken_{false};
 };
 
 RadosCatalog::RadosCatalog(std::shared_ptr<RadosPool> pool)
-    : pool_(std::move(pool)) {}
+    : pool_(std::move(pool)), watcher_(std::make_unique<Watcher>(this)) {
+  if (absl::Status watched = Watch(); !watched.ok()) {
+    spdlog::warn(
+        "event=catalog_watch_failed action=\"models re-read every {}\" "
+        "status=\"{}\"",
+        absl::FormatDuration(pool_->options().catalog_refresh),
+        watched.ToString());
+  }
+}
+
+RadosCatalog::~RadosCatalog() {
+  uint64_t handle = 0;
+  bool watching = false;
+  {
+    absl::MutexLock lock(&cache_mu_);
+    handle = watch_handle_;
+    watching = watching_;
+  }
+  if (watching) rados_unwatch2(pool_->io(), handle);
+  // No notice callback runs past here.
+  pool_->FlushWatches();
+}
+
+absl::Status RadosCatalog::Watch() const {
+  {
+    absl::MutexLock lock(&cache_mu_);
+    if (watching_) return absl::OkStatus();
+  }
+  rados::WriteOp create;
+  create.Create(/*exclusive=*/false);
+  PSTORE_RETURN_IF_ERROR(RadosStatus(create.Operate(pool_->io(), kEventsObject),
+                                     "catalog: events object"));
+  uint64_t handle = 0;
+  PSTORE_RETURN_IF_ERROR(RadosStatus(
+      rados_watch2(pool_->io(), kEventsObject, &handle, &Watcher::OnNotice,
+                   &Watcher::OnError, watcher_.get()),
+      "catalog: watch events"));
+  absl::MutexLock lock(&cache_mu_);
+  watching_ = true;
+  watch_handle_ = handle;
+  return absl::OkStatus();
+}
+
+void RadosCatalog::Forget(absl::string_view model) const {
+  absl::MutexLock lock(&cache_mu_);
+  if (model.empty()) {
+    models_.clear();
+  } else {
+    models_.erase(model);
+  }
+}
+
+void RadosCatalog::Changed(const ModelState& state) {
+  {
+    absl::MutexLock lock(&cache_mu_);
+    models_[state.model] =
+        CachedModel{std::make_shared<const ModelState>(state), absl::Now()};
+  }
+  // Tell the other nodes; nobody waits for their acks.
+  rados_completion_t completion = nullptr;
+  if (rados_aio_create_completion2(
+          nullptr,
+          +[](rados_completion_t done, void*) { rados_aio_release(done); },
+          &completion) < 0) {
+    return;  // They re-read within catalog_refresh.
+  }
+  if (rados_aio_notify(pool_->io(), kEventsObject, completion,
+                       state.model.data(), static_cast<int>(state.model.size()),
+                       kNotifyTimeoutMs, nullptr, nullptr) < 0) {
+    rados_aio_release(completion);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const RadosCatalog::ModelState>>
+RadosCatalog::Model(absl::string_view model, CatalogRead mode) const {
+  const absl::Time now = absl::Now();
+  std::shared_ptr<const ModelState> kept;
+  {
+    absl::MutexLock lock(&cache_mu_);
+    auto found = models_.find(model);
+    if (found != models_.end()) {
+      kept = found->second.state;
+      if (now - found->second.read_at < pool_->options().catalog_refresh) {
+        return kept;
+      }
+    }
+  }
+  if (kept != nullptr && pool_->degraded()) return kept;
+  if (mode == CatalogRead::kMemoryOnly) {
+    return WouldBlockError("the model is not kept, or kept too long");
+  }
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+  if (watcher_->TakeBroken()) {
+    {
+      absl::MutexLock lock(&cache_mu_);
+      watching_ = false;
+    }
+    (void)Watch();  // Models are re-read every catalog_refresh meanwhile.
+  }
+  absl::StatusOr<ModelState> read = ReadModel(model);
+  if (!read.ok()) {
+    absl::Status status = pool_->Note(read.status());
+    if (kept != nullptr && absl::IsUnavailable(status)) return kept;
+    return status;
+  }
+  auto state = std::make_shared<const ModelState>(*std::move(read));
+  absl::MutexLock lock(&cache_mu_);
+  models_[state->model] = CachedModel{state, now};
+  return state;
+}
+
+absl::StatusOr<std::shared_ptr<const RadosCatalog::RevisionObject>>
+RadosCatalog::Tensors(const RevisionName& revision,
+                      const storage::RevisionRecord& record,
+                      CatalogRead mode) const {
+  const bool published = record.state() == storage::RevisionRecord::PUBLISHED;
+  const std::string key = revision.ToString();
+  if (published) {
+    absl::MutexLock lock(&cache_mu_);
+    auto found = published_.find(key);
+    if (found != published_.end() &&
+        found->second->created == record.created_unix_micros()) {
+      return found->second;
+    }
+  }
+  if (mode == CatalogRead::kMemoryOnly) {
+    return WouldBlockError("the revision's tensors are not kept");
+  }
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+  absl::StatusOr<RevisionObject> read =
+      ReadRevisionObject(revision, /*tensors=*/true);
+  if (!read.ok()) return pool_->Note(read.status());
+  if ((read->exists && read->created != record.created_unix_micros()) ||
+      (!read->exists && published)) {
+    // Deleted (and maybe created anew) since the model was read.
+    return NoRevision(revision);
+  }
+  auto object = std::make_shared<const RevisionObject>(*std::move(read));
+  if (published && object->state == kPublished) {
+    absl::MutexLock lock(&cache_mu_);
+    if (published_.size() >= kMaxKeptRevisions) published_.clear();
+    published_[key] = object;
+  }
+  return object;
+}
 
 absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
     absl::string_view model) const {
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
   const std::string oid = ModelObjectName(model);
   for (int round = 0; round < kMaxSwapRounds; ++round) {
     ModelState state;
@@ -114,30 +269,29 @@ absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
     std::string after;
     bool changed = false;
     for (bool more = true; more;) {
-      librados::ObjectReadOperation op;
-      std::map<std::string, ceph::bufferlist> values;
-      int values_result = 0;
-      op.omap_get_vals2(after, kOmapPage, &values, &more, &values_result);
+      rados::ReadOp op;
+      op.GetOmap(after, "", kOmapPage);
       uint64_t version = 0;
-      int result = ReadWithVersion(pool_->io(), oid, &op, &version);
+      int result = op.Operate(pool_->io(), oid, &version);
       if (result == -ENOENT) return state;
-      PSTORE_RETURN_IF_ERROR(
-          RadosStatus(result, absl::StrCat("catalog: read model ", model)));
+      PSTORE_RETURN_IF_ERROR(pool_->Note(
+          RadosStatus(result, absl::StrCat("catalog: read model ", model))));
       if (state.exists && version != state.version) {
         changed = true;  // Written between pages: read it again.
         break;
       }
       state.exists = true;
       state.version = version;
-      for (auto& [key, value] : values) {
+      more = op.more();
+      for (auto& [key, value] : op.Omap()) {
         after = key;
         if (key == kLatestKey) {
-          state.latest = Text(value);
+          state.latest = value;
         } else if (absl::StartsWith(key, kRevisionKeyPrefix)) {
           RevisionName name{state.model,
                             key.substr(sizeof(kRevisionKeyPrefix) - 1)};
           PSTORE_ASSIGN_OR_RETURN(storage::RevisionRecord record,
-                                  DecodeRevision(name, Text(value)));
+                                  DecodeRevision(name, value));
           state.revisions.emplace(name.revision, std::move(record));
         }
       }
@@ -150,50 +304,52 @@ absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
 
 absl::StatusOr<bool> RadosCatalog::SwapModel(const ModelState& read,
                                              const ModelState& next) {
-  librados::ObjectWriteOperation op;
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+  rados::WriteOp op;
   if (read.exists) {
-    op.assert_version(read.version);
+    op.AssertVersion(read.version);
   } else {
-    op.create(/*exclusive=*/true);
+    op.Create(/*exclusive=*/true);
   }
   if (next.revisions.empty()) {
     if (!read.exists) return true;
-    op.remove();  // The model goes with its last revision.
+    op.Remove();  // The model goes with its last revision.
   } else {
-    std::set<std::string> removed;
+    std::vector<std::string> removed;
     for (const auto& [revision, record] : read.revisions) {
       if (!next.revisions.contains(revision)) {
-        removed.insert(absl::StrCat(kRevisionKeyPrefix, revision));
+        removed.push_back(absl::StrCat(kRevisionKeyPrefix, revision));
       }
     }
     if (next.latest.empty() && !read.latest.empty()) {
-      removed.insert(kLatestKey);
+      removed.push_back(kLatestKey);
     }
-    if (!removed.empty()) op.omap_rm_keys(removed);
-    std::map<std::string, ceph::bufferlist> values;
+    if (!removed.empty()) op.RemoveOmapKeys(removed);
+    std::vector<std::pair<std::string, std::string>> values;
     for (const auto& [revision, record] : next.revisions) {
+      std::string bytes = record.SerializeAsString();
       auto old = read.revisions.find(revision);
       if (old != read.revisions.end() &&
-          old->second.SerializeAsString() == record.SerializeAsString()) {
+          old->second.SerializeAsString() == bytes) {
         continue;
       }
-      values[absl::StrCat(kRevisionKeyPrefix, revision)] =
-          Bytes(record.SerializeAsString());
+      values.emplace_back(absl::StrCat(kRevisionKeyPrefix, revision),
+                          std::move(bytes));
     }
     if (!next.latest.empty() && next.latest != read.latest) {
-      values[kLatestKey] = Bytes(next.latest);
+      values.emplace_back(kLatestKey, next.latest);
     }
-    if (!values.empty()) op.omap_set(values);
+    if (!values.empty()) op.SetOmap(values);
   }
-  int result = pool_->io().operate(ModelObjectName(read.model), &op);
+  int result = op.Operate(pool_->io(), ModelObjectName(read.model));
   // Another writer came first: the version moved on (ERANGE, EOVERFLOW),
   // the object appeared (EEXIST) or went (ENOENT).
   if (result == -ERANGE || result == -EOVERFLOW || result == -EEXIST ||
       result == -ENOENT) {
     return false;
   }
-  PSTORE_RETURN_IF_ERROR(
-      RadosStatus(result, absl::StrCat("catalog: write model ", read.model)));
+  PSTORE_RETURN_IF_ERROR(pool_->Note(
+      RadosStatus(result, absl::StrCat("catalog: write model ", read.model))));
   return true;
 }
 
@@ -204,38 +360,33 @@ absl::StatusOr<RadosCatalog::RevisionObject> RadosCatalog::ReadRevisionObject(
   std::string after;
   uint64_t first_version = 0;
   for (bool more = true; more;) {
-    librados::ObjectReadOperation op;
-    std::map<std::string, ceph::bufferlist> xattrs;
-    int xattrs_result = 0;
-    op.getxattrs(&xattrs, &xattrs_result);
-    std::map<std::string, ceph::bufferlist> values;
-    int values_result = 0;
-    more = false;
-    if (tensors) {
-      op.omap_get_vals2(after, kOmapPage, &values, &more, &values_result);
-    }
+    rados::ReadOp op;
+    op.GetXattrs();
+    if (tensors) op.GetOmap(after, "", kOmapPage);
     uint64_t version = 0;
-    int result = ReadWithVersion(pool_->io(), oid, &op, &version);
+    int result = op.Operate(pool_->io(), oid, &version);
     if (result == -ENOENT) return RevisionObject();
-    PSTORE_RETURN_IF_ERROR(RadosStatus(
-        result, absl::StrCat("catalog: read revision ", name.ToString())));
+    PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+        result, absl::StrCat("catalog: read revision ", name.ToString()))));
     if (object.exists && version != first_version) {
       // Written between pages (an open revision): read it whole again.
       return ReadRevisionObject(name, tensors);
     }
     first_version = version;
     object.exists = true;
+    more = tensors && op.more();
+    std::map<std::string, std::string> xattrs = op.Xattrs();
     if (auto state = xattrs.find(kStateXattr); state != xattrs.end()) {
-      object.state = Text(state->second);
+      object.state = state->second;
     }
     if (auto created = xattrs.find(kCreatedXattr); created != xattrs.end()) {
-      if (!absl::SimpleAtoi(Text(created->second), &object.created)) {
+      if (!absl::SimpleAtoi(created->second, &object.created)) {
         return absl::DataLossError(
             absl::StrCat("catalog: revision ", name.ToString(),
                          " has a corrupt ", kCreatedXattr));
       }
     }
-    for (auto& [key, value] : values) {
+    for (auto& [key, value] : op.Omap()) {
       after = key;
       object.tensors.emplace(key, std::move(value));
     }
@@ -259,71 +410,53 @@ absl::StatusOr<RevisionName> RadosCatalog::ResolveIn(const ModelState& state,
 absl::Status RadosCatalog::WriteRevisionObject(const RevisionName& name,
                                                int64_t created,
                                                bool published) {
-  librados::ObjectWriteOperation op;
-  op.create(/*exclusive=*/false);
-  op.omap_clear();
-  op.setxattr(kStateXattr, Bytes(published ? kPublished : kOpen));
-  op.setxattr(kCreatedXattr, Bytes(absl::StrCat(created)));
-  return RadosStatus(pool_->io().operate(RevisionObjectName(name), &op),
-                     absl::StrCat("catalog: write revision ", name.ToString()));
+  rados::WriteOp op;
+  op.Create(/*exclusive=*/false);
+  op.ClearOmap();
+  op.SetXattr(kStateXattr, published ? kPublished : kOpen);
+  op.SetXattr(kCreatedXattr, absl::StrCat(created));
+  return pool_->Note(
+      RadosStatus(op.Operate(pool_->io(), RevisionObjectName(name)),
+                  absl::StrCat("catalog: write revision ", name.ToString())));
 }
 
 absl::StatusOr<RevisionName> RadosCatalog::Resolve(const RevisionName& name,
                                                    CatalogRead mode) const {
   if (!name.revision.empty()) return name;
-  if (mode == CatalogRead::kMemoryOnly) {
-    return WouldBlockError("the RADOS catalog keeps no latest in memory");
-  }
-  PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
-  return ResolveIn(state, name);
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelState> state,
+                          Model(name.model, mode));
+  return ResolveIn(*state, name);
 }
 
 absl::StatusOr<TensorMeta> RadosCatalog::GetTensor(const TensorName& name,
                                                    CatalogRead mode) const {
-  if (mode == CatalogRead::kMemoryOnly) {
-    return WouldBlockError("the RADOS catalog keeps no tensors in memory");
-  }
   for (int round = 0; round < kMaxResolveRounds; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.revision.model));
+    PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelState> state,
+                            Model(name.revision.model, mode));
     PSTORE_ASSIGN_OR_RETURN(RevisionName revision,
-                            ResolveIn(state, name.revision));
+                            ResolveIn(*state, name.revision));
     const storage::RevisionRecord& record =
-        state.revisions.at(revision.revision);
-    librados::ObjectReadOperation op;
-    std::map<std::string, ceph::bufferlist> xattrs;
-    int xattrs_result = 0;
-    op.getxattrs(&xattrs, &xattrs_result);
-    std::map<std::string, ceph::bufferlist> values;
-    int values_result = 0;
-    op.omap_get_vals_by_keys({name.tensor}, &values, &values_result);
-    uint64_t version = 0;
-    int result = ReadWithVersion(pool_->io(), RevisionObjectName(revision), &op,
-                                 &version);
-    const TensorName resolved{revision, name.tensor};
-    auto created = xattrs.find(kCreatedXattr);
-    bool same_revision =
-        result == 0 && created != xattrs.end() &&
-        Text(created->second) == absl::StrCat(record.created_unix_micros());
-    if (result != -ENOENT) {
-      PSTORE_RETURN_IF_ERROR(RadosStatus(
-          result, absl::StrCat("catalog: read tensor ", resolved.ToString())));
+        state->revisions.at(revision.revision);
+    if (record.state() != storage::RevisionRecord::PUBLISHED &&
+        mode == CatalogRead::kMemoryOnly) {
+      return WouldBlockError("an open revision's tensors are not kept");
     }
-    if (!same_revision) {
-      // Deleted (and maybe created anew) since the model was read.
+    absl::StatusOr<std::shared_ptr<const RevisionObject>> tensors =
+        Tensors(revision, record, mode);
+    if (absl::IsNotFound(tensors.status())) {
+      // Deleted since the model was read: read the model again.
+      Forget(name.revision.model);
       if (name.revision.revision.empty()) continue;
-      if (result == -ENOENT) {
-        // Created, and the object not yet written: no tensors.
-        return absl::NotFoundError(
-            absl::StrCat("tensor ", resolved.ToString(), " not found"));
-      }
-      return NoRevision(revision);
+      return tensors.status();
     }
-    auto value = values.find(name.tensor);
-    if (value == values.end()) {
+    if (!tensors.ok()) return tensors.status();
+    const TensorName resolved{revision, name.tensor};
+    auto value = (*tensors)->tensors.find(name.tensor);
+    if (value == (*tensors)->tensors.end()) {
       return absl::NotFoundError(
           absl::StrCat("tensor ", resolved.ToString(), " not found"));
     }
-    return DecodeTensor(resolved, Text(value->second));
+    return DecodeTensor(resolved, value->second);
   }
   return absl::UnavailableError(
       absl::StrCat("catalog: the latest revision of ", name.revision.model,
@@ -332,39 +465,35 @@ absl::StatusOr<TensorMeta> RadosCatalog::GetTensor(const TensorName& name,
 
 absl::StatusOr<RevisionInfo> RadosCatalog::GetRevision(
     const RevisionName& name) const {
-  PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
-  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(state, name));
-  return ToRevisionInfo(resolved, state.revisions.at(resolved.revision),
-                        state.latest);
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelState> state,
+                          Model(name.model, CatalogRead::kAny));
+  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(*state, name));
+  return ToRevisionInfo(resolved, state->revisions.at(resolved.revision),
+                        state->latest);
 }
 
 absl::StatusOr<Manifest> RadosCatalog::GetManifest(
     const RevisionName& name) const {
   for (int round = 0; round < kMaxResolveRounds; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
-    PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(state, name));
+    PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelState> state,
+                            Model(name.model, CatalogRead::kAny));
+    PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(*state, name));
     const storage::RevisionRecord& record =
-        state.revisions.at(resolved.revision);
-    PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
-                            ReadRevisionObject(resolved, /*tensors=*/true));
-    if (object.exists && object.created != record.created_unix_micros()) {
-      // Deleted and created anew since the model was read.
+        state->revisions.at(resolved.revision);
+    absl::StatusOr<std::shared_ptr<const RevisionObject>> tensors =
+        Tensors(resolved, record, CatalogRead::kAny);
+    if (absl::IsNotFound(tensors.status())) {
+      Forget(name.model);
       if (name.revision.empty()) continue;
-      return NoRevision(resolved);
+      return tensors.status();
     }
-    if (!object.exists &&
-        record.state() == storage::RevisionRecord::PUBLISHED) {
-      // A published revision always has its object: it was deleted since.
-      if (name.revision.empty()) continue;
-      return NoRevision(resolved);
-    }
+    if (!tensors.ok()) return tensors.status();
     Manifest manifest;
-    manifest.revision = ToRevisionInfo(resolved, record, state.latest);
-    manifest.tensors.reserve(object.tensors.size());
-    for (const auto& [tensor, value] : object.tensors) {
+    manifest.revision = ToRevisionInfo(resolved, record, state->latest);
+    manifest.tensors.reserve((*tensors)->tensors.size());
+    for (const auto& [tensor, value] : (*tensors)->tensors) {
       PSTORE_ASSIGN_OR_RETURN(
-          TensorMeta meta,
-          DecodeTensor(TensorName{resolved, tensor}, Text(value)));
+          TensorMeta meta, DecodeTensor(TensorName{resolved, tensor}, value));
       manifest.tensors.push_back(std::move(meta));
     }
     return manifest;
@@ -384,26 +513,22 @@ absl::StatusOr<TensorPage> RadosCatalog::ListTensors(
     return absl::InvalidArgumentError(
         "the page token belongs to another listing");
   }
-  PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
-  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(state, name));
-  librados::ObjectReadOperation op;
-  std::map<std::string, ceph::bufferlist> values;
-  bool more = false;
-  int values_result = 0;
-  op.omap_get_vals2(std::string(page_token), std::string(prefix),
-                    static_cast<uint64_t>(page_size), &values, &more,
-                    &values_result);
-  uint64_t version = 0;
-  int result =
-      ReadWithVersion(pool_->io(), RevisionObjectName(resolved), &op, &version);
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<const ModelState> state,
+                          Model(name.model, CatalogRead::kAny));
+  PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(*state, name));
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+  rados::ReadOp op;
+  op.GetOmap(std::string(page_token), std::string(prefix),
+             static_cast<uint64_t>(page_size));
+  int result = op.Operate(pool_->io(), RevisionObjectName(resolved));
   TensorPage page;
   if (result == -ENOENT) return page;
-  PSTORE_RETURN_IF_ERROR(RadosStatus(
-      result, absl::StrCat("catalog: list revision ", resolved.ToString())));
-  for (const auto& [tensor, value] : values) {
-    PSTORE_ASSIGN_OR_RETURN(
-        TensorMeta meta,
-        DecodeTensor(TensorName{resolved, tensor}, Text(value)));
+  PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+      result, absl::StrCat("catalog: list revision ", resolved.ToString()))));
+  const bool more = op.more();
+  for (const auto& [tensor, value] : op.Omap()) {
+    PSTORE_ASSIGN_OR_RETURN(TensorMeta meta,
+                            DecodeTensor(TensorName{resolved, tensor}, value));
     page.tensors.push_back(std::move(meta));
   }
   if (more && !page.tensors.empty()) {
@@ -416,15 +541,14 @@ absl::StatusOr<std::vector<ModelInfo>> RadosCatalog::ListModels() const {
   std::vector<std::string> names;
   std::string after;
   for (bool more = true; more;) {
-    librados::ObjectReadOperation op;
-    std::map<std::string, ceph::bufferlist> values;
-    int values_result = 0;
-    op.omap_get_vals2(after, kOmapPage, &values, &more, &values_result);
-    uint64_t version = 0;
-    int result = ReadWithVersion(pool_->io(), kModelsObject, &op, &version);
+    rados::ReadOp op;
+    op.GetOmap(after, "", kOmapPage);
+    int result = op.Operate(pool_->io(), kModelsObject);
     if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(RadosStatus(result, "catalog: list models"));
-    for (const auto& [model, value] : values) {
+    PSTORE_RETURN_IF_ERROR(
+        pool_->Note(RadosStatus(result, "catalog: list models")));
+    more = op.more();
+    for (auto& [model, value] : op.Omap()) {
       after = model;
       names.push_back(model);
     }
@@ -457,11 +581,12 @@ absl::Status RadosCatalog::CreateRevision(
     const std::map<std::string, std::string>& metadata) {
   {
     // The index lists every model that ever had a revision.
-    librados::ObjectWriteOperation index;
-    index.create(/*exclusive=*/false);
-    index.omap_set({{name.model, ceph::bufferlist()}});
-    PSTORE_RETURN_IF_ERROR(RadosStatus(
-        pool_->io().operate(kModelsObject, &index), "catalog: index model"));
+    PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+    rados::WriteOp index;
+    index.Create(/*exclusive=*/false);
+    index.SetOmap({{name.model, ""}});
+    PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+        index.Operate(pool_->io(), kModelsObject), "catalog: index model")));
   }
   storage::RevisionRecord record;
   record.set_state(storage::RevisionRecord::OPEN);
@@ -477,6 +602,7 @@ absl::Status RadosCatalog::CreateRevision(
     next.revisions[name.revision] = record;
     PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(state, next));
     if (!swapped) continue;
+    Changed(next);
     // Only the creator that won gets here; until its object is written a
     // commit creates it (CommitTensor).
     return WriteRevisionObject(name, record.created_unix_micros(),
@@ -516,11 +642,11 @@ absl::Status RadosCatalog::PublishRevision(const RevisionName& name) {
     const int64_t created = found->second.created_unix_micros();
     {
       // First the revision object: from here on no commit joins it.
-      librados::ObjectWriteOperation seal;
-      seal.cmpxattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
-                    Bytes(absl::StrCat(created)));
-      seal.setxattr(kStateXattr, Bytes(kPublished));
-      int result = pool_->io().operate(RevisionObjectName(name), &seal);
+      rados::WriteOp seal;
+      seal.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                        absl::StrCat(created));
+      seal.SetXattr(kStateXattr, kPublished);
+      int result = seal.Operate(pool_->io(), RevisionObjectName(name));
       if (result == -ENOENT || result == -ENODATA) {
         // Its creator stopped before writing it: an empty revision.
         PSTORE_RETURN_IF_ERROR(
@@ -538,7 +664,10 @@ absl::Status RadosCatalog::PublishRevision(const RevisionName& name) {
     record.set_published_unix_micros(NowMicros());
     next.latest = name.revision;
     PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(state, next));
-    if (swapped) return absl::OkStatus();
+    if (swapped) {
+      Changed(next);
+      return absl::OkStatus();
+    }
   }
   return absl::AbortedError(absl::StrCat("catalog: model ", name.model,
                                          " kept changing; publish ",
@@ -568,12 +697,13 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteRevision(
     }
     PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(state, next));
     if (!swapped) continue;
+    Changed(next);
     // Then its tensors, unless the name was created anew meanwhile.
-    librados::ObjectWriteOperation remove;
-    remove.cmpxattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
-                    Bytes(absl::StrCat(created)));
-    remove.remove();
-    int result = pool_->io().operate(RevisionObjectName(name), &remove);
+    rados::WriteOp remove;
+    remove.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                        absl::StrCat(created));
+    remove.Remove();
+    int result = remove.Operate(pool_->io(), RevisionObjectName(name));
     if (result != -ENOENT && result != -ECANCELED && result != -ENODATA) {
       PSTORE_RETURN_IF_ERROR(RadosStatus(
           result, absl::StrCat("catalog: remove revision ", name.ToString())));
@@ -595,16 +725,14 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteTensor(
     return absl::FailedPreconditionError(
         absl::StrCat("revision ", name.revision.ToString(), " is published"));
   }
-  librados::ObjectWriteOperation op;
-  op.cmpxattr(kStateXattr, LIBRADOS_CMPXATTR_OP_EQ, Bytes(kOpen));
-  op.cmpxattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
-              Bytes(absl::StrCat(found->second.created_unix_micros())));
+  rados::WriteOp op;
+  op.CompareXattr(kStateXattr, LIBRADOS_CMPXATTR_OP_EQ, kOpen);
+  op.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                  absl::StrCat(found->second.created_unix_micros()));
   // Present: its value is not empty.
-  int present = 0;
-  op.omap_cmp({{name.tensor, {ceph::bufferlist(), LIBRADOS_CMPXATTR_OP_GT}}},
-              &present);
-  op.omap_rm_keys({name.tensor});
-  int result = pool_->io().operate(RevisionObjectName(name.revision), &op);
+  op.CompareOmap(name.tensor, LIBRADOS_CMPXATTR_OP_GT, "");
+  op.RemoveOmapKeys({name.tensor});
+  int result = op.Operate(pool_->io(), RevisionObjectName(name.revision));
   if (result == 0) return std::vector<BlockId>();
   if (result == -ECANCELED || result == -ENOENT || result == -ENODATA) {
     PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
@@ -638,20 +766,20 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::CommitTensor(
           absl::StrCat("revision ", revision.ToString(), " is published"));
     }
     const int64_t created = found->second.created_unix_micros();
-    librados::ObjectWriteOperation op;
-    op.cmpxattr(kStateXattr, LIBRADOS_CMPXATTR_OP_EQ, Bytes(kOpen));
-    op.cmpxattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
-                Bytes(absl::StrCat(created)));
-    op.omap_set({{tensor.name.tensor, Bytes(value)}});
-    int result = pool_->io().operate(RevisionObjectName(revision), &op);
+    rados::WriteOp op;
+    op.CompareXattr(kStateXattr, LIBRADOS_CMPXATTR_OP_EQ, kOpen);
+    op.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                    absl::StrCat(created));
+    op.SetOmap({{tensor.name.tensor, value}});
+    int result = op.Operate(pool_->io(), RevisionObjectName(revision));
     if (result == 0) return std::vector<BlockId>();
     if (result == -ENOENT || result == -ENODATA) {
       // Its creator stopped before writing the object: write it, once.
-      librados::ObjectWriteOperation create;
-      create.create(/*exclusive=*/true);
-      create.setxattr(kStateXattr, Bytes(kOpen));
-      create.setxattr(kCreatedXattr, Bytes(absl::StrCat(created)));
-      int made = pool_->io().operate(RevisionObjectName(revision), &create);
+      rados::WriteOp create;
+      create.Create(/*exclusive=*/true);
+      create.SetXattr(kStateXattr, kOpen);
+      create.SetXattr(kCreatedXattr, absl::StrCat(created));
+      int made = create.Operate(pool_->io(), RevisionObjectName(revision));
       if (made != -EEXIST) {
         PSTORE_RETURN_IF_ERROR(RadosStatus(
             made,
@@ -681,17 +809,18 @@ absl::Status RadosCatalog::AddPinRecord(const RevisionName& name) {
   if (!state.revisions.contains(name.revision)) return NoRevision(name);
   storage::PinRecord record;
   record.set_created_unix_micros(NowMicros());
-  librados::ObjectWriteOperation op;
-  op.create(/*exclusive=*/false);
-  op.omap_set({{name.ToString(), Bytes(record.SerializeAsString())}});
-  return RadosStatus(pool_->io().operate(kPinsObject, &op),
-                     absl::StrCat("catalog: pin ", name.ToString()));
+  rados::WriteOp op;
+  op.Create(/*exclusive=*/false);
+  op.SetOmap({{name.ToString(), record.SerializeAsString()}});
+  return pool_->Note(
+      RadosStatus(op.Operate(pool_->io(), kPinsObject),
+                  absl::StrCat("catalog: pin ", name.ToString())));
 }
 
 absl::Status RadosCatalog::RemovePinRecord(const RevisionName& name) {
-  librados::ObjectWriteOperation op;
-  op.omap_rm_keys({name.ToString()});
-  int result = pool_->io().operate(kPinsObject, &op);
+  rados::WriteOp op;
+  op.RemoveOmapKeys({name.ToString()});
+  int result = op.Operate(pool_->io(), kPinsObject);
   if (result == -ENOENT) return absl::OkStatus();
   return RadosStatus(result, absl::StrCat("catalog: unpin ", name.ToString()));
 }
@@ -700,15 +829,14 @@ absl::StatusOr<std::vector<RevisionName>> RadosCatalog::ListPinRecords() const {
   std::vector<RevisionName> pins;
   std::string after;
   for (bool more = true; more;) {
-    librados::ObjectReadOperation op;
-    std::map<std::string, ceph::bufferlist> values;
-    int values_result = 0;
-    op.omap_get_vals2(after, kOmapPage, &values, &more, &values_result);
-    uint64_t version = 0;
-    int result = ReadWithVersion(pool_->io(), kPinsObject, &op, &version);
+    rados::ReadOp op;
+    op.GetOmap(after, "", kOmapPage);
+    int result = op.Operate(pool_->io(), kPinsObject);
     if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(RadosStatus(result, "catalog: list pins"));
-    for (const auto& [key, value] : values) {
+    PSTORE_RETURN_IF_ERROR(
+        pool_->Note(RadosStatus(result, "catalog: list pins")));
+    more = op.more();
+    for (const auto& [key, value] : op.Omap()) {
       after = key;
       size_t at = key.find('@');
       if (at == std::string::npos) {

@@ -20,8 +20,20 @@
 //  - Blocks are not counted: CountsReferences() is false, deletes return
 //    no blocks, and unreferenced blocks are found by mark and sweep.
 //
-// Reads go to the cluster every time (no cache yet): kMemoryOnly reads are
-// WouldBlock.
+// Caching across nodes: a node keeps what it read of each model (its
+// revisions and latest) and the tensor records of published revisions
+// (immutable: kept until the model no longer names that revision). Every
+// change to a model object is announced on the object catalog.events
+// (RADOS notify); every node watches it and forgets that model, so its next
+// read fetches it again. A node that missed a notice (a broken watch, a
+// lost message) re-reads a model it read more than catalog_refresh ago
+// (RadosOptions): a revision deleted on one node stops being served by the
+// others within that bound, usually within milliseconds. kMemoryOnly reads
+// are served from what is kept, else WouldBlock.
+//
+// Degraded mode (RadosPool::degraded): reads are served from what is kept,
+// however old; what is not kept, and every write, fails at once with
+// Unavailable.
 //
 // Thread-safe.
 
@@ -35,9 +47,14 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "storage/catalog.h"
+#include "storage/cold/catalog.pb.h"
 #include "storage/rados/rados_pool.h"
 
 namespace pstore {
@@ -45,6 +62,7 @@ namespace pstore {
 class RadosCatalog : public Catalog {
  public:
   explicit RadosCatalog(std::shared_ptr<RadosPool> pool);
+  ~RadosCatalog() override;
 
   bool CountsReferences() const override { return false; }
 
@@ -86,6 +104,29 @@ class RadosCatalog : public Catalog {
  private:
   struct ModelState;
   struct RevisionObject;
+  class Watcher;
+  struct CachedModel {
+    std::shared_ptr<const ModelState> state;
+    absl::Time read_at;
+  };
+
+  // Returns model `model` as kept, if fresh (or the pool degraded), else
+  // as read now (and keeps it). kMemoryOnly: WouldBlock instead of a read.
+  absl::StatusOr<std::shared_ptr<const ModelState>> Model(
+      absl::string_view model, CatalogRead mode) const;
+  // Returns the tensor records of `revision`, whose model record is
+  // `record`: kept ones for a published revision, else read now. NotFound
+  // if the revision object is another revision of the name (deleted since).
+  absl::StatusOr<std::shared_ptr<const RevisionObject>> Tensors(
+      const RevisionName& revision, const storage::RevisionRecord& record,
+      CatalogRead mode) const;
+  // After a write of model `state.model`: keeps `state` and tells the
+  // other nodes.
+  void Changed(const ModelState& state);
+  // Forgets model `model` (all models if empty): a notice came.
+  void Forget(absl::string_view model) const;
+  // Starts watching catalog.events (again, after a broken watch).
+  absl::Status Watch() const;
 
   // Reads model `model`'s object; exists is false if there is none.
   absl::StatusOr<ModelState> ReadModel(absl::string_view model) const;
@@ -108,6 +149,17 @@ class RadosCatalog : public Catalog {
                                    bool published);
 
   const std::shared_ptr<RadosPool> pool_;
+  const std::unique_ptr<Watcher> watcher_;
+
+  mutable absl::Mutex cache_mu_;
+  mutable absl::flat_hash_map<std::string, CachedModel> models_
+      ABSL_GUARDED_BY(cache_mu_);
+  // Tensors of published revisions, by "model@revision".
+  mutable absl::flat_hash_map<std::string,
+                              std::shared_ptr<const RevisionObject>>
+      published_ ABSL_GUARDED_BY(cache_mu_);
+  mutable bool watching_ ABSL_GUARDED_BY(cache_mu_) = false;
+  mutable uint64_t watch_handle_ ABSL_GUARDED_BY(cache_mu_) = 0;
 };
 
 }  // namespace pstore

@@ -22,6 +22,14 @@ struct RadosOptions {
   std::string name_space;
   absl::Duration connect_timeout = absl::Seconds(10);
   absl::Duration op_timeout = absl::Seconds(30);
+  // How often the pool is probed (a stat of one object), and how long a
+  // probe may take before the cluster counts as unreachable (degraded).
+  absl::Duration probe_period = absl::Seconds(1);
+  absl::Duration probe_timeout = absl::Seconds(3);
+  // How long a node trusts what it read of a model (its revisions and
+  // latest) when no change notice came: the bound on how stale a node's
+  // view is when a notice is lost.
+  absl::Duration catalog_refresh = absl::Seconds(10);
 };
 
 }  // namespace pstore

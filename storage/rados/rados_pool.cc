@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
 #include "util/status.h"
 
 namespace pstore {
@@ -53,10 +55,12 @@ absl::StatusOr<std::shared_ptr<RadosPool>> RadosPool::Connect(
   std::shared_ptr<RadosPool> pool(new RadosPool(std::move(options)));
   const RadosOptions& o = pool->options_;
   const std::string who = absl::StrCat("client.", o.user);
-  if (int r = pool->rados_.init2(who.c_str(), "ceph", 0); r < 0) {
+  if (int r = rados_create2(&pool->cluster_, "ceph", who.c_str(), 0); r < 0) {
+    pool->cluster_ = nullptr;
     return RadosStatus(r, absl::StrCat("rados: init as ", who));
   }
-  if (int r = pool->rados_.conf_read_file(o.ceph_conf.c_str()); r < 0) {
+  if (int r = rados_conf_read_file(pool->cluster_, o.ceph_conf.c_str());
+      r < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "rados: cannot read ceph.conf '", o.ceph_conf, "': ", strerror(-r)));
   }
@@ -72,11 +76,11 @@ absl::StatusOr<std::shared_ptr<RadosPool>> RadosPool::Connect(
         // budget); librados' own bound (100 MiB) would stall deep
         // read-ahead of 4 MiB blocks.
         {"objecter_inflight_op_bytes", kInflightBytes}}) {
-    if (int r = pool->rados_.conf_set(name, value.c_str()); r < 0) {
+    if (int r = rados_conf_set(pool->cluster_, name, value.c_str()); r < 0) {
       return RadosStatus(r, absl::StrCat("rados: set ", name));
     }
   }
-  if (int r = pool->rados_.connect(); r < 0) {
+  if (int r = rados_connect(pool->cluster_); r < 0) {
     if (r == -ETIMEDOUT || r == -ENOENT || r == -ENOTCONN) {
       return absl::UnavailableError(absl::StrCat(
           "rados: no Ceph monitor of '", o.ceph_conf, "' answered within ",
@@ -85,29 +89,133 @@ absl::StatusOr<std::shared_ptr<RadosPool>> RadosPool::Connect(
     return RadosStatus(r, absl::StrCat("rados: connect as ", who, " with '",
                                        o.ceph_conf, "'"));
   }
-  pool->connected_ = true;
-  if (int r = pool->rados_.ioctx_create(o.pool.c_str(), pool->io_); r < 0) {
+  if (int r = rados_ioctx_create(pool->cluster_, o.pool.c_str(), &pool->io_);
+      r < 0) {
+    pool->io_ = nullptr;
     if (r == -ENOENT) {
       return absl::NotFoundError(
           absl::StrCat("rados: pool '", o.pool, "' does not exist"));
     }
     return RadosStatus(r, absl::StrCat("rados: open pool '", o.pool, "'"));
   }
-  pool->io_.set_namespace(o.name_space);
+  rados_ioctx_set_namespace(pool->io_, o.name_space.c_str());
   // The monitors answered; an OSD of the pool must answer too.
   uint64_t size = 0;
   time_t mtime = 0;
-  int r = pool->io_.stat("pstore.probe", &size, &mtime);
+  int r = rados_stat(pool->io_, "pstore.probe", &size, &mtime);
   if (r < 0 && r != -ENOENT) {
     return RadosStatus(r, absl::StrCat("rados: probe of pool '", o.pool,
                                        "' within ", op, " s"));
   }
+  pool->prober_ = std::thread([raw = pool.get()] { raw->ProbeLoop(); });
   return pool;
 }
 
 RadosPool::~RadosPool() {
-  io_.close();
-  if (connected_) rados_.shutdown();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (prober_.joinable()) prober_.join();
+  if (io_ != nullptr) rados_ioctx_destroy(io_);
+  // Also for a cluster handle that never connected.
+  if (cluster_ != nullptr) rados_shutdown(cluster_);
+}
+
+std::string RadosPool::DegradedReason() const {
+  if (!degraded()) return "";
+  absl::MutexLock lock(&mu_);
+  return degraded_reason_;
+}
+
+void RadosPool::SetDegraded(std::string reason) {
+  absl::MutexLock lock(&mu_);
+  if (!degraded_.load()) {
+    spdlog::warn(
+        "event=rados_degraded pool={} reason=\"{}\" action=\"serving cached "
+        "blocks; cold misses and writes fail UNAVAILABLE until the cluster "
+        "answers\"",
+        options_.pool, reason);
+  }
+  degraded_reason_ = std::move(reason);
+  degraded_.store(true);
+}
+
+absl::Status RadosPool::Note(absl::Status status) {
+  if (absl::IsUnavailable(status)) SetDegraded(std::string(status.message()));
+  return status;
+}
+
+absl::Status RadosPool::CheckReachable(absl::string_view what) const {
+  if (!degraded()) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      what, ": the Ceph cluster is unreachable (", DegradedReason(), ")"));
+}
+
+void RadosPool::ProbeLoop() {
+  auto stopping = [this] {
+    absl::MutexLock lock(&mu_);
+    return stopping_;
+  };
+  auto wait = [this](absl::Duration duration) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_), duration);
+    return stopping_;
+  };
+  // A probe's completion is released by whichever lets go of it last: the
+  // loop, or librados when an abandoned probe finally ends.
+  struct Probe {
+    rados_completion_t completion = nullptr;
+    // Written by librados whenever the stat ends.
+    uint64_t size = 0;
+    time_t mtime = 0;
+    std::atomic<int> holders{2};
+    void Drop() {
+      if (holders.fetch_sub(1) == 1) {
+        rados_aio_release(completion);
+        delete this;
+      }
+    }
+  };
+  while (!wait(options_.probe_period)) {
+    auto* probe = new Probe;
+    int result = rados_aio_create_completion2(
+        probe,
+        +[](rados_completion_t, void* arg) {
+          static_cast<Probe*>(arg)->Drop();
+        },
+        &probe->completion);
+    if (result < 0) {
+      delete probe;
+      SetDegraded(std::string(RadosStatus(result, "probe").message()));
+      continue;
+    }
+    result = rados_aio_stat(io_, "pstore.probe", probe->completion,
+                            &probe->size, &probe->mtime);
+    if (result < 0) probe->Drop();  // No callback will come.
+    const absl::Time deadline = absl::Now() + options_.probe_timeout;
+    // Polled, so that a probe the cluster never answers cannot hold the
+    // loop (or the destructor) longer than probe_timeout.
+    while (result == 0 && !rados_aio_is_complete(probe->completion) &&
+           absl::Now() < deadline && !stopping()) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    const bool answered =
+        result == 0 && rados_aio_is_complete(probe->completion);
+    if (answered) result = rados_aio_get_return_value(probe->completion);
+    probe->Drop();
+    if (answered && (result == 0 || result == -ENOENT)) {
+      if (degraded_.exchange(false)) {
+        spdlog::info("event=rados_recovered pool={}", options_.pool);
+      }
+    } else if (!stopping()) {
+      SetDegraded(
+          result < 0
+              ? std::string(RadosStatus(result, "probe").message())
+              : absl::StrCat("no answer to a probe within ",
+                             absl::FormatDuration(options_.probe_timeout)));
+    }
+  }
 }
 
 }  // namespace pstore

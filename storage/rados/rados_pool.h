@@ -1,4 +1,4 @@
-// RadosPool: one connection to a Ceph cluster (librados::Rados) and an I/O
+// RadosPool: one connection to a Ceph cluster (librados' C API) and an I/O
 // context on one pool and namespace, shared by the RADOS tier and catalog
 // of a store (storage/rados/).
 //
@@ -10,18 +10,28 @@
 // rados_mon_op_timeout): an unreachable cluster gives Unavailable, never a
 // call that hangs.
 //
+// Health: a thread probes the pool every probe_period (a stat of one object,
+// asynchronous, polled); a probe that does not come back within
+// probe_timeout, or an operation that fails with Unavailable, makes the
+// pool degraded until a probe succeeds again. While degraded, callers skip
+// the cluster where they can (serve what they cached, fail the rest at once
+// with Unavailable) instead of waiting op_timeout on each operation.
+//
 // Thread-safe: librados' I/O context may be used from many threads.
 
 #ifndef PSTORE_STORAGE_RADOS_RADOS_POOL_H_
 #define PSTORE_STORAGE_RADOS_RADOS_POOL_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "rados/librados.hpp"
+#include "absl/synchronization/mutex.h"
+#include "rados/librados.h"
 #include "storage/rados/rados_options.h"
 
 namespace pstore {
@@ -38,16 +48,40 @@ class RadosPool {
   RadosPool(const RadosPool&) = delete;
   RadosPool& operator=(const RadosPool&) = delete;
 
-  librados::IoCtx& io() { return io_; }
+  rados_ioctx_t io() const { return io_; }
   const RadosOptions& options() const { return options_; }
+
+  // Returns why the cluster counts as unreachable now, or an empty string
+  // when it does not.
+  std::string DegradedReason() const;
+  bool degraded() const { return degraded_.load(std::memory_order_relaxed); }
+
+  // Returns `status` after noting it: an Unavailable status makes the pool
+  // degraded until the next good probe.
+  absl::Status Note(absl::Status status);
+
+  // Waits until no watch callback runs (librados' watch_flush).
+  void FlushWatches() { rados_watch_flush(cluster_); }
+
+  // Returns Unavailable naming `what` if the pool is degraded, else OK.
+  absl::Status CheckReachable(absl::string_view what) const;
 
  private:
   explicit RadosPool(RadosOptions options) : options_(std::move(options)) {}
 
+  // Probes the pool until the pool is destroyed.
+  void ProbeLoop();
+  void SetDegraded(std::string reason);
+
   const RadosOptions options_;
-  librados::Rados rados_;
-  librados::IoCtx io_;
-  bool connected_ = false;
+  rados_t cluster_ = nullptr;
+  rados_ioctx_t io_ = nullptr;
+
+  std::atomic<bool> degraded_{false};
+  mutable absl::Mutex mu_;
+  std::string degraded_reason_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread prober_;
 };
 
 // Returns the status of librados result `result` (0 or a negative errno),

@@ -1,22 +1,25 @@
 #include "storage/rados/rados_tier.h"
 
 #include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "storage/rados/rados_ops.h"
 #include "util/status.h"
 
 namespace pstore {
 namespace {
 
 // Returns the touched time to store now.
-ceph::bufferlist TouchedNow() {
-  ceph::bufferlist value;
-  value.append(absl::StrCat(static_cast<int64_t>(std::time(nullptr))));
-  return value;
+std::string TouchedNow() {
+  return absl::StrCat(static_cast<int64_t>(std::time(nullptr)));
 }
+
+// A block read into less than half its buffer gets a buffer of its own.
+bool Oversized(size_t size, size_t capacity) { return size < capacity / 2; }
 
 }  // namespace
 
@@ -28,12 +31,14 @@ struct RadosTier::AioRead {
   RadosTier* tier;
   BlockId id;
   ReadCallback done;
-  ceph::bufferlist bytes;
-  librados::AioCompletion* completion = nullptr;
+  Buffer buffer;
+  rados::ReadOp op;
+  rados_completion_t completion = nullptr;
 };
 
-RadosTier::RadosTier(std::shared_ptr<RadosPool> pool, BufferPool& buffers)
-    : pool_(std::move(pool)), buffers_(buffers) {}
+RadosTier::RadosTier(std::shared_ptr<RadosPool> pool, uint64_t block_bytes,
+                     BufferPool& buffers)
+    : pool_(std::move(pool)), block_bytes_(block_bytes), buffers_(buffers) {}
 
 RadosTier::~RadosTier() {
   absl::MutexLock lock(&mu_);
@@ -44,11 +49,13 @@ RadosTier::~RadosTier() {
 bool RadosTier::Contains(const BlockId& id) const {
   uint64_t size = 0;
   time_t mtime = 0;
-  return pool_->io().stat(BlockObjectName(id), &size, &mtime) == 0;
+  return rados_stat(pool_->io(), BlockObjectName(id).c_str(), &size, &mtime) ==
+         0;
 }
 
 absl::StatusOr<BlockRef> RadosTier::Finish(const BlockId& id, int result,
-                                           ceph::bufferlist& bytes) {
+                                           uint64_t size, size_t bytes_read,
+                                           Buffer buffer) {
   if (result == -ENOENT) {
     misses_.fetch_add(1, std::memory_order_relaxed);
     return absl::NotFoundError(
@@ -56,12 +63,31 @@ absl::StatusOr<BlockRef> RadosTier::Finish(const BlockId& id, int result,
   }
   if (result < 0) {
     io_errors_.fetch_add(1, std::memory_order_relaxed);
-    return RadosStatus(result,
-                       absl::StrCat("cold tier: read block ", id.ToHex()));
+    return pool_->Note(RadosStatus(
+        result, absl::StrCat("cold tier: read block ", id.ToHex())));
   }
-  const size_t size = bytes.length();
-  Buffer buffer = buffers_.Allocate(size);
-  bytes.begin().copy(size, reinterpret_cast<char*>(buffer.data()));
+  if (size > buffer.capacity()) {
+    // Larger than this store's blocks: read it again, whole.
+    buffer = buffers_.Allocate(size);
+    rados::ReadOp again;
+    again.Stat();
+    again.Read(0, buffer.capacity(), reinterpret_cast<char*>(buffer.data()));
+    result = again.Operate(pool_->io(), BlockObjectName(id));
+    if (result < 0) return Finish(id, result, 0, 0, Buffer());
+    size = again.size();
+    bytes_read = again.bytes_read();
+  }
+  if (bytes_read != size) {
+    io_errors_.fetch_add(1, std::memory_order_relaxed);
+    return absl::DataLossError(absl::StrCat("cold tier: block ", id.ToHex(),
+                                            " read ", bytes_read, " of ", size,
+                                            " bytes"));
+  }
+  if (Oversized(size, buffer.capacity())) {
+    Buffer fitted = buffers_.Allocate(size);
+    std::memcpy(fitted.data(), buffer.data(), size);
+    buffer = std::move(fitted);
+  }
   if (BlockId::Of(std::span<const uint8_t>(buffer.data(), size)) != id) {
     checksum_failures_.fetch_add(1, std::memory_order_relaxed);
     return absl::DataLossError(absl::StrCat("cold tier: block ", id.ToHex(),
@@ -74,86 +100,100 @@ absl::StatusOr<BlockRef> RadosTier::Finish(const BlockId& id, int result,
 }
 
 absl::StatusOr<BlockRef> RadosTier::Read(const BlockId& id) {
-  ceph::bufferlist bytes;
-  // Length 0: the whole object.
-  int result = pool_->io().read(BlockObjectName(id), bytes, 0, 0);
-  return Finish(id, result, bytes);
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable(
+      absl::StrCat("cold tier: read block ", id.ToHex())));
+  Buffer buffer = buffers_.Allocate(block_bytes_);
+  rados::ReadOp op;
+  op.Stat();
+  op.Read(0, buffer.capacity(), reinterpret_cast<char*>(buffer.data()));
+  int result = op.Operate(pool_->io(), BlockObjectName(id));
+  return Finish(id, result, op.size(), op.bytes_read(), std::move(buffer));
 }
 
-void RadosTier::OnAioRead(void* completion, void* arg) {
-  (void)completion;
+void RadosTier::OnAioRead(rados_completion_t completion, void* arg) {
   std::unique_ptr<AioRead> read(static_cast<AioRead*>(arg));
   RadosTier* tier = read->tier;
-  int result = read->completion->get_return_value();
-  read->completion->release();
-  std::move(read->done)(tier->Finish(read->id, result, read->bytes));
+  int result = rados_aio_get_return_value(completion);
+  rados_aio_release(completion);
+  std::move(read->done)(tier->Finish(read->id, result, read->op.size(),
+                                     read->op.bytes_read(),
+                                     std::move(read->buffer)));
   read.reset();
   absl::MutexLock lock(&tier->mu_);
   --tier->reads_in_flight_;
 }
 
 void RadosTier::ReadAsync(const BlockId& id, ReadCallback done) {
+  if (absl::Status reachable = pool_->CheckReachable(
+          absl::StrCat("cold tier: read block ", id.ToHex()));
+      !reachable.ok()) {
+    // Degraded: fail at once rather than wait for the operation timeout.
+    std::move(done)(reachable);
+    return;
+  }
   auto read = std::make_unique<AioRead>();
   read->tier = this;
   read->id = id;
   read->done = std::move(done);
-  read->completion =
-      librados::Rados::aio_create_completion(read.get(), &OnAioRead);
-  {
-    absl::MutexLock lock(&mu_);
-    ++reads_in_flight_;
-  }
-  AioRead* raw = read.release();
-  int submitted = pool_->io().aio_read(BlockObjectName(id), raw->completion,
-                                       &raw->bytes, 0, 0);
-  if (submitted < 0) {
+  read->buffer = buffers_.Allocate(block_bytes_);
+  read->op.Stat();
+  read->op.Read(0, read->buffer.capacity(),
+                reinterpret_cast<char*>(read->buffer.data()));
+  int result =
+      rados_aio_create_completion2(read.get(), &OnAioRead, &read->completion);
+  if (result == 0) {
+    {
+      absl::MutexLock lock(&mu_);
+      ++reads_in_flight_;
+    }
+    AioRead* raw = read.release();
+    result =
+        rados_aio_read_op_operate(raw->op.get(), pool_->io(), raw->completion,
+                                  BlockObjectName(id).c_str(), 0);
+    if (result == 0) return;
     // No callback will come: answer here.
-    std::unique_ptr<AioRead> failed(raw);
-    failed->completion->release();
-    io_errors_.fetch_add(1, std::memory_order_relaxed);
-    std::move(failed->done)(RadosStatus(
-        submitted, absl::StrCat("cold tier: read block ", id.ToHex())));
-    failed.reset();
+    read.reset(raw);
+    rados_aio_release(read->completion);
     absl::MutexLock lock(&mu_);
     --reads_in_flight_;
   }
+  io_errors_.fetch_add(1, std::memory_order_relaxed);
+  std::move(read->done)(
+      RadosStatus(result, absl::StrCat("cold tier: read block ", id.ToHex())));
 }
 
 absl::Status RadosTier::Write(const BlockId& id, const BlockRef& block) {
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable(
+      absl::StrCat("cold tier: write block ", id.ToHex())));
   const std::string name = BlockObjectName(id);
-  const absl::string_view view = block->view();
   // A sweep may remove the object between a failed create and the touch;
   // then it is created anew. Bounded: a sweep never removes a block
   // touched within its grace period.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    ceph::bufferlist bytes;
-    // The block outlives the synchronous call: no copy.
-    bytes.push_back(ceph::buffer::create_static(
-        static_cast<unsigned>(view.size()), const_cast<char*>(view.data())));
-    librados::ObjectWriteOperation create;
-    create.create(/*exclusive=*/true);
-    create.write_full(bytes);
-    create.setxattr(kTouchedXattr, TouchedNow());
-    int result = pool_->io().operate(name, &create);
+    rados::WriteOp create;
+    create.Create(/*exclusive=*/true);
+    create.WriteFull(block->view());
+    create.SetXattr(kTouchedXattr, TouchedNow());
+    int result = create.Operate(pool_->io(), name);
     if (result == 0) {
       writes_.fetch_add(1, std::memory_order_relaxed);
-      write_bytes_.fetch_add(view.size(), std::memory_order_relaxed);
+      write_bytes_.fetch_add(block->size(), std::memory_order_relaxed);
       return absl::OkStatus();
     }
     if (result != -EEXIST) {
       io_errors_.fetch_add(1, std::memory_order_relaxed);
-      return RadosStatus(result,
-                         absl::StrCat("cold tier: write block ", id.ToHex()));
+      return pool_->Note(RadosStatus(
+          result, absl::StrCat("cold tier: write block ", id.ToHex())));
     }
     // Stored already (a block never changes under its id): refresh its
     // touched time, so that a sweep running now keeps it.
-    librados::ObjectWriteOperation touch;
-    touch.assert_exists();
-    touch.setxattr(kTouchedXattr, TouchedNow());
-    result = pool_->io().operate(name, &touch);
+    rados::WriteOp touch;
+    touch.AssertExists();
+    touch.SetXattr(kTouchedXattr, TouchedNow());
+    result = touch.Operate(pool_->io(), name);
     if (result != -ENOENT) {
-      return RadosStatus(result,
-                         absl::StrCat("cold tier: touch block ", id.ToHex()));
+      return pool_->Note(RadosStatus(
+          result, absl::StrCat("cold tier: touch block ", id.ToHex())));
     }
   }
   return absl::AbortedError(absl::StrCat("cold tier: block ", id.ToHex(),
@@ -161,11 +201,13 @@ absl::Status RadosTier::Write(const BlockId& id, const BlockRef& block) {
 }
 
 absl::Status RadosTier::Erase(const BlockId& id) {
-  int result = pool_->io().remove(BlockObjectName(id));
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable(
+      absl::StrCat("cold tier: erase block ", id.ToHex())));
+  int result = rados_remove(pool_->io(), BlockObjectName(id).c_str());
   if (result == -ENOENT) return absl::OkStatus();
   if (result < 0) {
-    return RadosStatus(result,
-                       absl::StrCat("cold tier: erase block ", id.ToHex()));
+    return pool_->Note(RadosStatus(
+        result, absl::StrCat("cold tier: erase block ", id.ToHex())));
   }
   erases_.fetch_add(1, std::memory_order_relaxed);
   return absl::OkStatus();

@@ -7,9 +7,12 @@
 // (xattr pstore.touched, Unix seconds) in one operation; writing a block
 // that exists only refreshes that time, so a sweep of the garbage collector
 // can tell a block a put is reusing now from one nothing has named for a
-// while. Reads go through librados' aio, many in flight; what comes back is
-// checked against the id (DataLoss on a mismatch) and copied into a pool
-// buffer. An unreachable cluster is Unavailable.
+// while. Reads go through librados' aio, many in flight, straight into a
+// pool buffer of the store's block size (a smaller block is then copied into
+// a buffer of its own size, so that the DRAM tier is not charged for the
+// rest; a larger one, from a store that had bigger blocks, is read again
+// whole); what comes back is checked against the id (DataLoss on a
+// mismatch). An unreachable cluster is Unavailable.
 //
 // Thread-safe. The destructor waits for reads in flight.
 
@@ -43,8 +46,9 @@ inline constexpr char kTouchedXattr[] = "pstore.touched";
 
 class RadosTier : public Tier {
  public:
-  explicit RadosTier(std::shared_ptr<RadosPool> pool,
-                     BufferPool& buffers = BufferPool::Default());
+  // Reads expect blocks of at most `block_bytes`.
+  RadosTier(std::shared_ptr<RadosPool> pool, uint64_t block_bytes,
+            BufferPool& buffers = BufferPool::Default());
   ~RadosTier() override;
 
   absl::string_view name() const override {
@@ -59,13 +63,15 @@ class RadosTier : public Tier {
 
  private:
   struct AioRead;
-  static void OnAioRead(void* completion, void* arg);
+  static void OnAioRead(rados_completion_t completion, void* arg);
 
-  // Turns what librados returned for block `id` into the block, counting.
-  absl::StatusOr<BlockRef> Finish(const BlockId& id, int result,
-                                  ceph::bufferlist& bytes);
+  // Turns what a read of block `id` into `buffer` gave (`result`, the
+  // object's `size`, the bytes read) into the block, counting.
+  absl::StatusOr<BlockRef> Finish(const BlockId& id, int result, uint64_t size,
+                                  size_t bytes_read, Buffer buffer);
 
   const std::shared_ptr<RadosPool> pool_;
+  const uint64_t block_bytes_;
   BufferPool& buffers_;
 
   absl::Mutex mu_;

@@ -105,7 +105,7 @@ std::vector<TierFactory> Factories() {
          PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<RadosPool> pool,
                                  RadosPool::Connect(TestRadosOptions()));
          return std::unique_ptr<Tier>(
-             std::make_unique<RadosTier>(std::move(pool)));
+             std::make_unique<RadosTier>(std::move(pool), uint64_t{4} << 20));
        }});
   return factories;
 }

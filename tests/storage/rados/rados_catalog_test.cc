@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rados/rados_pool.h"
@@ -168,16 +169,41 @@ TEST(RadosTierTest, ACorruptObjectIsDataLoss) {
   ASSERT_OK_AND_ASSIGN(
       std::shared_ptr<RadosPool> pool,
       RadosPool::Connect(::pstore::testing::TestRadosOptions()));
-  RadosTier tier(pool);
+  RadosTier tier(pool, uint64_t{4} << 20);
   std::vector<uint8_t> bytes = RandomBytes(100000, 3);
   BlockId id = BlockId::Of(bytes);
   ASSERT_OK(tier.Write(id, CopyBlock(bytes)));
   // Flip a byte in place, as a bad disk under the OSD would.
-  ceph::bufferlist flipped;
-  flipped.append("x", 1);
-  ASSERT_EQ(pool->io().write(BlockObjectName(id), flipped, 1, 500), 0);
+  ASSERT_EQ(rados_write(pool->io(), BlockObjectName(id).c_str(), "x", 1, 500),
+            0);
   EXPECT_THAT(tier.Read(id), StatusIs(absl::StatusCode::kDataLoss));
   EXPECT_EQ(tier.Stats().checksum_failures, 1u);
+}
+
+TEST(RadosTierTest, ReadsBlocksLargerAndSmallerThanItsBlockSize) {
+  std::string why;
+  if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
+  ASSERT_OK_AND_ASSIGN(
+      std::shared_ptr<RadosPool> pool,
+      RadosPool::Connect(::pstore::testing::TestRadosOptions()));
+  // A store with 1 MiB blocks reads what one with bigger blocks wrote.
+  RadosTier tier(pool, uint64_t{1} << 20);
+  for (size_t size : {size_t{100}, size_t{1} << 20, (size_t{3} << 20) + 7}) {
+    std::vector<uint8_t> bytes = RandomBytes(size, size);
+    BlockId id = BlockId::Of(bytes);
+    ASSERT_OK(tier.Write(id, CopyBlock(bytes)));
+    ASSERT_OK_AND_ASSIGN(BlockRef read, tier.Read(id));
+    EXPECT_EQ(read->view(), CopyBlock(bytes)->view()) << size;
+    absl::Notification done;
+    absl::StatusOr<BlockRef> async;
+    tier.ReadAsync(id, [&](absl::StatusOr<BlockRef> result) {
+      async = std::move(result);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    ASSERT_OK(async.status());
+    EXPECT_EQ((*async)->view(), CopyBlock(bytes)->view()) << size;
+  }
 }
 
 }  // namespace
