@@ -781,6 +781,13 @@ int Main(int argc, char** argv) {
       "verify", "scrub a revision: check every block copy in every tier");
   verify->add_option("name", name, "MODEL[@REV]")->required();
 
+  bool dry_run = false;
+  CLI::App* gc = app.add_subcommand(
+      "gc",
+      "remove the blocks of a RADOS-backed store that no revision names "
+      "(past the grace period)");
+  gc->add_flag("--dry-run", dry_run, "count what would go, remove nothing");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -874,6 +881,23 @@ int Main(int argc, char** argv) {
     status = Status(c);
   } else if (verify->parsed()) {
     status = Verify(c, name);
+  } else if (gc->parsed()) {
+    absl::StatusOr<v1::CollectGarbageResponse> report =
+        c.CollectGarbage(dry_run);
+    status = report.status();
+    if (report.ok()) {
+      std::printf(
+          "%s %lu unreferenced blocks (%s) of %lu; %lu referenced; kept "
+          "%lu touched within the grace period, %lu reused during the "
+          "sweep; %.1f s\n",
+          report->dry_run() ? "would remove" : "removed",
+          static_cast<unsigned long>(report->removed()),
+          FormatBytes(report->removed_bytes()).c_str(),
+          static_cast<unsigned long>(report->block_objects()),
+          static_cast<unsigned long>(report->referenced_blocks()),
+          static_cast<unsigned long>(report->kept_recent()),
+          static_cast<unsigned long>(report->kept_raced()), report->seconds());
+    }
   }
   if (!status.ok()) {
     Precondition precondition = Precondition::kUnknown;

@@ -569,6 +569,17 @@ absl::StatusOr<v1::VerifyResponse> Client::Verify(absl::string_view name) {
   return response;
 }
 
+absl::StatusOr<v1::CollectGarbageResponse> Client::CollectGarbage(
+    bool dry_run) {
+  v1::CollectGarbageRequest request;
+  request.set_dry_run(dry_run);
+  v1::CollectGarbageResponse response;
+  // Not retried: a sweep that timed out may still be running on the server.
+  absl::Status status = PSTORE_UNARY(kNo, CollectGarbage, request, &response);
+  if (!status.ok()) return WithContext(status, "gc");
+  return response;
+}
+
 #undef PSTORE_UNARY
 
 // --- Pull ---

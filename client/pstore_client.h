@@ -280,6 +280,10 @@ class Client {
   // Scrubs revision `name` on the server (see the Verify RPC).
   absl::StatusOr<v1::VerifyResponse> Verify(absl::string_view name);
 
+  // Runs one garbage collection of a RADOS-backed store (see the
+  // CollectGarbage RPC).
+  absl::StatusOr<v1::CollectGarbageResponse> CollectGarbage(bool dry_run);
+
   const ClientOptions& options() const { return options_; }
 
  private:

@@ -46,6 +46,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   std::string backend = "rocksdb";
   RadosOptions rados;
   double rados_connect_seconds = 10, rados_op_seconds = 30;
+  double rados_gc_grace_seconds = 3600, gc_interval_seconds = 3600;
 
   CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
   // A flag given twice takes the last value, so wrappers can override.
@@ -83,6 +84,15 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "rados: an operation the cluster does not answer within "
                  "this fails UNAVAILABLE")
       ->check(CLI::PositiveNumber);
+  app.add_option("--rados_gc_grace_seconds", rados_gc_grace_seconds,
+                 "rados: a block no revision names is removed only when no "
+                 "put wrote or reused it for this long; a put must finish "
+                 "within half of it (far above the clock skew of the nodes)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--gc_interval_seconds", gc_interval_seconds,
+                 "rados: how often a garbage collection runs (on one node "
+                 "at a time); 0: only on `pstore-cli gc`")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--dram_bytes", dram_bytes, "DRAM tier budget");
   app.add_option("--pin_budget_bytes", pin_budget_bytes,
                  "bytes pins may hold (0: 3/4 of --dram_bytes)");
@@ -203,6 +213,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
     }
     rados.connect_timeout = absl::Seconds(rados_connect_seconds);
     rados.op_timeout = absl::Seconds(rados_op_seconds);
+    rados.gc_grace = absl::Seconds(rados_gc_grace_seconds);
+    store.gc_interval = absl::Seconds(gc_interval_seconds);
     store.rados = rados;
     store.cold_dir.clear();
   }

@@ -506,6 +506,28 @@ grpc::ServerUnaryReactor* ParamStoreService::Verify(
       });
 }
 
+grpc::ServerUnaryReactor* ParamStoreService::CollectGarbage(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+    grpc::ByteBuffer* raw_response) {
+  return RunUnary<v1::CollectGarbageRequest, v1::CollectGarbageResponse>(
+      context, raw_request, raw_response, admin_.get(), "CollectGarbage",
+      [this, context](const v1::CollectGarbageRequest* request,
+                      v1::CollectGarbageResponse* response) {
+        PSTORE_RETURN_IF_ERROR(Authorize(*context, Scope::kAdmin, ""));
+        PSTORE_ASSIGN_OR_RETURN(GcReport report,
+                                store_->CollectGarbage(request->dry_run()));
+        response->set_dry_run(report.dry_run);
+        response->set_referenced_blocks(report.referenced_blocks);
+        response->set_block_objects(report.block_objects);
+        response->set_removed(report.removed);
+        response->set_removed_bytes(report.removed_bytes);
+        response->set_kept_recent(report.kept_recent);
+        response->set_kept_raced(report.kept_raced);
+        response->set_seconds(report.seconds);
+        return absl::OkStatus();
+      });
+}
+
 grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
     grpc::ByteBuffer* raw_response) {

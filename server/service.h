@@ -74,7 +74,9 @@ using ParamStoreBase = v1::ParamStore::WithRawCallbackMethod_PutTensor<
                                                             v1::ParamStore::
                                                                 WithRawCallbackMethod_Verify<v1::ParamStore::WithRawCallbackMethod_GetServerStatus<
                                                                     v1::ParamStore::
-                                                                        CallbackService>>>>>>>>>>>>>>>>>>;
+                                                                        WithRawCallbackMethod_CollectGarbage<
+                                                                            v1::ParamStore::
+                                                                                CallbackService>>>>>>>>>>>>>>>>>>>;
 
 class ParamStoreService final : public ParamStoreBase {
  public:
@@ -134,6 +136,9 @@ class ParamStoreService final : public ParamStoreBase {
                                    const grpc::ByteBuffer* raw_request,
                                    grpc::ByteBuffer* raw_response) override;
   grpc::ServerUnaryReactor* GetServerStatus(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
+      grpc::ByteBuffer* raw_response) override;
+  grpc::ServerUnaryReactor* CollectGarbage(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request,
       grpc::ByteBuffer* raw_response) override;
 

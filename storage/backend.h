@@ -11,7 +11,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "storage/catalog.h"
+#include "storage/store_stats.h"
 #include "storage/tier.h"
 
 namespace pstore {
@@ -24,6 +26,10 @@ struct Backend {
   // for a backend that is never degraded (RocksDB). Thread-safe, and
   // callable for as long as the caller keeps a copy.
   std::function<std::string()> degraded_reason;
+  // Runs one mark and sweep of unreferenced blocks (dry run: counts only).
+  // Null for a backend that collects each block as its last reference goes
+  // (RocksDB). Callable while the backend's catalog lives.
+  std::function<absl::StatusOr<GcReport>(bool dry_run)> collect_garbage;
 };
 
 }  // namespace pstore

@@ -32,10 +32,10 @@ absl::StatusOr<bool> BlockCollector::Stage(const BlockId& id) {
   absl::MutexLock lock(&mu_);
   Staging& staging = staging_[id];
   ++staging.count;
-  if (staging.written) return true;
-  // Without counts the durable tier decides: its Write stores the block or
-  // finds it stored (and marks it used, for the sweep).
+  // Without counts every put writes: the durable tier stores the block or
+  // finds it stored, and marks it used by this put, for the sweep.
   if (!catalog_->CountsReferences()) return false;
+  if (staging.written) return true;
   absl::StatusOr<uint64_t> refs = catalog_->RefCount(id);
   absl::Status status = refs.status();
   if (status.ok() && *refs > 0) return true;

@@ -31,6 +31,10 @@ struct TensorMeta {
   uint64_t block_bytes = 0;  // Every block but the last has this size.
   std::vector<BlockId> blocks;
   int64_t created_unix_micros = 0;
+  // When the put that commits this record started (not stored; 0 when not
+  // known): a catalog whose blocks are swept after a grace period refuses a
+  // commit that started too long ago (RadosCatalog).
+  int64_t started_unix_micros = 0;
 
   // Returns the size of block `index`. REQUIRES: index < blocks.size().
   uint64_t BlockSize(size_t index) const;

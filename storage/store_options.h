@@ -85,6 +85,11 @@ struct TieredStoreOptions {
   // the time from the request to the bytes (a DRAM hit: the lookup). Runs
   // on the reading thread; must be cheap and thread-safe. Default: none.
   std::function<void(TierKind tier, absl::Duration latency)> on_block_read;
+
+  // How often the store collects the garbage of a backend that sweeps
+  // (RADOS; one node at a time, whichever gets the lock); zero: never
+  // (only on request). Default: zero.
+  absl::Duration gc_interval = absl::ZeroDuration();
 };
 
 }  // namespace pstore

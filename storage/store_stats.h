@@ -29,6 +29,18 @@ struct StoreStats {
   uint64_t encoded_hits = 0;    // Derived blocks found in DRAM.
 };
 
+// What one garbage collection found and did (storage/rados/rados_gc.h).
+struct GcReport {
+  bool dry_run = false;
+  uint64_t referenced_blocks = 0;  // Distinct blocks records name.
+  uint64_t block_objects = 0;      // Block objects in the store.
+  uint64_t removed = 0;            // Unreferenced, old: removed (or would be).
+  uint64_t removed_bytes = 0;
+  uint64_t kept_recent = 0;  // Unreferenced, touched within the grace period.
+  uint64_t kept_raced = 0;   // Touched by a put while the sweep ran.
+  double seconds = 0;
+};
+
 }  // namespace pstore
 
 #endif  // PSTORE_STORAGE_STORE_STATS_H_

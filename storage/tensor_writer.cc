@@ -18,7 +18,8 @@ TensorWriter::TensorWriter(Parts parts, PutTensorSpec spec,
     : parts_(parts),
       spec_(std::move(spec)),
       byte_length_(byte_length),
-      block_bytes_(block_bytes) {}
+      block_bytes_(block_bytes),
+      started_unix_micros_(absl::ToUnixMicros(absl::Now())) {}
 
 TensorWriter::~TensorWriter() { Abort(); }
 
@@ -125,6 +126,7 @@ absl::StatusOr<TensorMeta> TensorWriter::Commit() {
   meta.block_bytes = block_bytes_;
   meta.blocks = blocks_;
   meta.created_unix_micros = absl::ToUnixMicros(absl::Now());
+  meta.started_unix_micros = started_unix_micros_;
   absl::StatusOr<std::vector<BlockId>> unreferenced =
       parts_.catalog->CommitTensor(meta);
   if (!unreferenced.ok()) {

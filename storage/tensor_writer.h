@@ -83,6 +83,7 @@ class TensorWriter {
   const PutTensorSpec spec_;
   const uint64_t byte_length_;
   const uint64_t block_bytes_;
+  const int64_t started_unix_micros_;
   uint64_t received_ = 0;
   Buffer current_;
   size_t current_size_ = 0;

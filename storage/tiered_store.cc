@@ -157,6 +157,7 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
       catalog_(std::move(parts.backend.catalog)),
       cold_(std::move(parts.backend.blocks)),
       degraded_reason_(std::move(parts.backend.degraded_reason)),
+      collect_garbage_(std::move(parts.backend.collect_garbage)),
       dram_(std::move(parts.dram)),
       nvme_(std::move(parts.nvme)) {
   TierSet tiers{dram_.get(), nvme_.get(), cold_.get()};
@@ -175,9 +176,35 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
   dram_->SetEvictCallback([this](const CacheKey& key, BlockRef block) {
     OnEvict(key, std::move(block));
   });
+  if (collect_garbage_ && options_.gc_interval > absl::ZeroDuration()) {
+    gc_thread_ = std::thread([this] {
+      for (;;) {
+        {
+          absl::MutexLock lock(&gc_mu_);
+          if (gc_mu_.AwaitWithTimeout(absl::Condition(&gc_stopping_),
+                                      options_.gc_interval)) {
+            return;
+          }
+        }
+        absl::StatusOr<GcReport> report = collect_garbage_(false);
+        if (!report.ok() && !absl::IsFailedPrecondition(report.status())) {
+          spdlog::warn(
+              "event=gc_failed action=\"tried again in {}\" "
+              "status=\"{}\"",
+              absl::FormatDuration(options_.gc_interval),
+              report.status().ToString());
+        }
+      }
+    });
+  }
 }
 
 TieredStore::~TieredStore() {
+  {
+    absl::MutexLock lock(&gc_mu_);
+    gc_stopping_ = true;
+  }
+  if (gc_thread_.joinable()) gc_thread_.join();
   // Work in flight finishes part by part, each while the parts it calls
   // are still open: NVMe completions and cold reads insert into DRAM and
   // may start encodings; encodings insert into DRAM; DRAM evictions reach
@@ -364,6 +391,15 @@ absl::Status TieredStore::DeleteRevision(const RevisionName& name) {
   pins_->DropPin(name);
   collector_->Collect(unreferenced);
   return absl::OkStatus();
+}
+
+absl::StatusOr<GcReport> TieredStore::CollectGarbage(bool dry_run) {
+  if (!collect_garbage_) {
+    return absl::FailedPreconditionError(
+        "this store's backend (RocksDB) collects each block as its last "
+        "reference goes: there is nothing to sweep");
+  }
+  return collect_garbage_(dry_run);
 }
 
 absl::StatusOr<uint64_t> TieredStore::RefCount(const BlockId& id) const {

@@ -31,11 +31,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "codec/hash.h"
@@ -84,6 +86,11 @@ class TieredStore {
   // or a missing required part; errors of collecting what a crash left.
   static absl::StatusOr<std::unique_ptr<TieredStore>> Open(
       TieredStoreOptions options, StoreParts parts);
+
+  // Runs one garbage collection of the durable backend's blocks (see
+  // Backend::collect_garbage). FailedPrecondition for a backend that
+  // collects as references go (RocksDB: nothing to sweep).
+  absl::StatusOr<GcReport> CollectGarbage(bool dry_run);
 
   // Returns what reports why the durable backend is degraded (an empty
   // string when it is not; see Backend::degraded_reason); it stays callable
@@ -229,12 +236,17 @@ class TieredStore {
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<Tier> cold_;
   const std::function<std::string()> degraded_reason_;
+  const std::function<absl::StatusOr<GcReport>(bool)> collect_garbage_;
   std::unique_ptr<DramCache> dram_;
   std::unique_ptr<CacheTier> nvme_;
   std::unique_ptr<BlockReader> reader_;
   std::unique_ptr<EncodedBlockCache> encoded_;
   std::unique_ptr<BlockCollector> collector_;
   std::unique_ptr<Spiller> spiller_;  // Null when NVMe is off.
+  // Periodic garbage collection (options_.gc_interval).
+  absl::Mutex gc_mu_;
+  bool gc_stopping_ ABSL_GUARDED_BY(gc_mu_) = false;
+  std::thread gc_thread_;
   std::unique_ptr<PinManager> pins_;
   std::atomic<uint64_t> dedup_blocks_{0};
 };

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "storage/rados/rados_catalog.h"
+#include "storage/rados/rados_gc.h"
 #include "storage/rados/rados_pool.h"
 #include "storage/rados/rados_tier.h"
 #include "util/status.h"
@@ -15,7 +16,12 @@ absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options,
   PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<RadosPool> pool,
                           RadosPool::Connect(std::move(options)));
   Backend backend;
-  backend.catalog = std::make_unique<RadosCatalog>(pool);
+  auto catalog = std::make_unique<RadosCatalog>(pool);
+  RadosCatalog* raw = catalog.get();
+  backend.catalog = std::move(catalog);
+  backend.collect_garbage = [pool, raw](bool dry_run) {
+    return CollectRadosGarbage(*pool, *raw, dry_run);
+  };
   backend.blocks = std::make_unique<RadosTier>(pool, block_bytes);
   backend.degraded_reason = [pool] { return pool->DegradedReason(); };
   return backend;

@@ -756,6 +756,16 @@ absl::Status RadosCatalog::MarkStaged(const BlockId&) {
 absl::StatusOr<std::vector<BlockId>> RadosCatalog::CommitTensor(
     const TensorMeta& tensor) {
   const RevisionName& revision = tensor.name.revision;
+  const int64_t grace = absl::ToInt64Microseconds(pool_->options().gc_grace);
+  if (tensor.started_unix_micros > 0 &&
+      NowMicros() - tensor.started_unix_micros > grace / 2) {
+    // Its blocks may have been touched too long ago for a sweep running
+    // now to keep them (rados_format.md, "Garbage").
+    return absl::AbortedError(absl::StrCat(
+        "the put of ", tensor.name.ToString(), " took longer than half the ",
+        "garbage collector's grace period (",
+        absl::FormatDuration(pool_->options().gc_grace), "); put it again"));
+  }
   const std::string value = EncodeTensor(tensor);
   for (int round = 0; round < 4; ++round) {
     PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(revision.model));
@@ -801,6 +811,40 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::ListStaged() const {
 }
 
 absl::Status RadosCatalog::ClearStaged(std::span<const BlockId>) {
+  return absl::OkStatus();
+}
+
+absl::Status RadosCatalog::MarkBlocks(
+    absl::flat_hash_set<BlockId>* referenced) const {
+  PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+  std::vector<std::string> models;
+  std::string after;
+  for (bool more = true; more;) {
+    rados::ReadOp op;
+    op.GetOmap(after, "", kOmapPage);
+    int result = op.Operate(pool_->io(), kModelsObject);
+    if (result == -ENOENT) break;
+    PSTORE_RETURN_IF_ERROR(
+        pool_->Note(RadosStatus(result, "catalog: list models")));
+    more = op.more();
+    for (auto& [model, value] : op.Omap()) {
+      after = model;
+      models.push_back(model);
+    }
+  }
+  for (const std::string& model : models) {
+    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(model));
+    for (const auto& [revision, record] : state.revisions) {
+      const RevisionName name{model, revision};
+      PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
+                              ReadRevisionObject(name, /*tensors=*/true));
+      for (const auto& [tensor, value] : object.tensors) {
+        PSTORE_ASSIGN_OR_RETURN(TensorMeta meta,
+                                DecodeTensor(TensorName{name, tensor}, value));
+        referenced->insert(meta.blocks.begin(), meta.blocks.end());
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -49,6 +49,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -96,6 +97,10 @@ class RadosCatalog : public Catalog {
       const TensorMeta& tensor) override;
   absl::StatusOr<std::vector<BlockId>> ListStaged() const override;
   absl::Status ClearStaged(std::span<const BlockId> ids) override;
+
+  // Adds to `referenced` every block that a tensor record of any revision,
+  // open or published, names: read from the pool now, nothing kept.
+  absl::Status MarkBlocks(absl::flat_hash_set<BlockId>* referenced) const;
 
   absl::Status AddPinRecord(const RevisionName& name) override;
   absl::Status RemovePinRecord(const RevisionName& name) override;

@@ -30,6 +30,11 @@ struct RadosOptions {
   // latest) when no change notice came: the bound on how stale a node's
   // view is when a notice is lost.
   absl::Duration catalog_refresh = absl::Seconds(10);
+  // The garbage collector removes a block no revision names only if no
+  // put wrote or reused it within this; a put that started more than half
+  // of it ago cannot commit (Aborted: put it again). It must exceed the
+  // clock skew between nodes by far (rados_format.md, "Garbage").
+  absl::Duration gc_grace = absl::Hours(1);
 };
 
 }  // namespace pstore

@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "storage/rados/rados_ops.h"
 #include "util/status.h"
 
@@ -15,7 +17,7 @@ namespace {
 
 // Returns the touched time to store now.
 std::string TouchedNow() {
-  return absl::StrCat(static_cast<int64_t>(std::time(nullptr)));
+  return absl::StrCat(absl::ToUnixMicros(absl::Now()));
 }
 
 // A block read into less than half its buffer gets a buffer of its own.

@@ -4,7 +4,7 @@
 // (storage/rados/rados_format.md gives the layout).
 //
 // Write creates the object exclusively with its bytes and a "touched" time
-// (xattr pstore.touched, Unix seconds) in one operation; writing a block
+// (xattr pstore.touched, Unix microseconds) in one operation; writing a block
 // that exists only refreshes that time, so a sweep of the garbage collector
 // can tell a block a put is reusing now from one nothing has named for a
 // while. Reads go through librados' aio, many in flight, straight into a
@@ -41,7 +41,7 @@ namespace pstore {
 std::string BlockObjectName(const BlockId& id);
 
 // The xattr of a block object that holds when a put last wrote or reused
-// it, in Unix seconds (decimal text).
+// it, in Unix microseconds (decimal text).
 inline constexpr char kTouchedXattr[] = "pstore.touched";
 
 class RadosTier : public Tier {

@@ -34,6 +34,8 @@ using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
 
 constexpr int kNodes = 3;
+// Short, so that a test can wait it out; puts here take well under half.
+constexpr absl::Duration kGcGrace = absl::Seconds(4);
 
 std::vector<std::string> RadosFlags(const RadosOptions& rados) {
   return {"--backend=rados", "--ceph_conf=" + rados.ceph_conf,
@@ -52,6 +54,8 @@ class ClusterE2eTest : public ::testing::Test {
       flags.push_back("--dram_bytes=256MiB");
       flags.push_back("--nvme_bytes=64MiB");
       flags.push_back("--metrics_listen=off");
+      flags.push_back(absl::StrCat("--rados_gc_grace_seconds=",
+                                   absl::ToInt64Seconds(kGcGrace)));
       nodes_.push_back(std::make_unique<PstoredProcess>(
           dir_.Sub(absl::StrCat("node", i)), flags));
       ASSERT_OK(nodes_.back()->Start());
@@ -175,6 +179,49 @@ TEST_F(ClusterE2eTest, NodesRacingToCreateOrPublishGetOneWinner) {
     ASSERT_OK_AND_ASSIGN(v1::Revision latest, clients_[1]->GetRevision("m"));
     EXPECT_EQ(latest.name(), revision);
   }
+}
+
+TEST_F(ClusterE2eTest, GcRemovesWhatADeleteLeftAfterTheGracePeriod) {
+  std::vector<uint8_t> kept = RandomBytes(3 * kMiB, 7);
+  std::vector<uint8_t> dropped = RandomBytes(2 * kMiB, 8);
+  auto put = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
+    return clients_[0]
+        ->PutTensor(name, "U8",
+                    std::vector<int64_t>{static_cast<int64_t>(bytes.size())},
+                    bytes)
+        .status();
+  };
+  ASSERT_OK(put("m@v1/kept", kept));
+  ASSERT_OK(put("m@v2/dropped", dropped));
+  ASSERT_OK(clients_[1]->DeleteRevision("m@v2"));
+  ASSERT_OK_AND_ASSIGN(v1::CollectGarbageResponse early,
+                       clients_[2]->CollectGarbage(/*dry_run=*/false));
+  EXPECT_EQ(early.removed(), 0u);
+  EXPECT_EQ(early.kept_recent(), 1u);  // dropped's one block.
+  absl::SleepFor(kGcGrace + absl::Milliseconds(300));
+  ASSERT_OK_AND_ASSIGN(v1::CollectGarbageResponse dry,
+                       clients_[2]->CollectGarbage(/*dry_run=*/true));
+  EXPECT_EQ(dry.removed(), 1u);
+  EXPECT_EQ(dry.removed_bytes(), dropped.size());
+  ASSERT_OK_AND_ASSIGN(v1::CollectGarbageResponse swept,
+                       clients_[1]->CollectGarbage(/*dry_run=*/false));
+  EXPECT_EQ(swept.removed(), 1u);
+  EXPECT_EQ(swept.referenced_blocks(), 1u);
+  // What a revision names is untouched.
+  ASSERT_OK(clients_[2]->DropCache(v1::TIER_DRAM));
+  ASSERT_OK_AND_ASSIGN(auto got, clients_[2]->GetTensor("m@v1/kept"));
+  EXPECT_TRUE(got.second == kept);
+}
+
+TEST(ClusterStartTest, GcOnTheRocksDbBackendIsAFailedPrecondition) {
+  TempDir dir;
+  PstoredProcess server(dir.Sub("node"), {"--metrics_listen=off"});
+  ASSERT_OK(server.Start());
+  ClientOptions options;
+  options.address = server.address();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client, Client::Create(options));
+  EXPECT_THAT(client->CollectGarbage(true),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(ClusterStartTest, AnUnreachableClusterOrMissingPoolExitsWithCode2) {

@@ -5,20 +5,26 @@
 #include "storage/rados/rados_catalog.h"
 
 #include <atomic>
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/rados/rados_gc.h"
 #include "storage/rados/rados_pool.h"
 #include "storage/rados/rados_tier.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/test_ceph.h"
+#include "util/status.h"
 
 namespace pstore {
 namespace {
@@ -204,6 +210,201 @@ TEST(RadosTierTest, ReadsBlocksLargerAndSmallerThanItsBlockSize) {
     ASSERT_OK(async.status());
     EXPECT_EQ((*async)->view(), CopyBlock(bytes)->view()) << size;
   }
+}
+
+// One node of a store with a short grace period, for the collector.
+struct GcNode {
+  std::shared_ptr<RadosPool> pool;
+  std::unique_ptr<RadosCatalog> catalog;
+  std::unique_ptr<RadosTier> tier;
+};
+
+GcNode OpenGcNode(const RadosOptions& options) {
+  GcNode node;
+  absl::StatusOr<std::shared_ptr<RadosPool>> pool = RadosPool::Connect(options);
+  EXPECT_TRUE(pool.ok()) << pool.status();
+  if (!pool.ok()) return node;
+  node.pool = *pool;
+  node.catalog = std::make_unique<RadosCatalog>(node.pool);
+  node.tier = std::make_unique<RadosTier>(node.pool, uint64_t{1} << 20);
+  return node;
+}
+
+// Puts tensor `name` of `blocks` (64 KiB each) as TensorWriter does: each
+// block written (or touched), then the record committed.
+absl::Status PutBlocks(GcNode& node, const TensorName& name,
+                       const std::vector<std::vector<uint8_t>>& blocks) {
+  TensorMeta meta;
+  meta.name = name;
+  meta.dtype = DType::kU8;
+  meta.block_bytes = 65536;
+  meta.byte_length = 65536 * blocks.size();
+  meta.shape = {static_cast<int64_t>(meta.byte_length)};
+  meta.started_unix_micros = absl::ToUnixMicros(absl::Now());
+  for (const std::vector<uint8_t>& bytes : blocks) {
+    BlockId id = BlockId::Of(bytes);
+    PSTORE_RETURN_IF_ERROR(node.tier->Write(id, CopyBlock(bytes)));
+    meta.blocks.push_back(id);
+  }
+  return node.catalog->CommitTensor(meta).status();
+}
+
+TEST(RadosGcTest, SweepsOnlyUnreferencedBlocksPastTheGracePeriod) {
+  std::string why;
+  if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
+  RadosOptions options = ::pstore::testing::TestRadosOptions();
+  options.gc_grace = absl::Seconds(2);
+  GcNode node = OpenGcNode(options);
+  ASSERT_NE(node.catalog, nullptr);
+  std::vector<std::vector<uint8_t>> bytes;
+  for (int i = 0; i < 3; ++i) bytes.push_back(RandomBytes(65536, 100 + i));
+  RevisionName r1{"m", "r1"}, r2{"m", "r2"};
+  ASSERT_OK(node.catalog->CreateRevision(r1, {}));
+  ASSERT_OK(node.catalog->CreateRevision(r2, {}));
+  ASSERT_OK(PutBlocks(node, TensorName{r1, "t"}, {bytes[0], bytes[1]}));
+  ASSERT_OK(PutBlocks(node, TensorName{r2, "t"}, {bytes[1]}));
+  // A block written and never committed (a put that died).
+  ASSERT_OK(node.tier->Write(BlockId::Of(bytes[2]), CopyBlock(bytes[2])));
+  ASSERT_OK(node.catalog->DeleteRevision(r1).status());
+
+  ASSERT_OK_AND_ASSIGN(GcReport fresh,
+                       CollectRadosGarbage(*node.pool, *node.catalog, false));
+  EXPECT_EQ(fresh.referenced_blocks, 1u);
+  EXPECT_EQ(fresh.block_objects, 3u);
+  EXPECT_EQ(fresh.removed, 0u);
+  EXPECT_EQ(fresh.kept_recent, 2u);
+
+  absl::SleepFor(absl::Milliseconds(2200));
+  ASSERT_OK_AND_ASSIGN(GcReport dry,
+                       CollectRadosGarbage(*node.pool, *node.catalog, true));
+  EXPECT_EQ(dry.removed, 2u);
+  EXPECT_EQ(dry.removed_bytes, 2u * 65536);
+  EXPECT_TRUE(node.tier->Contains(BlockId::Of(bytes[0])));
+  ASSERT_OK_AND_ASSIGN(GcReport swept,
+                       CollectRadosGarbage(*node.pool, *node.catalog, false));
+  EXPECT_EQ(swept.removed, 2u);
+  EXPECT_FALSE(node.tier->Contains(BlockId::Of(bytes[0])));
+  EXPECT_FALSE(node.tier->Contains(BlockId::Of(bytes[2])));
+  ASSERT_OK_AND_ASSIGN(BlockRef kept, node.tier->Read(BlockId::Of(bytes[1])));
+  EXPECT_EQ(kept->size(), 65536u);
+  // A put that reuses a block refreshes it: the next sweep keeps it.
+  absl::SleepFor(absl::Milliseconds(2200));
+  ASSERT_OK(node.catalog->DeleteRevision(r2).status());
+  ASSERT_OK(node.tier->Write(BlockId::Of(bytes[1]), CopyBlock(bytes[1])));
+  ASSERT_OK_AND_ASSIGN(GcReport after_reuse,
+                       CollectRadosGarbage(*node.pool, *node.catalog, false));
+  EXPECT_EQ(after_reuse.removed, 0u);
+  EXPECT_EQ(after_reuse.kept_recent, 1u);
+}
+
+TEST(RadosGcTest, WritersOnThreeNodesNeverLoseACommittedBlockToSweeps) {
+  std::string why;
+  if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
+  RadosOptions options = ::pstore::testing::TestRadosOptions();
+  options.gc_grace = absl::Seconds(1);
+  std::vector<GcNode> nodes;
+  for (int i = 0; i < 3; ++i) {
+    nodes.push_back(OpenGcNode(options));
+    ASSERT_NE(nodes.back().catalog, nullptr);
+  }
+  // Blocks by seed: twelve shared ones that every writer draws from (puts
+  // reuse blocks that deletes have just left unreferenced, all the time),
+  // and one of its own per put (garbage for good once its revision goes).
+  auto content = [](uint64_t seed) { return RandomBytes(65536, seed); };
+
+  struct Committed {
+    TensorName name;
+    std::vector<uint64_t> blocks;  // Seeds.
+  };
+  absl::Mutex mu;
+  std::vector<Committed> committed;  // Guarded by mu.
+  std::atomic<bool> stop{false};
+  std::atomic<int> puts{0}, deletes{0}, refused{0}, sweeps{0}, removed{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 8; ++w) {
+    writers.emplace_back([&, w] {
+      GcNode& node = nodes[w % 3];
+      std::mt19937 random(w);
+      std::vector<RevisionName> mine;
+      for (int round = 0; round < 400 && !stop.load(); ++round) {
+        RevisionName revision{absl::StrCat("w", w), absl::StrCat("r", round)};
+        if (!node.catalog->CreateRevision(revision, {}).ok()) continue;
+        std::vector<uint64_t> picked = {500 + random() % 12,
+                                        500 + random() % 12,
+                                        uint64_t{1000000} + w * 1000 + round};
+        std::vector<std::vector<uint8_t>> blocks;
+        for (uint64_t seed : picked) blocks.push_back(content(seed));
+        TensorName name{revision, "t"};
+        absl::Status put = PutBlocks(node, name, blocks);
+        if (put.ok()) {
+          ++puts;
+          absl::MutexLock lock(&mu);
+          committed.push_back({name, picked});
+        } else {
+          ++refused;
+        }
+        mine.push_back(revision);
+        // Delete an older revision of this writer now and then.
+        if (mine.size() > 3 && random() % 2 == 0) {
+          RevisionName old = mine.front();
+          mine.erase(mine.begin());
+          if (node.catalog->DeleteRevision(old).ok()) {
+            ++deletes;
+            absl::MutexLock lock(&mu);
+            std::erase_if(committed, [&](const Committed& c) {
+              return c.name.revision == old;
+            });
+          }
+        }
+      }
+    });
+  }
+  std::thread sweeper([&] {
+    const absl::Time end = absl::Now() + absl::Seconds(8);
+    while (absl::Now() < end) {
+      absl::StatusOr<GcReport> report = CollectRadosGarbage(
+          *nodes[sweeps % 3].pool, *nodes[sweeps % 3].catalog, false);
+      if (report.ok()) {
+        ++sweeps;
+        removed += static_cast<int>(report->removed);
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    stop = true;
+  });
+  sweeper.join();
+  for (std::thread& writer : writers) writer.join();
+  EXPECT_GT(puts.load(), 50);
+  EXPECT_GT(deletes.load(), 10);
+  EXPECT_GT(sweeps.load(), 5);
+  EXPECT_GT(removed.load(), 0);
+
+  // Every committed tensor reads back, block for block.
+  GcNode reader = OpenGcNode(options);
+  ASSERT_NE(reader.catalog, nullptr);
+  for (const Committed& c : committed) {
+    ASSERT_OK_AND_ASSIGN(TensorMeta meta, reader.catalog->GetTensor(c.name));
+    ASSERT_EQ(meta.blocks.size(), c.blocks.size());
+    for (size_t i = 0; i < c.blocks.size(); ++i) {
+      absl::StatusOr<BlockRef> block = reader.tier->Read(meta.blocks[i]);
+      ASSERT_TRUE(block.ok())
+          << c.name.ToString() << " block " << i << ": " << block.status();
+      EXPECT_EQ((*block)->view(), CopyBlock(content(c.blocks[i]))->view());
+    }
+  }
+  // Past the grace period, one more sweep leaves only referenced blocks.
+  absl::SleepFor(absl::Milliseconds(1200));
+  ASSERT_OK(CollectRadosGarbage(*reader.pool, *reader.catalog, false).status());
+  ASSERT_OK_AND_ASSIGN(
+      GcReport last, CollectRadosGarbage(*reader.pool, *reader.catalog, true));
+  EXPECT_EQ(last.removed, 0u);
+  EXPECT_EQ(last.kept_recent, 0u);
+  EXPECT_EQ(last.block_objects, last.referenced_blocks);
+  std::printf(
+      "gc race: %d puts (%d refused), %d deletes, %d sweeps removed "
+      "%d blocks; %zu tensors checked\n",
+      puts.load(), refused.load(), deletes.load(), sweeps.load(),
+      removed.load(), committed.size());
 }
 
 }  // namespace
