@@ -595,6 +595,91 @@ absl::Status Pull(Client& client, const std::string& name,
   return absl::OkStatus();
 }
 
+// Copies revision `name` (latest if no revision) from `from` to `to`:
+// the revision with its metadata, each tensor the destination lacks (or
+// holds with other bytes) read from the source in ranges (every chunk
+// checked) and put on the destination, whose stored hash must equal the
+// source's; then published if the source's is. Run again after a failure,
+// it copies only what is missing. FailedPrecondition if the destination
+// holds a published revision of that name with other tensors.
+absl::Status Copy(Client& from, Client& to, const std::string& name,
+                  const std::string& to_address) {
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision source, from.GetRevision(name));
+  std::map<std::string, std::string> metadata(source.metadata().begin(),
+                                              source.metadata().end());
+  absl::StatusOr<v1::Revision> created =
+      to.CreateRevision(source.name(), metadata);
+  std::map<std::string, const v1::TensorInfo*> present;
+  v1::Revision existing;
+  if (absl::IsAlreadyExists(created.status())) {
+    PSTORE_ASSIGN_OR_RETURN(existing, to.GetRevision(source.name()));
+    for (const v1::TensorInfo& tensor : existing.tensors()) {
+      present[tensor.tensor()] = &tensor;
+    }
+  } else if (!created.ok()) {
+    return created.status();
+  }
+  auto same = [&](const v1::TensorInfo& tensor) {
+    auto found = present.find(tensor.tensor());
+    return found != present.end() &&
+           found->second->stored_xxh3_64() == tensor.stored_xxh3_64() &&
+           found->second->stored_byte_length() == tensor.stored_byte_length();
+  };
+  if (existing.published()) {
+    bool identical = existing.tensors_size() == source.tensors_size();
+    for (const v1::TensorInfo& tensor : source.tensors()) {
+      identical = identical && same(tensor);
+    }
+    if (!identical) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(to_address, " holds a published ", source.name(),
+                       " with other tensors"));
+    }
+  }
+  uint64_t copied = 0, copied_bytes = 0, reused = 0;
+  for (const v1::TensorInfo& tensor : source.tensors()) {
+    if (same(tensor)) {
+      ++reused;
+      continue;
+    }
+    std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+    PutOptions put_options;
+    // One pass over the source: the stored hash is compared afterwards.
+    put_options.send_hash = false;
+    PSTORE_ASSIGN_OR_RETURN(
+        v1::TensorInfo stored,
+        to.PutTensorFrom(
+            tensor.name(), tensor.dtype(), shape, tensor.stored_byte_length(),
+            [&](uint64_t offset, std::span<uint8_t> out) -> absl::Status {
+              GetOptions range;
+              range.offset = offset;
+              range.length = out.size();
+              return from.GetTensor(tensor.name(), out, range).status();
+            },
+            put_options));
+    if (stored.stored_xxh3_64() != tensor.stored_xxh3_64()) {
+      return absl::DataLossError(absl::StrCat(
+          tensor.name(), " hashes to ",
+          absl::StrCat(absl::Hex(stored.stored_xxh3_64(), absl::kZeroPad16)),
+          " on ", to_address, ", not ",
+          absl::StrCat(absl::Hex(tensor.stored_xxh3_64(), absl::kZeroPad16)),
+          " as at the source"));
+    }
+    ++copied;
+    copied_bytes += tensor.stored_byte_length();
+  }
+  if (source.published()) {
+    PSTORE_RETURN_IF_ERROR(to.PublishRevision(source.name()).status());
+  }
+  std::printf("copied %s to %s: %lu tensors (%s), %lu already there%s\n",
+              source.name().c_str(), to_address.c_str(),
+              static_cast<unsigned long>(copied),
+              FormatBytes(copied_bytes).c_str(),
+              static_cast<unsigned long>(reused),
+              source.published() ? ", published" : "");
+  return absl::OkStatus();
+}
+
 // Returns OK if every copy of every block of `name` checked out; prints
 // each bad copy.
 absl::Status Verify(Client& client, const std::string& name) {
@@ -781,6 +866,19 @@ int Main(int argc, char** argv) {
       "verify", "scrub a revision: check every block copy in every tier");
   verify->add_option("name", name, "MODEL[@REV]")->required();
 
+  std::string to_address, to_token;
+  CLI::App* copy = app.add_subcommand(
+      "copy",
+      "copy a revision, every byte checked, to another pstored (moving a "
+      "store in)");
+  copy->add_option("name", name, "MODEL[@REV]")->required();
+  copy->add_option("--to", to_address, "HOST:PORT of the destination")
+      ->required();
+  copy->add_option("--to_token", to_token,
+                   "bearer token at the destination (default "
+                   "$PSTORE_TO_TOKEN, then --token); TLS options apply to "
+                   "both ends");
+
   bool dry_run = false;
   CLI::App* gc = app.add_subcommand(
       "gc",
@@ -881,6 +979,17 @@ int Main(int argc, char** argv) {
     status = Status(c);
   } else if (verify->parsed()) {
     status = Verify(c, name);
+  } else if (copy->parsed()) {
+    ClientOptions to_options = options;
+    to_options.address = to_address;
+    const char* env_token = std::getenv("PSTORE_TO_TOKEN");
+    if (!to_token.empty()) {
+      to_options.token = to_token;
+    } else if (env_token != nullptr && *env_token != '\0') {
+      to_options.token = env_token;
+    }
+    absl::StatusOr<std::unique_ptr<Client>> to = Client::Create(to_options);
+    status = to.ok() ? Copy(c, **to, name, to_address) : to.status();
   } else if (gc->parsed()) {
     absl::StatusOr<v1::CollectGarbageResponse> report =
         c.CollectGarbage(dry_run);

@@ -168,6 +168,9 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
       args[i] = "--metrics_listen=off";
     }
   }
+  // The same for an empty --rados_namespace= (a manifest's empty variable):
+  // it means the default namespace, which is the flag's default.
+  std::erase(args, std::string("--rados_namespace="));
   std::vector<const char*> rewritten;
   for (const std::string& arg : args) rewritten.push_back(arg.c_str());
 

@@ -74,13 +74,13 @@ check_flags "$unit (ExecStart)" < <(awk '
 
 # Kubernetes: kubectl kustomize prints args as block sequences, one
 # "- --flag=value" per line under "args:" (and "command:").
-for overlay in dev prod; do
-  rendered=$(kubectl kustomize "$deploy/k8s/overlays/$overlay") || {
-    echo "FAIL: kubectl kustomize overlays/$overlay failed"
+for overlay in overlays/dev overlays/prod cluster; do
+  rendered=$(kubectl kustomize "$deploy/k8s/$overlay") || {
+    echo "FAIL: kubectl kustomize $overlay failed"
     failures=$((failures + 1))
     continue
   }
-  check_flags "deploy/k8s/overlays/$overlay (container args)" < <(awk '
+  check_flags "deploy/k8s/$overlay (container args)" < <(awk '
     /^ *(- )?(args|command):$/ { inside = 1; match($0, /^ *(- )?/); indent = RLENGTH; next }
     inside && /^ *- / { match($0, /^ */); if (RLENGTH >= indent) { sub(/^ *- /, ""); gsub(/^"|"$/, ""); print; next } }
     { inside = 0 }' <<<"$rendered")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Renders the dev and prod overlays (and prod with the optional ServiceMonitor
+# Renders the dev and prod overlays, the cluster shape (and prod with the optional ServiceMonitor
 # component) with `kubectl kustomize`, then validates every object against
 # the Kubernetes schemas (npm kubernetes-models) and cross-checks them
 # against each other and against `pstored --help` (validate_k8s.mjs).
@@ -72,5 +72,12 @@ kubectl kustomize "$work/k8s/overlays/prod" >"$work/prod-sm.yaml" || {
   exit 1
 }
 renders+=("prod+servicemonitor=$work/prod-sm.yaml")
+
+# The cluster shape: a DaemonSet of cache nodes over Ceph.
+kubectl kustomize "$source_dir/deploy/k8s/cluster" >"$work/cluster.yaml" || {
+  echo "FAIL: kubectl kustomize deploy/k8s/cluster"
+  exit 1
+}
+renders+=("cluster=$work/cluster.yaml")
 
 node "$here/validate_k8s.mjs" "$prefix" "$work/flags" "${renders[@]}"

@@ -200,16 +200,20 @@ function checkRender(name, objects) {
   const kinds = objects.map((o) => o.kind).sort();
   console.log(`[${where}] ${objects.length} objects: ${kinds.join(", ")}`);
 
-  const statefulSets = byKind("StatefulSet");
-  if (!check(statefulSets.length === 1, `want one StatefulSet, found ${statefulSets.length}`)) return;
-  const sts = statefulSets[0];
+  // The workload: a StatefulSet (one machine's store per pod: dev, prod) or
+  // a DaemonSet (cache nodes over Ceph: cluster).
+  const workloads = [...byKind("StatefulSet"), ...byKind("DaemonSet")];
+  if (!check(workloads.length === 1, `want one StatefulSet or DaemonSet, found ${workloads.length}`)) return;
+  const sts = workloads[0];
+  const daemonSet = sts.kind === "DaemonSet";
+  check(daemonSet === (overlay === "cluster"), `${overlay} renders a ${sts.kind}`);
   const spec = sts.spec;
   const pod = spec.template.spec;
   const podLabels = spec.template.metadata?.labels || {};
   const configMaps = new Map(byKind("ConfigMap").map((c) => [c.metadata.name, c]));
   const namespace = sts.metadata.namespace;
 
-  check(namespace, "the StatefulSet has no namespace (the overlay sets one)");
+  check(namespace, `the ${sts.kind} has no namespace (the overlay sets one)`);
   for (const o of objects) {
     check(o.metadata.namespace === namespace, `${o.kind}/${o.metadata.name} is in namespace ${o.metadata.namespace}, not ${namespace}`);
   }
@@ -219,7 +223,7 @@ function checkRender(name, objects) {
   if (wantReplicas !== undefined) {
     check(spec.replicas === wantReplicas, `replicas ${spec.replicas}, want ${wantReplicas} in ${overlay}`);
   }
-  check(matches(spec.selector.matchLabels, podLabels), "the StatefulSet's selector does not match its pod template's labels");
+  check(matches(spec.selector.matchLabels, podLabels), `the ${sts.kind}'s selector does not match its pod template's labels`);
   check(spec.updateStrategy?.type !== "OnDelete", "updateStrategy OnDelete: upgrades would not roll");
 
   // Exactly one container: pstored.
@@ -317,8 +321,20 @@ function checkRender(name, objects) {
     mounts.set(m.name, m.mountPath);
   }
   for (const n of [...volumes.keys(), ...claims.keys()]) check(mounts.has(n), `volume ${n} is never mounted`);
-  for (const [dir, volume] of [["nvme_dir", "nvme"], ["cold_dir", "cold"]]) {
+  const rados = flags.get("backend") === "rados";
+  check(rados === daemonSet, `--backend=${flags.get("backend") ?? "rocksdb"} with a ${sts.kind}`);
+  for (const [dir, volume] of rados ? [["nvme_dir", "nvme"]] : [["nvme_dir", "nvme"], ["cold_dir", "cold"]]) {
     check(flags.get(dir) === mounts.get(volume), `--${dir}=${flags.get(dir)} is not where volume ${volume} is mounted (${mounts.get(volume)})`);
+  }
+  if (rados) {
+    // The Ceph conf and keyring: from a Secret, mounted read-only, where
+    // --ceph_conf points; a pool named.
+    const conf = flags.get("ceph_conf") || "";
+    const secretMount = (c.volumeMounts || []).find((m) => volumes.get(m.name)?.secret && conf.startsWith(m.mountPath + "/"));
+    check(secretMount, `--ceph_conf=${conf} is not in a mounted Secret volume`);
+    check(secretMount?.readOnly === true, "the Ceph Secret is not mounted readOnly");
+    check(flags.get("rados_pool"), "no --rados_pool");
+    check(!mounts.has("cold"), "a cold volume with --backend=rados: the durable copy is in Ceph");
   }
   if (overlay === "dev") {
     check(claims.size === 0, "dev has volumeClaimTemplates; want emptyDir volumes");
@@ -335,12 +351,16 @@ function checkRender(name, objects) {
   }
   // The NVMe tier must fit its volume.
   const nvmeBytes = flagBytes(flags.get("nvme_bytes") ?? "4GiB");
-  const nvmeVolume = claims.get("nvme")?.spec?.resources?.requests?.storage ?? volumes.get("nvme")?.emptyDir?.sizeLimit;
+  const nvmeVolume = claims.get("nvme")?.spec?.resources?.requests?.storage ??
+    volumes.get("nvme")?.ephemeral?.volumeClaimTemplate?.spec?.resources?.requests?.storage ??
+    volumes.get("nvme")?.emptyDir?.sizeLimit;
   if (check(nvmeVolume, "the nvme volume has no size (claim request or emptyDir sizeLimit)")) {
     check(nvmeBytes <= 0.95 * quantityBytes(nvmeVolume), `--nvme_bytes=${flags.get("nvme_bytes")} does not leave 5% of the ${nvmeVolume} nvme volume free`);
   }
-  check(claims.get("cold")?.spec?.resources?.requests?.storage ?? volumes.get("cold")?.emptyDir?.sizeLimit,
-    "the cold volume has no size (claim request or emptyDir sizeLimit)");
+  if (!rados) {
+    check(claims.get("cold")?.spec?.resources?.requests?.storage ?? volumes.get("cold")?.emptyDir?.sizeLimit,
+      "the cold volume has no size (claim request or emptyDir sizeLimit)");
+  }
 
   // Memory: the DRAM budget + 20% + 256 MiB, + 5% for the estimate's error,
   // under the limit; request = limit.
@@ -379,9 +399,14 @@ function checkRender(name, objects) {
   // Services: a headless one named by serviceName, a ClusterIP one; every
   // selector picks the pods, every targetPort is a container port.
   const services = byKind("Service");
-  const headless = services.find((s) => s.metadata.name === spec.serviceName);
-  if (check(headless, `serviceName ${spec.serviceName} names no Service in the render`)) {
+  const headless = daemonSet ? undefined : services.find((s) => s.metadata.name === spec.serviceName);
+  if (!daemonSet && check(headless, `serviceName ${spec.serviceName} names no Service in the render`)) {
     check(headless.spec.clusterIP === "None", `Service ${spec.serviceName} is not headless (clusterIP: None)`);
+  }
+  if (daemonSet) {
+    // Workers reach their own node's pstored.
+    check(services.some((s) => s.spec.internalTrafficPolicy === "Local"),
+      "no Service with internalTrafficPolicy: Local routes workers to their own node's pstored");
   }
   check(services.some((s) => s !== headless && (s.spec.type ?? "ClusterIP") === "ClusterIP" && s.spec.clusterIP !== "None"),
     "no ClusterIP Service for clients");
@@ -400,7 +425,7 @@ function checkRender(name, objects) {
     const pdb = pdbs[0].spec;
     check(matches(pdb.selector?.matchLabels, podLabels) && Object.keys(pdb.selector?.matchLabels || {}).length > 0,
       "the PodDisruptionBudget's selector does not pick the pstore pods");
-    if (pdb.minAvailable !== undefined) {
+    if (pdb.minAvailable !== undefined && !daemonSet) {
       check(Number(pdb.minAvailable) < spec.replicas, `minAvailable ${pdb.minAvailable} with ${spec.replicas} replicas blocks every node drain`);
     } else {
       check(pdb.maxUnavailable !== undefined && pdb.maxUnavailable !== 0 && pdb.maxUnavailable !== "0%",

@@ -213,6 +213,71 @@ TEST_F(ClusterE2eTest, GcRemovesWhatADeleteLeftAfterTheGracePeriod) {
   EXPECT_TRUE(got.second == kept);
 }
 
+TEST_F(ClusterE2eTest, CopyMovesARocksDbRevisionIntoTheClusterVerified) {
+  // The store being moved in: one machine, RocksDB.
+  PstoredProcess single(dir_.Sub("single"), {"--metrics_listen=off"});
+  ASSERT_OK(single.Start());
+  ClientOptions options;
+  options.address = single.address();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> source, Client::Create(options));
+  std::vector<uint8_t> big = RandomBytes(9 * kMiB + 5, 11);
+  std::vector<uint8_t> small = RandomBytes(1000, 12);
+  ASSERT_OK(source->CreateRevision("m@v1", {{"author", "a"}}).status());
+  ASSERT_OK(source
+                ->PutTensor(
+                    "m@v1/big", "U8",
+                    std::vector<int64_t>{static_cast<int64_t>(big.size())}, big)
+                .status());
+  ASSERT_OK(
+      source
+          ->PutTensor("m@v1/small", "U8",
+                      std::vector<int64_t>{static_cast<int64_t>(small.size())},
+                      small)
+          .status());
+  ASSERT_OK(source->PublishRevision("m@v1").status());
+
+  auto copy = [&](const std::string& name) -> std::pair<int, std::string> {
+    ChildProcess cli(
+        "pstore-cli",
+        {::pstore::testing::PstoreCliPath(), "--addr=" + single.address(),
+         "copy", name, "--to=" + nodes_[0]->address()},
+        dir_.Sub("copy.log"));
+    if (!cli.Start().ok()) return {-1, ""};
+    absl::StatusOr<int> status = cli.Wait(absl::Minutes(2));
+    int code = status.ok() && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1;
+    return {code, cli.LogTail()};
+  };
+  auto [code, log] = copy("m");
+  ASSERT_EQ(code, 0) << log;
+  EXPECT_THAT(log, ::testing::HasSubstr("2 tensors"));
+  // Read back through another node of the cluster.
+  ASSERT_OK_AND_ASSIGN(v1::Revision copied, clients_[1]->GetRevision("m"));
+  EXPECT_TRUE(copied.published());
+  EXPECT_EQ(copied.metadata().at("author"), "a");
+  ASSERT_OK_AND_ASSIGN(auto got_big, clients_[1]->GetTensor("m@v1/big"));
+  EXPECT_TRUE(got_big.second == big);
+  ASSERT_OK_AND_ASSIGN(auto got_small, clients_[1]->GetTensor("m@v1/small"));
+  EXPECT_TRUE(got_small.second == small);
+  // Again: nothing left to copy.
+  auto [again_code, again_log] = copy("m@v1");
+  ASSERT_EQ(again_code, 0) << again_log;
+  EXPECT_THAT(again_log, ::testing::HasSubstr("0 tensors"));
+  EXPECT_THAT(again_log, ::testing::HasSubstr("2 already there"));
+  // A published revision of that name with other tensors is not touched.
+  ASSERT_OK(source->CreateRevision("n@v1", {}).status());
+  ASSERT_OK(
+      source
+          ->PutTensor("n@v1/t", "U8",
+                      std::vector<int64_t>{static_cast<int64_t>(small.size())},
+                      small)
+          .status());
+  ASSERT_OK(clients_[2]->CreateRevision("n@v1", {}).status());
+  ASSERT_OK(clients_[2]->PublishRevision("n@v1").status());
+  auto [conflict_code, conflict_log] = copy("n@v1");
+  EXPECT_NE(conflict_code, 0);
+  EXPECT_THAT(conflict_log, ::testing::HasSubstr("other tensors"));
+}
+
 TEST(ClusterStartTest, GcOnTheRocksDbBackendIsAFailedPrecondition) {
   TempDir dir;
   PstoredProcess server(dir.Sub("node"), {"--metrics_listen=off"});

@@ -111,5 +111,39 @@ TEST(FlagsTest, LoopbackAndUnixSocketAddressesAreLocalOnly) {
   }
 }
 
+TEST(FlagsTest, RadosBackendNeedsItsConfAndPoolAndTakesItsTimes) {
+  ASSERT_OK_AND_ASSIGN(DaemonConfig embedded, Parse({}));
+  EXPECT_FALSE(embedded.server.store.rados.has_value());
+  EXPECT_FALSE(embedded.server.store.cold_dir.empty());
+  EXPECT_THAT(Parse({"--backend=rados"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--backend=rados", "--ceph_conf=/c.conf"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Parse({"--backend=s3"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(
+      DaemonConfig cluster,
+      Parse({"--backend=rados", "--ceph_conf=/c.conf", "--rados_pool=p",
+             // An empty namespace, as a manifest's empty variable gives.
+             "--rados_namespace=", "--rados_user=node",
+             "--rados_connect_timeout_seconds=3",
+             "--rados_op_timeout_seconds=7", "--rados_gc_grace_seconds=600",
+             "--gc_interval_seconds=60"}));
+  ASSERT_TRUE(cluster.server.store.rados.has_value());
+  const RadosOptions& rados = *cluster.server.store.rados;
+  EXPECT_EQ(rados.ceph_conf, "/c.conf");
+  EXPECT_EQ(rados.pool, "p");
+  EXPECT_EQ(rados.name_space, "");
+  EXPECT_EQ(rados.user, "node");
+  EXPECT_EQ(rados.connect_timeout, absl::Seconds(3));
+  EXPECT_EQ(rados.op_timeout, absl::Seconds(7));
+  EXPECT_EQ(rados.gc_grace, absl::Seconds(600));
+  EXPECT_EQ(cluster.server.store.gc_interval, absl::Seconds(60));
+  EXPECT_TRUE(cluster.server.store.cold_dir.empty());
+  EXPECT_THAT(Parse({"--backend=rados", "--ceph_conf=/c.conf", "--rados_pool=p",
+                     "--rados_op_timeout_seconds=0"}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace pstore
