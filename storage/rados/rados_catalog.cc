@@ -81,6 +81,31 @@ struct RadosCatalog::RevisionObject {
   std::map<std::string, std::string> tensors;  // Name order.
 };
 
+// Counts change notices in flight; shared with their completions, which
+// may outlive the catalog.
+class RadosCatalog::NoticeTracker {
+ public:
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    ++in_flight_;
+  }
+  void Done() {
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+  }
+  // Waits until none is in flight, at most `timeout`.
+  void WaitIdle(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](int* n) { return *n == 0; }, &in_flight_),
+                         timeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 // Forgets the model a notice names; its callbacks run on librados'
 // threads.
 class RadosCatalog::Watcher {
@@ -113,7 +138,9 @@ class RadosCatalog::Watcher {
 };
 
 RadosCatalog::RadosCatalog(std::shared_ptr<RadosPool> pool)
-    : pool_(std::move(pool)), watcher_(std::make_unique<Watcher>(this)) {
+    : pool_(std::move(pool)),
+      watcher_(std::make_unique<Watcher>(this)),
+      notices_(std::make_shared<NoticeTracker>()) {
   if (absl::Status watched = Watch(); !watched.ok()) {
     spdlog::warn(
         "event=catalog_watch_failed action=\"models re-read every {}\" "
@@ -132,6 +159,9 @@ RadosCatalog::~RadosCatalog() {
     watching = watching_;
   }
   if (watching) rados_unwatch2(pool_->io(), handle);
+  // Notices in flight end within their timeout: wait for them, so that
+  // their completions are released before the connection closes.
+  notices_->WaitIdle(absl::Milliseconds(kNotifyTimeoutMs + 1000));
   // No notice callback runs past here.
   pool_->FlushWatches();
 }
@@ -171,18 +201,29 @@ void RadosCatalog::Changed(const ModelState& state) {
     models_[state.model] =
         CachedModel{std::make_shared<const ModelState>(state), absl::Now()};
   }
-  // Tell the other nodes; nobody waits for their acks.
+  // Tell the other nodes; nobody waits for their acks (the destructor
+  // waits, bounded, for notices still in flight).
   rados_completion_t completion = nullptr;
+  auto* tracker = new std::shared_ptr<NoticeTracker>(notices_);
   if (rados_aio_create_completion2(
-          nullptr,
-          +[](rados_completion_t done, void*) { rados_aio_release(done); },
+          tracker,
+          +[](rados_completion_t done, void* arg) {
+            auto* held = static_cast<std::shared_ptr<NoticeTracker>*>(arg);
+            rados_aio_release(done);
+            (*held)->Done();
+            delete held;
+          },
           &completion) < 0) {
+    delete tracker;
     return;  // They re-read within catalog_refresh.
   }
+  notices_->Start();
   if (rados_aio_notify(pool_->io(), kEventsObject, completion,
                        state.model.data(), static_cast<int>(state.model.size()),
                        kNotifyTimeoutMs, nullptr, nullptr) < 0) {
     rados_aio_release(completion);
+    notices_->Done();
+    delete tracker;
   }
 }
 

@@ -110,6 +110,7 @@ class RadosCatalog : public Catalog {
   struct ModelState;
   struct RevisionObject;
   class Watcher;
+  class NoticeTracker;
   struct CachedModel {
     std::shared_ptr<const ModelState> state;
     absl::Time read_at;
@@ -155,6 +156,7 @@ class RadosCatalog : public Catalog {
 
   const std::shared_ptr<RadosPool> pool_;
   const std::unique_ptr<Watcher> watcher_;
+  const std::shared_ptr<NoticeTracker> notices_;
 
   mutable absl::Mutex cache_mu_;
   mutable absl::flat_hash_map<std::string, CachedModel> models_
