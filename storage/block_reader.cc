@@ -19,6 +19,10 @@ BlockReader::BlockReader(TierSet tiers, int cold_read_threads,
 BlockReader::~BlockReader() {
   // Runs the cold reads still queued; each finishes its waiters.
   cold_readers_.reset();
+  // Asynchronous cold reads end within the tier's operation timeout.
+  absl::MutexLock lock(&async_mu_);
+  async_mu_.Await(absl::Condition(
+      +[](int* in_flight) { return *in_flight == 0; }, &async_cold_reads_));
 }
 
 void BlockReader::CountRead(TierKind tier, absl::Time start) {
@@ -69,6 +73,22 @@ void BlockReader::StartDiskRead(const BlockId& id, absl::Time start) {
 }
 
 void BlockReader::ReadFromCold(const BlockId& id, absl::Time start) {
+  if (tiers_.cold->reads_async()) {
+    // Many in flight at once, none holding a thread (a pool of a few
+    // threads waiting on the network would cap a cold pull at a few reads
+    // in flight).
+    {
+      absl::MutexLock lock(&async_mu_);
+      ++async_cold_reads_;
+    }
+    tiers_.cold->ReadAsync(
+        id, [this, id, start](absl::StatusOr<BlockRef> result) {
+          FinishRead(id, std::move(result), TierKind::kCold, start);
+          absl::MutexLock lock(&async_mu_);
+          --async_cold_reads_;
+        });
+    return;
+  }
   cold_readers_->Schedule([this, id, start] {
     FinishRead(id, tiers_.cold->Read(id), TierKind::kCold, start);
   });

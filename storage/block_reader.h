@@ -78,6 +78,10 @@ class BlockReader {
   const TierSet tiers_;
   const BlockReadObserver on_block_read_;
   std::unique_ptr<ThreadPool> cold_readers_;
+  // Reads in flight in a durable tier that reads asynchronously (RADOS);
+  // the destructor waits for them.
+  absl::Mutex async_mu_;
+  int async_cold_reads_ ABSL_GUARDED_BY(async_mu_) = 0;
 
   absl::Mutex inflight_mu_;
   // Reads in flight, by block, with the readers waiting for each.

@@ -82,6 +82,10 @@ class Tier {
     std::move(done)(Read(id));
   }
 
+  // True if ReadAsync returns at once with many reads in flight (io_uring,
+  // RADOS aio), so that callers need no threads of their own to wait.
+  virtual bool reads_async() const { return false; }
+
   // Stores `block` under `id`. Codes: ResourceExhausted, InvalidArgument,
   // Unavailable.
   virtual absl::Status Write(const BlockId& id, const BlockRef& block) = 0;

@@ -57,6 +57,7 @@ class RadosTier : public Tier {
   bool Contains(const BlockId& id) const override;
   absl::StatusOr<BlockRef> Read(const BlockId& id) override;
   void ReadAsync(const BlockId& id, ReadCallback done) override;
+  bool reads_async() const override { return true; }
   absl::Status Write(const BlockId& id, const BlockRef& block) override;
   absl::Status Erase(const BlockId& id) override;
   TierStats Stats() const override;
