@@ -40,6 +40,7 @@ constexpr char kStateXattr[] = "pstore.state";
 constexpr char kCreatedXattr[] = "pstore.created";
 constexpr char kOpen[] = "open";
 constexpr char kPublished[] = "published";
+constexpr char kPublishedXattr[] = "pstore.published";
 
 // Omap entries read per operation.
 constexpr uint64_t kOmapPage = 4096;
@@ -78,7 +79,18 @@ struct RadosCatalog::RevisionObject {
   bool exists = false;
   std::string state;
   int64_t created = 0;
+  int64_t published = 0;  // When sealed; 0 if open or not written.
   std::map<std::string, std::string> tensors;  // Name order.
+
+  // Whether a publish of the revision whose model record is `record`
+  // sealed this object (and may not have swapped the model object yet).
+  bool SealedFor(const storage::RevisionRecord& record) const {
+    return exists && created == record.created_unix_micros() &&
+           state == kPublished;
+  }
+  int64_t PublishedOrNow() const {
+    return published > 0 ? published : NowMicros();
+  }
 };
 
 // Counts change notices in flight; shared with their completions, which
@@ -195,7 +207,7 @@ void RadosCatalog::Forget(absl::string_view model) const {
   }
 }
 
-void RadosCatalog::Changed(const ModelState& state) {
+void RadosCatalog::Changed(const ModelState& state) const {
   {
     absl::MutexLock lock(&cache_mu_);
     models_[state.model] =
@@ -286,10 +298,17 @@ RadosCatalog::Tensors(const RevisionName& revision,
   absl::StatusOr<RevisionObject> read =
       ReadRevisionObject(revision, /*tensors=*/true);
   if (!read.ok()) return pool_->Note(read.status());
-  if ((read->exists && read->created != record.created_unix_micros()) ||
+  if ((read->exists && read->created > record.created_unix_micros()) ||
+      (read->exists && read->created < record.created_unix_micros() &&
+       published) ||
       (!read->exists && published)) {
     // Deleted (and maybe created anew) since the model was read.
     return NoRevision(revision);
+  }
+  if (read->exists && read->created < record.created_unix_micros()) {
+    // An open revision whose object an earlier revision of the name left
+    // (the first commit replaces it): none of its tensors are this one's.
+    *read = RevisionObject();
   }
   auto object = std::make_shared<const RevisionObject>(*std::move(read));
   if (published && object->state == kPublished) {
@@ -301,6 +320,46 @@ RadosCatalog::Tensors(const RevisionName& revision,
 }
 
 absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
+    absl::string_view model, bool finish_publishes) const {
+  for (int round = 0; round < kMaxSwapRounds; ++round) {
+    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModelObject(model));
+    if (!finish_publishes) return state;
+    bool finished = false;
+    for (const auto& [revision, record] : state.revisions) {
+      if (record.state() == storage::RevisionRecord::PUBLISHED) continue;
+      PSTORE_ASSIGN_OR_RETURN(
+          RevisionObject object,
+          ReadRevisionObject(RevisionName{state.model, revision}, false));
+      if (!object.SealedFor(record)) continue;
+      PSTORE_RETURN_IF_ERROR(
+          FinishPublish(state, revision, object.PublishedOrNow()).status());
+      finished = true;
+      break;
+    }
+    if (!finished) return state;
+  }
+  return absl::AbortedError(
+      absl::StrCat("catalog: model ", model, " kept changing while read"));
+}
+
+absl::StatusOr<bool> RadosCatalog::FinishPublish(
+    const ModelState& read, const std::string& revision,
+    int64_t published_micros) const {
+  ModelState next = read;
+  storage::RevisionRecord& record = next.revisions.at(revision);
+  record.set_state(storage::RevisionRecord::PUBLISHED);
+  record.set_published_unix_micros(published_micros);
+  auto latest = next.revisions.find(next.latest);
+  if (latest == next.revisions.end() ||
+      latest->second.published_unix_micros() <= published_micros) {
+    next.latest = revision;
+  }
+  PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(read, next));
+  if (swapped) Changed(next);
+  return swapped;
+}
+
+absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModelObject(
     absl::string_view model) const {
   PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
   const std::string oid = ModelObjectName(model);
@@ -344,7 +403,7 @@ absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
 }
 
 absl::StatusOr<bool> RadosCatalog::SwapModel(const ModelState& read,
-                                             const ModelState& next) {
+                                             const ModelState& next) const {
   PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
   rados::WriteOp op;
   if (read.exists) {
@@ -427,6 +486,14 @@ absl::StatusOr<RadosCatalog::RevisionObject> RadosCatalog::ReadRevisionObject(
                          " has a corrupt ", kCreatedXattr));
       }
     }
+    if (auto published = xattrs.find(kPublishedXattr);
+        published != xattrs.end()) {
+      if (!absl::SimpleAtoi(published->second, &object.published)) {
+        return absl::DataLossError(
+            absl::StrCat("catalog: revision ", name.ToString(),
+                         " has a corrupt ", kPublishedXattr));
+      }
+    }
     for (auto& [key, value] : op.Omap()) {
       after = key;
       object.tensors.emplace(key, std::move(value));
@@ -449,16 +516,42 @@ absl::StatusOr<RevisionName> RadosCatalog::ResolveIn(const ModelState& state,
 }
 
 absl::Status RadosCatalog::WriteRevisionObject(const RevisionName& name,
-                                               int64_t created,
-                                               bool published) {
-  rados::WriteOp op;
-  op.Create(/*exclusive=*/false);
-  op.ClearOmap();
-  op.SetXattr(kStateXattr, published ? kPublished : kOpen);
-  op.SetXattr(kCreatedXattr, absl::StrCat(created));
-  return pool_->Note(
-      RadosStatus(op.Operate(pool_->io(), RevisionObjectName(name)),
-                  absl::StrCat("catalog: write revision ", name.ToString())));
+                                               int64_t created) {
+  const std::string oid = RevisionObjectName(name);
+  for (int round = 0; round < kMaxSwapRounds; ++round) {
+    rados::WriteOp create;
+    create.Create(/*exclusive=*/true);
+    create.SetXattr(kStateXattr, kOpen);
+    create.SetXattr(kCreatedXattr, absl::StrCat(created));
+    int result = create.Operate(pool_->io(), oid);
+    if (result != -EEXIST) {
+      return pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: write revision ", name.ToString())));
+    }
+    PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
+                            ReadRevisionObject(name, /*tensors=*/false));
+    if (!object.exists) continue;  // Removed meanwhile.
+    // This revision's own object (a commit may have written it first), or
+    // a newer revision's of the name: leave it.
+    if (object.created >= created) return absl::OkStatus();
+    // Left by an earlier revision of the name whose delete or create
+    // stopped half-way: replace it, unless it changes meanwhile.
+    rados::WriteOp replace;
+    replace.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                         absl::StrCat(object.created));
+    replace.ClearOmap();
+    replace.SetXattr(kStateXattr, kOpen);
+    replace.SetXattr(kCreatedXattr, absl::StrCat(created));
+    replace.SetXattr(kPublishedXattr, "0");  // Not yet.
+    result = replace.Operate(pool_->io(), oid);
+    if (result == 0) return absl::OkStatus();
+    if (result != -ECANCELED && result != -ENOENT) {
+      return pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: replace revision ", name.ToString())));
+    }
+  }
+  return absl::AbortedError(absl::StrCat("catalog: revision object of ",
+                                         name.ToString(), " kept changing"));
 }
 
 absl::StatusOr<RevisionName> RadosCatalog::Resolve(const RevisionName& name,
@@ -529,6 +622,13 @@ absl::StatusOr<Manifest> RadosCatalog::GetManifest(
       return tensors.status();
     }
     if (!tensors.ok()) return tensors.status();
+    if ((*tensors)->SealedFor(record) &&
+        record.state() != storage::RevisionRecord::PUBLISHED) {
+      // Published, but the model object does not say so yet: read it
+      // again (ReadModel finishes the publish if its publisher stopped).
+      Forget(name.model);
+      continue;
+    }
     Manifest manifest;
     manifest.revision = ToRevisionInfo(resolved, record, state->latest);
     manifest.tensors.reserve((*tensors)->tensors.size());
@@ -559,6 +659,7 @@ absl::StatusOr<TensorPage> RadosCatalog::ListTensors(
   PSTORE_ASSIGN_OR_RETURN(RevisionName resolved, ResolveIn(*state, name));
   PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
   rados::ReadOp op;
+  op.GetXattrs();
   op.GetOmap(std::string(page_token), std::string(prefix),
              static_cast<uint64_t>(page_size));
   int result = op.Operate(pool_->io(), RevisionObjectName(resolved));
@@ -566,6 +667,21 @@ absl::StatusOr<TensorPage> RadosCatalog::ListTensors(
   if (result == -ENOENT) return page;
   PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
       result, absl::StrCat("catalog: list revision ", resolved.ToString()))));
+  const int64_t created =
+      state->revisions.at(resolved.revision).created_unix_micros();
+  std::map<std::string, std::string> xattrs = op.Xattrs();
+  if (auto found = xattrs.find(kCreatedXattr);
+      found == xattrs.end() || found->second != absl::StrCat(created)) {
+    // Left by an earlier revision of the name (this one has no tensors
+    // yet), or deleted and created anew since the model was read.
+    int64_t object_created = 0;
+    if (found != xattrs.end() &&
+        absl::SimpleAtoi(found->second, &object_created) &&
+        object_created > created) {
+      return NoRevision(resolved);
+    }
+    return page;
+  }
   const bool more = op.more();
   for (const auto& [tensor, value] : op.Omap()) {
     PSTORE_ASSIGN_OR_RETURN(TensorMeta meta,
@@ -646,8 +762,7 @@ absl::Status RadosCatalog::CreateRevision(
     Changed(next);
     // Only the creator that won gets here; until its object is written a
     // commit creates it (CommitTensor).
-    return WriteRevisionObject(name, record.created_unix_micros(),
-                               /*published=*/false);
+    return WriteRevisionObject(name, record.created_unix_micros());
   }
   return absl::AbortedError(absl::StrCat("catalog: model ", name.model,
                                          " kept changing; create ",
@@ -674,41 +789,45 @@ absl::Status RadosCatalog::EnsureOpenRevision(const RevisionName& name) {
 
 absl::Status RadosCatalog::PublishRevision(const RevisionName& name) {
   for (int round = 0; round < kMaxSwapRounds; ++round) {
+    // Finishes a publish of it that was sealed but not swapped.
     PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
     auto found = state.revisions.find(name.revision);
     if (found == state.revisions.end()) return NoRevision(name);
     if (found->second.state() == storage::RevisionRecord::PUBLISHED) {
-      return absl::OkStatus();  // A retried call.
+      return absl::OkStatus();  // A retried call, or a racing publish.
     }
     const int64_t created = found->second.created_unix_micros();
-    {
-      // First the revision object: from here on no commit joins it.
-      rados::WriteOp seal;
-      seal.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
-                        absl::StrCat(created));
-      seal.SetXattr(kStateXattr, kPublished);
-      int result = seal.Operate(pool_->io(), RevisionObjectName(name));
-      if (result == -ENOENT || result == -ENODATA) {
-        // Its creator stopped before writing it: an empty revision.
-        PSTORE_RETURN_IF_ERROR(
-            WriteRevisionObject(name, created, /*published=*/true));
-      } else if (result == -ECANCELED) {
-        continue;  // Deleted and created anew meanwhile.
-      } else {
-        PSTORE_RETURN_IF_ERROR(RadosStatus(
-            result, absl::StrCat("catalog: seal revision ", name.ToString())));
-      }
+    const int64_t published = NowMicros();
+    // First seal the revision object: from here on no commit joins it, and
+    // the revision is published (whoever reads the model object next
+    // finishes the swap if this node stops before it).
+    rados::WriteOp seal;
+    seal.CompareXattr(kCreatedXattr, LIBRADOS_CMPXATTR_OP_EQ,
+                      absl::StrCat(created));
+    seal.CompareXattr(kStateXattr, LIBRADOS_CMPXATTR_OP_EQ, kOpen);
+    seal.SetXattr(kStateXattr, kPublished);
+    seal.SetXattr(kPublishedXattr, absl::StrCat(published));
+    int result = seal.Operate(pool_->io(), RevisionObjectName(name));
+    if (result == 0) {
+      PSTORE_ASSIGN_OR_RETURN(bool swapped,
+                              FinishPublish(state, name.revision, published));
+      if (swapped) return absl::OkStatus();
+      continue;  // The model changed meanwhile: ReadModel finishes it.
     }
-    ModelState next = state;
-    storage::RevisionRecord& record = next.revisions[name.revision];
-    record.set_state(storage::RevisionRecord::PUBLISHED);
-    record.set_published_unix_micros(NowMicros());
-    next.latest = name.revision;
-    PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(state, next));
-    if (swapped) {
-      Changed(next);
-      return absl::OkStatus();
+    if (result != -ENOENT && result != -ENODATA && result != -ECANCELED) {
+      PSTORE_RETURN_IF_ERROR(RadosStatus(
+          result, absl::StrCat("catalog: seal revision ", name.ToString())));
     }
+    PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
+                            ReadRevisionObject(name, /*tensors=*/false));
+    if (!object.exists || object.created < created) {
+      // Its creator stopped before writing it, or an earlier revision of
+      // the name left its own (both: an empty revision): write it, then
+      // seal it.
+      PSTORE_RETURN_IF_ERROR(WriteRevisionObject(name, created));
+    }
+    // Else sealed by a racing publish (ReadModel finishes it), or deleted
+    // and created anew meanwhile: read the model again.
   }
   return absl::AbortedError(absl::StrCat("catalog: model ", name.model,
                                          " kept changing; publish ",
@@ -778,7 +897,10 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteTensor(
   if (result == -ECANCELED || result == -ENOENT || result == -ENODATA) {
     PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
                             ReadRevisionObject(name.revision, false));
-    if (object.exists && object.state == kPublished) {
+    if (object.SealedFor(found->second)) {
+      PSTORE_RETURN_IF_ERROR(
+          FinishPublish(state, name.revision.revision, object.PublishedOrNow())
+              .status());
       return absl::FailedPreconditionError(
           absl::StrCat("revision ", name.revision.ToString(), " is published"));
     }
@@ -808,8 +930,11 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::CommitTensor(
         absl::FormatDuration(pool_->options().gc_grace), "); put it again"));
   }
   const std::string value = EncodeTensor(tensor);
-  for (int round = 0; round < 4; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(revision.model));
+  for (int round = 0; round < kMaxSwapRounds; ++round) {
+    // The object's guards see a seal: no need to look for one here.
+    PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                            ReadModel(revision.model,
+                                      /*finish_publishes=*/false));
     auto found = state.revisions.find(revision.revision);
     if (found == state.revisions.end()) return NoRevision(revision);
     if (found->second.state() == storage::RevisionRecord::PUBLISHED) {
@@ -824,23 +949,28 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::CommitTensor(
     op.SetOmap({{tensor.name.tensor, value}});
     int result = op.Operate(pool_->io(), RevisionObjectName(revision));
     if (result == 0) return std::vector<BlockId>();
-    if (result == -ENOENT || result == -ENODATA) {
-      // Its creator stopped before writing the object: write it, once.
-      rados::WriteOp create;
-      create.Create(/*exclusive=*/true);
-      create.SetXattr(kStateXattr, kOpen);
-      create.SetXattr(kCreatedXattr, absl::StrCat(created));
-      int made = create.Operate(pool_->io(), RevisionObjectName(revision));
-      if (made != -EEXIST) {
-        PSTORE_RETURN_IF_ERROR(RadosStatus(
-            made,
-            absl::StrCat("catalog: write revision ", revision.ToString())));
-      }
-      continue;
+    if (result != -ECANCELED && result != -ENOENT && result != -ENODATA) {
+      PSTORE_RETURN_IF_ERROR(RadosStatus(
+          result, absl::StrCat("catalog: commit ", tensor.name.ToString())));
     }
-    if (result == -ECANCELED) continue;  // Sealed or replaced: look again.
-    PSTORE_RETURN_IF_ERROR(RadosStatus(
-        result, absl::StrCat("catalog: commit ", tensor.name.ToString())));
+    PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
+                            ReadRevisionObject(revision, /*tensors=*/false));
+    if (object.SealedFor(found->second)) {
+      // Published: the seal is the point from which no commit joins. Its
+      // publisher may still be on the way to the model object, or may have
+      // stopped: finish the swap in its place.
+      PSTORE_RETURN_IF_ERROR(
+          FinishPublish(state, revision.revision, object.PublishedOrNow())
+              .status());
+      return absl::FailedPreconditionError(
+          absl::StrCat("revision ", revision.ToString(), " is published"));
+    }
+    if (!object.exists || object.created < created) {
+      // Its creator stopped before writing the object, or an earlier
+      // revision of the name left its own: write this one's.
+      PSTORE_RETURN_IF_ERROR(WriteRevisionObject(revision, created));
+    }
+    // Else deleted and created anew meanwhile: read the model again.
   }
   return absl::AbortedError(
       absl::StrCat("catalog: revision ", revision.ToString(),

@@ -128,18 +128,30 @@ class RadosCatalog : public Catalog {
       CatalogRead mode) const;
   // After a write of model `state.model`: keeps `state` and tells the
   // other nodes.
-  void Changed(const ModelState& state);
+  void Changed(const ModelState& state) const;
   // Forgets model `model` (all models if empty): a notice came.
   void Forget(absl::string_view model) const;
   // Starts watching catalog.events (again, after a broken watch).
   absl::Status Watch() const;
 
-  // Reads model `model`'s object; exists is false if there is none.
-  absl::StatusOr<ModelState> ReadModel(absl::string_view model) const;
+  // Reads model `model`'s object (exists is false if there is none),
+  // after finishing any publish that sealed a revision object of it but
+  // stopped before its swap of the model object (rados_format.md). Without
+  // `finish_publishes`, reads the object only.
+  absl::StatusOr<ModelState> ReadModel(absl::string_view model,
+                                       bool finish_publishes = true) const;
+  absl::StatusOr<ModelState> ReadModelObject(absl::string_view model) const;
   // Writes `state` over the object ReadModel read, if it has not changed
   // since: false if it has (read it again), true if written.
   absl::StatusOr<bool> SwapModel(const ModelState& read,
-                                 const ModelState& next);
+                                 const ModelState& next) const;
+  // Swaps the model object so that `revision`, whose object is sealed as
+  // published at `published_micros`, shows as published, and as latest
+  // unless a later publish is: the second step of a publish, by its
+  // publisher or by any node that finds it undone.
+  absl::StatusOr<bool> FinishPublish(const ModelState& read,
+                                     const std::string& revision,
+                                     int64_t published_micros) const;
   // Reads the tensors object of `name`: its state and creation xattrs,
   // and, with `tensors`, every record.
   absl::StatusOr<RevisionObject> ReadRevisionObject(const RevisionName& name,
@@ -148,11 +160,11 @@ class RadosCatalog : public Catalog {
   // empty): NotFound if there is no such revision.
   static absl::StatusOr<RevisionName> ResolveIn(const ModelState& state,
                                                 const RevisionName& name);
-  // Creates the tensors object of revision `name`, open or published, with
-  // creation time `created` (clearing whatever an earlier revision of the
-  // name left).
-  absl::Status WriteRevisionObject(const RevisionName& name, int64_t created,
-                                   bool published);
+  // Makes the tensors object of open revision `name` (creation time
+  // `created`) exist: creates it when absent; replaces, cleared, one that
+  // an earlier revision of the name left; leaves one of this revision or
+  // of a newer one of the name as it is.
+  absl::Status WriteRevisionObject(const RevisionName& name, int64_t created);
 
   const std::shared_ptr<RadosPool> pool_;
   const std::unique_ptr<Watcher> watcher_;

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "storage/rados/rados_gc.h"
+#include "storage/rados/rados_ops.h"
 #include "storage/rados/rados_pool.h"
 #include "storage/rados/rados_tier.h"
 #include "tests/testing/random_bytes.h"
@@ -155,6 +156,93 @@ TEST_F(RadosNodesTest, ARevisionCreatedAnewHoldsNoneOfTheOldTensors) {
   EXPECT_TRUE(manifest.tensors.empty());
   EXPECT_THAT(nodes_[1]->GetTensor(TensorName{name, "old"}),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+// As rados_format.md describes the object of revision `name`.
+void WriteRevisionObjectByHand(RadosPool& pool, const RevisionName& name,
+                               const std::string& state,
+                               const std::string& created,
+                               const std::string& tensor) {
+  rados::WriteOp op;
+  op.Create(/*exclusive=*/false);
+  op.ClearOmap();
+  op.SetXattr("pstore.state", state);
+  op.SetXattr("pstore.created", created);
+  if (!tensor.empty()) op.SetOmap({{tensor, "not a tensor record"}});
+  ASSERT_EQ(op.Operate(pool.io(), absl::StrCat("revision.", name.ToString())),
+            0);
+}
+
+std::vector<std::string> TensorNames(const Manifest& manifest) {
+  std::vector<std::string> names;
+  for (const TensorMeta& tensor : manifest.tensors) {
+    names.push_back(tensor.name.tensor);
+  }
+  return names;
+}
+
+// A delete stopped after the model's swap leaves the revision object; a
+// create of the name stopped before writing its own leaves that one in
+// place: the new revision reads empty, and its first commit or its publish
+// replaces the old object.
+TEST_F(RadosNodesTest, AnObjectLeftByAnEarlierRevisionOfTheNameIsReplaced) {
+  for (const std::string left_state : {"open", "published"}) {
+    for (const bool commit : {true, false}) {
+      SCOPED_TRACE(absl::StrCat(left_state, commit ? ", commit" : ""));
+      RevisionName name{"m", absl::StrCat("left-", left_state, commit)};
+      ASSERT_OK(nodes_[0]->CreateRevision(name, {}));
+      WriteRevisionObjectByHand(*pools_[0], name, left_state, "1", "old");
+      ASSERT_OK_AND_ASSIGN(Manifest manifest, nodes_[1]->GetManifest(name));
+      EXPECT_THAT(TensorNames(manifest), ::testing::IsEmpty());
+      ASSERT_OK_AND_ASSIGN(TensorPage page,
+                           nodes_[1]->ListTensors(name, "", 10, ""));
+      EXPECT_THAT(page.tensors, ::testing::IsEmpty());
+      EXPECT_THAT(nodes_[1]->GetTensor(TensorName{name, "old"}),
+                  StatusIs(absl::StatusCode::kNotFound));
+      if (commit) {
+        ASSERT_OK(nodes_[2]->CommitTensor(Tensor(name, "new")).status());
+      }
+      ASSERT_OK(nodes_[2]->PublishRevision(name));
+      ASSERT_OK_AND_ASSIGN(manifest, nodes_[0]->GetManifest(name));
+      EXPECT_TRUE(manifest.revision.published);
+      EXPECT_THAT(TensorNames(manifest), commit
+                                             ? std::vector<std::string>{"new"}
+                                             : std::vector<std::string>{});
+    }
+  }
+}
+
+// Seals revision `name` as the first step of a publish does, as if its
+// publisher stopped before the second (the swap of the model object).
+void SealByHand(RadosPool& pool, const RevisionName& name) {
+  rados::WriteOp seal;
+  seal.SetXattr("pstore.state", "published");
+  ASSERT_EQ(seal.Operate(pool.io(), absl::StrCat("revision.", name.ToString())),
+            0);
+}
+
+// Once sealed a revision is published: a commit that comes next is refused
+// (and finishes the publish), a reader sees it published and latest.
+TEST_F(RadosNodesTest, APublishStoppedAfterItsSealIsFinishedByWhoeverComes) {
+  for (const bool commit_first : {true, false}) {
+    SCOPED_TRACE(commit_first ? "commit first" : "read first");
+    RevisionName name{"sealed", commit_first ? "commit" : "read"};
+    ASSERT_OK(nodes_[0]->CreateRevision(name, {}));
+    ASSERT_OK(nodes_[0]->CommitTensor(Tensor(name, "a")).status());
+    SealByHand(*pools_[0], name);
+    if (commit_first) {
+      EXPECT_THAT(nodes_[1]->CommitTensor(Tensor(name, "b")).status(),
+                  StatusIs(absl::StatusCode::kFailedPrecondition));
+    }
+    ASSERT_OK_AND_ASSIGN(RevisionInfo info, nodes_[2]->GetRevision(name));
+    EXPECT_TRUE(info.published);
+    EXPECT_TRUE(info.latest);
+    ASSERT_OK_AND_ASSIGN(Manifest manifest, nodes_[2]->GetManifest(name));
+    EXPECT_THAT(TensorNames(manifest), ::testing::ElementsAre("a"));
+    EXPECT_THAT(nodes_[0]->CommitTensor(Tensor(name, "c")).status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition));
+    ASSERT_OK(nodes_[0]->PublishRevision(name));  // A retried publish.
+  }
 }
 
 TEST(RadosPoolTest, AMissingPoolIsNotFoundAndABadConfInvalid) {
