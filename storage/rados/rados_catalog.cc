@@ -1004,7 +1004,9 @@ absl::Status RadosCatalog::MarkBlocks(
     }
   }
   for (const std::string& model : models) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(model));
+    // Every revision object is read below: a seal changes nothing here.
+    PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                            ReadModel(model, /*finish_publishes=*/false));
     for (const auto& [revision, record] : state.revisions) {
       const RevisionName name{model, revision};
       PSTORE_ASSIGN_OR_RETURN(RevisionObject object,

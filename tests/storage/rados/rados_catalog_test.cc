@@ -448,8 +448,10 @@ TEST(RadosGcTest, WritersOnThreeNodesNeverLoseACommittedBlockToSweeps) {
     });
   }
   std::thread sweeper([&] {
+    // 8 s and at least 6 sweeps (slow builds sweep slowly), 60 s at most.
     const absl::Time end = absl::Now() + absl::Seconds(8);
-    while (absl::Now() < end) {
+    const absl::Time last = absl::Now() + absl::Seconds(60);
+    while ((absl::Now() < end || sweeps.load() < 6) && absl::Now() < last) {
       absl::StatusOr<GcReport> report = CollectRadosGarbage(
           *nodes[sweeps % 3].pool, *nodes[sweeps % 3].catalog, false);
       if (report.ok()) {
