@@ -124,7 +124,11 @@ absl::StatusOr<std::unique_ptr<Client>> Bench::NewClient(int channels) {
 }
 
 absl::StatusOr<Counters> Bench::ReadCounters() {
-  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client_->GetServerStatus());
+  return ReadNodeCounters(*client_);
+}
+
+absl::StatusOr<Counters> Bench::ReadNodeCounters(Client& client) {
+  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
   Counters counters;
   for (const v1::TierStatus& tier : status.tiers()) {
     if (tier.tier() == v1::TIER_DRAM) counters.dram = tier.reads_served();
@@ -200,6 +204,7 @@ void Bench::Teardown() {
     }
   }
   pstored_.reset();
+  StopRados();
   if (!flags_.keep_temp) {
     RemoveTempDirs();
   } else {
@@ -314,6 +319,7 @@ void Bench::ReleaseAfter(size_t done) {
     redis_.reset();
     peer_state_["redis"] = "done";
   }
+  if (!needs({"rados", "rados_scale"})) StopRados();
   if (nginx_get_file_ready_ && !needs({"get_dram"})) {
     std::filesystem::remove(shm_dir_ + "/get.bin");
     nginx_get_file_ready_ = false;
@@ -718,6 +724,13 @@ void Bench::AddTargets() {
                0.85,
                ""},
         "get_cold/pstore", "get_cold/rocksdb");
+  ratio(Target{"cold-tier streaming from RADOS vs librados aio",
+               "rados pstore / librados aio reads of the same objects",
+               {},
+               true,
+               0.85,
+               ""},
+        "rados/pstore", "rados/librados");
   // 64 KiB DRAM-hit latency vs unary gRPC, one outstanding request.
   std::string lat = absl::StrCat("latency/dram/", 64 << 10, "/1");
   const LatencySeries* a = results_.FindLatency(lat + "/pstore");
@@ -889,6 +902,10 @@ int Bench::Run() {
       status = RunPullFile();
     } else if (benchmark == "encodings") {
       status = RunEncodings();
+    } else if (benchmark == "rados") {
+      status = RunRados();
+    } else if (benchmark == "rados_scale") {
+      status = RunRadosScale();
     }
     if (!status.ok()) {
       Fail(benchmark, status);

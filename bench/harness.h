@@ -29,6 +29,7 @@
 #include "bench/synthetic_model.h"
 #include "client/pstore_client.h"
 #include "storage/cold/cold_database.h"
+#include "storage/rados/rados_pool.h"
 #include "util/child_process.h"
 
 #ifndef PSTORED_DEFAULT_PATH
@@ -40,12 +41,15 @@
 #ifndef PSTORE_CLI_DEFAULT_PATH
 #define PSTORE_CLI_DEFAULT_PATH ""
 #endif
+#ifndef CEPH_SCRIPT_DEFAULT_PATH
+#define CEPH_SCRIPT_DEFAULT_PATH ""
+#endif
 
 namespace pstore::bench {
 
 inline const std::vector<std::string> kAllBenchmarks = {
-    "put",     "get_dram", "get_nvme",  "get_cold",
-    "latency", "pull",     "pull_file", "encodings"};
+    "put",  "get_dram",  "get_nvme",  "get_cold", "latency",
+    "pull", "pull_file", "encodings", "rados",    "rados_scale"};
 inline const std::vector<std::string> kAllPeers = {"grpc", "nginx", "redis",
                                                    "fio", "rocksdb"};
 inline constexpr uint32_t kStreamChunkBytes = 4 << 20;  // The client's default.
@@ -97,6 +101,12 @@ struct Flags {
   std::string dram_bytes = "6GiB";
   std::string nvme_bytes = "4GiB";
   std::vector<std::string> pstored_flags;
+  std::string ceph_conf;
+  std::string ceph_script = CEPH_SCRIPT_DEFAULT_PATH;
+  std::string rados_nodes = "1,2,3";
+  std::string rados_dram_bytes = "2GiB";
+  int rados_peer_depth = 8;
+  int rados_scale_streams = 4;
   std::string report;
   std::string json;
   std::string png;
@@ -129,6 +139,7 @@ struct Config {
   std::vector<std::string> encodings;
   uint64_t dram_bytes = 0;
   uint64_t nvme_bytes = 0;
+  std::vector<int> rados_nodes;  // Node counts of rados_scale.
 
   bool Wants(const std::string& benchmark) const {
     return std::find(benchmarks.begin(), benchmarks.end(), benchmark) !=
@@ -205,7 +216,10 @@ class Bench {
   absl::Status StartPstored();
   void Teardown();
   absl::StatusOr<std::unique_ptr<Client>> NewClient(int channels);
+  // The block reads each tier of the own pstored (or of the one `client`
+  // talks to) served so far.
   absl::StatusOr<Counters> ReadCounters();
+  absl::StatusOr<Counters> ReadNodeCounters(Client& client);
   absl::Status DropTiers(bool dram, bool nvme, bool page_cache);
   // pstored's process id for its fault counts: the own pstored's, or
   // --server_pid; empty when unknown.
@@ -239,6 +253,11 @@ class Bench {
   absl::Status PrepareFileModel();
   absl::Status WriteSetFile(const TensorSet& set, const std::string& path,
                             bool sync);
+  // A Ceph (--ceph_conf, or one started with --ceph_script), at least
+  // `nodes` RADOS-backed pstored on it, and the get_* data set put in
+  // through the first (rados_workloads.cc). StopRados stops them all.
+  absl::Status PrepareRados(int nodes);
+  void StopRados();
 
   // Workloads.
   absl::Status RunPut();
@@ -249,6 +268,8 @@ class Bench {
   absl::Status RunPull();
   absl::Status RunPullFile();
   absl::Status RunEncodings();
+  absl::Status RunRados();
+  absl::Status RunRadosScale();
   // Pulls the model in `encoding` into the arena; returns the seconds it
   // took and sets `*bytes` (if given) to the bytes received.
   absl::StatusOr<double> PullOnce(Client& client, int streams,
@@ -309,6 +330,18 @@ class Bench {
   uint64_t model_parameters_ = 0;
   uint64_t model_blocks_ = 0;
   TouchedBuffer arena_;
+  // The RADOS workloads.
+  struct RadosNode {
+    std::unique_ptr<ChildProcess> process;
+    std::string address;
+    std::unique_ptr<Client> client;  // Four channels.
+  };
+  std::string ceph_dir_;   // Set when this run started the Ceph.
+  std::string ceph_conf_;  // Set once the Ceph is up.
+  std::shared_ptr<RadosPool> rados_pool_;  // The librados peer's.
+  std::vector<RadosNode> rados_nodes_;
+  std::optional<TensorSet> rados_set_;
+  std::vector<std::string> rados_objects_;  // rados_set_'s blocks, in order.
   // The pull_file model.
   bool file_model_ready_ = false;
   std::string file_model_;

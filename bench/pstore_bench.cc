@@ -137,6 +137,8 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
     if (!given("pull_file_bytes")) flags.pull_file_bytes = "64MiB";
     if (!given("dram_bytes")) flags.dram_bytes = "2GiB";
     if (!given("nvme_bytes")) flags.nvme_bytes = "1GiB";
+    if (!given("rados_nodes")) flags.rados_nodes = "1,2";
+    if (!given("rados_dram_bytes")) flags.rados_dram_bytes = "512MiB";
   } else if (flags.repetitions < 5) {
     return absl::InvalidArgumentError(
         "a full run takes --repetitions of at least 5 (use --quick for "
@@ -199,6 +201,20 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   PSTORE_ASSIGN_OR_RETURN(config.latency_outstanding,
                           ParseInts(flags.latency_outstanding));
   PSTORE_ASSIGN_OR_RETURN(config.pull_streams, ParseInts(flags.pull_streams));
+  PSTORE_ASSIGN_OR_RETURN(config.rados_nodes, ParseInts(flags.rados_nodes));
+  if (config.rados_nodes.empty() ||
+      *std::min_element(config.rados_nodes.begin(), config.rados_nodes.end()) <
+          1 ||
+      *std::max_element(config.rados_nodes.begin(), config.rados_nodes.end()) >
+          8) {
+    return absl::InvalidArgumentError(
+        "--rados_nodes takes node counts from 1 to 8");
+  }
+  if (flags.rados_peer_depth < 1 || flags.rados_scale_streams < 1) {
+    return absl::InvalidArgumentError(
+        "--rados_peer_depth and --rados_scale_streams must be at least 1");
+  }
+  PSTORE_RETURN_IF_ERROR(ParseByteSize(flags.rados_dram_bytes).status());
   if (config.pull_streams.empty() || config.latency_sizes.empty() ||
       config.latency_outstanding.empty()) {
     return absl::InvalidArgumentError(
@@ -313,7 +329,21 @@ int main(int argc, char** argv) {
   app.add_option("--nvme_bytes", flags.nvme_bytes,
                  "own pstored's --nvme_bytes (quick: 1GiB)");
   app.add_option("--pstored_flag", flags.pstored_flags,
-                 "extra flag for the own pstored (repeatable)");
+                 "extra flag for the own pstored and the RADOS nodes "
+                 "(repeatable)");
+  app.add_option("--ceph_conf", flags.ceph_conf,
+                 "rados, rados_scale: a running Ceph (its pool 'pstore'); "
+                 "without it the run starts one with --ceph_script");
+  app.add_option("--ceph_script", flags.ceph_script,
+                 "scripts/ceph.sh of the source tree");
+  app.add_option("--rados_nodes", flags.rados_nodes,
+                 "node counts of rados_scale (quick: 1,2)");
+  app.add_option("--rados_dram_bytes", flags.rados_dram_bytes,
+                 "--dram_bytes of each RADOS node (quick: 512MiB)");
+  app.add_option("--rados_peer_depth", flags.rados_peer_depth,
+                 "librados reads in flight of the rados peer");
+  app.add_option("--rados_scale_streams", flags.rados_scale_streams,
+                 "pull streams of each node in rados_scale");
   app.add_option("--report", flags.report,
                  "write the markdown report here (it is printed anyway)");
   app.add_option("--json", flags.json, "write every raw sample here");
