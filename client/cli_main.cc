@@ -263,9 +263,9 @@ absl::Status Get(Client& client, const std::string& name,
     fd = open(output.c_str(), O_WRONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", output));
   } else if (!output.empty() && output != "-") {
+    guard.Arm(ReplacingFile::TempPathOf(output));  // Before it exists.
     PSTORE_ASSIGN_OR_RETURN(file,
                             ReplacingFile::Create(output, kGetBufferBytes));
-    guard.Arm(file->temp_path());
   }
   FdCloser closer(fd == STDOUT_FILENO ? -1 : fd);
   std::unique_ptr<ProgressBar> progress;
@@ -399,9 +399,9 @@ absl::Status Export(Client& client, const std::string& name,
                                               revision.metadata().end());
   std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
   TempFileGuard guard;
+  guard.Arm(ReplacingFile::TempPathOf(path));  // Before it exists.
   PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
                           SafetensorsWriter::Create(path, specs, metadata));
-  guard.Arm(absl::StrCat(path, ".tmp"));  // ReplacingFile's name.
   ProgressBar progress(absl::StrCat("export ", revision.name()),
                        revision.total_bytes());
   for (const SafetensorsTensor& tensor : writer->layout().tensors) {
@@ -531,10 +531,12 @@ absl::Status Pull(Client& client, const std::string& name,
                           LayOut(revision, requested, IsGgufPath(path)));
 
   TempFileGuard guard;
+  // Armed before the file exists: a signal that comes while it is being
+  // made removes it too.
+  guard.Arm(ReplacingFile::TempPathOf(path));
   // Unbuffered: every piece goes to its own offset.
   PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ReplacingFile> file,
                           ReplacingFile::Create(path, 0));
-  guard.Arm(file->temp_path());
   const std::string& temp = file->temp_path();
   const int fd = file->fd();
   // Reserves the space first: a full disk fails the pull at once.

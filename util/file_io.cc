@@ -92,7 +92,7 @@ absl::StatusOr<std::unique_ptr<ReplacingFile>> ReplacingFile::Create(
   if (absl::Status replaceable = CheckReplaceable(path); !replaceable.ok()) {
     return replaceable;
   }
-  const std::string temp_path = absl::StrCat(path, ".tmp");
+  const std::string temp_path = TempPathOf(path);
   int fd =
       open(temp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", temp_path));
@@ -102,7 +102,7 @@ absl::StatusOr<std::unique_ptr<ReplacingFile>> ReplacingFile::Create(
 
 ReplacingFile::ReplacingFile(std::string path, int fd, size_t buffer_bytes)
     : path_(std::move(path)),
-      temp_path_(absl::StrCat(path_, ".tmp")),
+      temp_path_(TempPathOf(path_)),
       fd_(fd),
       buffer_bytes_(buffer_bytes) {
   buffer_.reserve(buffer_bytes_);

@@ -79,6 +79,10 @@ class ReplacingFile {
 
   const std::string& path() const { return path_; }
   const std::string& temp_path() const { return temp_path_; }
+  // The temporary file Create(path) writes: `path`.tmp.
+  static std::string TempPathOf(const std::string& path) {
+    return path + ".tmp";
+  }
   // The temporary file's descriptor; -1 once committed or abandoned.
   int fd() const { return fd_; }
   // True once the temporary file has been renamed over `path`.
