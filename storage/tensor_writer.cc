@@ -84,6 +84,25 @@ absl::Status TensorWriter::SealBlock() {
     parts_.dedup_blocks->fetch_add(1, std::memory_order_relaxed);
     return absl::OkStatus();
   }
+  if (parts_.tiers.cold->writes_async()) {
+    PSTORE_RETURN_IF_ERROR(WaitForWrites(kMaxWritesInFlight - 1));
+    {
+      absl::MutexLock lock(&write_mu_);
+      ++writes_in_flight_;
+    }
+    parts_.tiers.cold->WriteAsync(
+        id, block, [this, id, block](absl::Status status) mutable {
+          if (status.ok()) {
+            parts_.collector->MarkWritten(id);
+            (void)parts_.tiers.dram->Insert(CacheKey{id, kStoredVariant},
+                                            std::move(block));
+          }
+          absl::MutexLock lock(&write_mu_);
+          if (!status.ok() && write_error_.ok()) write_error_ = status;
+          --writes_in_flight_;
+        });
+    return absl::OkStatus();
+  }
   PSTORE_RETURN_IF_ERROR(parts_.tiers.cold->Write(id, block));
   parts_.collector->MarkWritten(id);
   // A full DRAM of pinned blocks refuses it; the block is durable anyway.
@@ -108,6 +127,10 @@ absl::StatusOr<TensorMeta> TensorWriter::Commit() {
       Abort();
       return status;
     }
+  }
+  if (absl::Status written = WaitForWrites(0); !written.ok()) {
+    Abort();
+    return written;
   }
   uint64_t hash = hasher_.Digest();
   if (spec_.expected_xxh3_64.has_value() && *spec_.expected_xxh3_64 != hash) {
@@ -139,10 +162,24 @@ absl::StatusOr<TensorMeta> TensorWriter::Commit() {
   return meta;
 }
 
+absl::Status TensorWriter::WaitForWrites(int at_most) {
+  struct Bound {
+    const int* in_flight;
+    int at_most;
+  };
+  absl::MutexLock lock(&write_mu_);
+  Bound bound{&writes_in_flight_, at_most};
+  // Each write ends within the tier's operation timeout.
+  write_mu_.Await(absl::Condition(
+      +[](Bound* b) { return *b->in_flight <= b->at_most; }, &bound));
+  return write_error_;
+}
+
 void TensorWriter::Abort() {
   if (done_) return;
   done_ = true;
   current_.Reset();
+  (void)WaitForWrites(0);  // Their blocks are unstaged below.
   parts_.collector->Abort(staged_);
 }
 

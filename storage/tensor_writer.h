@@ -1,7 +1,8 @@
 // TensorWriter: receives the bytes of one tensor, in order, and commits it.
 // Bytes are cut into blocks (every block but the last block_bytes long),
 // each hashed (XXH3-128 = its id), deduplicated against stored blocks after
-// a byte compare, written to the durable tier and cached in DRAM; the
+// a byte compare, written to the durable tier (several at once where the
+// tier writes asynchronously) and cached in DRAM; the
 // commit adds the tensor record and its block references in one durable
 // catalog write. Destroying a writer that has not committed aborts it,
 // leaving no block behind.
@@ -19,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "codec/dtype.h"
 #include "codec/hash.h"
 #include "storage/block_collector.h"
@@ -78,6 +80,9 @@ class TensorWriter {
 
  private:
   absl::Status SealBlock();
+  // Waits until at most `at_most` asynchronous block writes are in flight;
+  // returns the first error one of them ended with.
+  absl::Status WaitForWrites(int at_most);
 
   const Parts parts_;
   const PutTensorSpec spec_;
@@ -91,6 +96,14 @@ class TensorWriter {
   std::vector<BlockId> blocks_;
   std::vector<BlockId> staged_;  // One entry per Stage call.
   bool done_ = false;
+
+  // Block writes in flight to a durable tier that writes asynchronously
+  // (Tier::writes_async): at most kMaxWritesInFlight, all ended before the
+  // commit.
+  static constexpr int kMaxWritesInFlight = 16;
+  absl::Mutex write_mu_;
+  int writes_in_flight_ ABSL_GUARDED_BY(write_mu_) = 0;
+  absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);
 };
 
 }  // namespace pstore

@@ -61,6 +61,7 @@ struct TierStats {
 };
 
 using ReadCallback = absl::AnyInvocable<void(absl::StatusOr<BlockRef>) &&>;
+using WriteCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
 class Tier {
  public:
@@ -89,6 +90,15 @@ class Tier {
   // Stores `block` under `id`. Codes: ResourceExhausted, InvalidArgument,
   // Unavailable.
   virtual absl::Status Write(const BlockId& id, const BlockRef& block) = 0;
+
+  // Write, then `done` with its status: on the caller's thread, unless
+  // writes_async(); then it returns at once and calls `done` from a thread
+  // of its own, exactly once, with many writes in flight.
+  virtual void WriteAsync(const BlockId& id, BlockRef block,
+                          WriteCallback done) {
+    std::move(done)(Write(id, block));
+  }
+  virtual bool writes_async() const { return false; }
 
   // Drops block `id`. OK if it was absent.
   virtual absl::Status Erase(const BlockId& id) = 0;

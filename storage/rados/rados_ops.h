@@ -90,6 +90,12 @@ class WriteOp {
   int Operate(rados_ioctx_t io, const std::string& oid) {
     return rados_write_op_operate(op_, io, oid.c_str(), nullptr, 0);
   }
+  // Starts it; `completion` says when it ended. The op must outlive that.
+  int OperateAsync(rados_ioctx_t io, rados_completion_t completion,
+                   const std::string& oid) {
+    return rados_aio_write_op_operate(op_, io, completion, oid.c_str(), nullptr,
+                                      0);
+  }
 
  private:
   rados_write_op_t op_;

@@ -42,10 +42,23 @@ RadosTier::RadosTier(std::shared_ptr<RadosPool> pool, uint64_t block_bytes,
                      BufferPool& buffers)
     : pool_(std::move(pool)), block_bytes_(block_bytes), buffers_(buffers) {}
 
+struct RadosTier::AioWrite {
+  RadosTier* tier;
+  BlockId id;
+  BlockRef block;
+  WriteCallback done;
+  int attempt = 0;
+  bool touching = false;  // Else creating.
+  std::unique_ptr<rados::WriteOp> op;
+};
+
 RadosTier::~RadosTier() {
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](int* in_flight) { return *in_flight == 0; }, &reads_in_flight_));
+      +[](RadosTier* tier) ABSL_EXCLUSIVE_LOCKS_REQUIRED(tier->mu_) {
+        return tier->reads_in_flight_ == 0 && tier->writes_in_flight_ == 0;
+      },
+      this));
 }
 
 bool RadosTier::Contains(const BlockId& id) const {
@@ -200,6 +213,109 @@ absl::Status RadosTier::Write(const BlockId& id, const BlockRef& block) {
   }
   return absl::AbortedError(absl::StrCat("cold tier: block ", id.ToHex(),
                                          " was removed under three writes"));
+}
+
+void RadosTier::WriteAsync(const BlockId& id, BlockRef block,
+                           WriteCallback done) {
+  if (absl::Status reachable = pool_->CheckReachable(
+          absl::StrCat("cold tier: write block ", id.ToHex()));
+      !reachable.ok()) {
+    std::move(done)(reachable);
+    return;
+  }
+  auto write = std::make_unique<AioWrite>();
+  write->tier = this;
+  write->id = id;
+  write->block = std::move(block);
+  write->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    ++writes_in_flight_;
+  }
+  StartWrite(std::move(write));
+}
+
+void RadosTier::StartWrite(std::unique_ptr<AioWrite> write) {
+  // As Write: create it with its bytes and touched time; if it is stored,
+  // touch it; if a sweep removed it in between, create it again.
+  write->op = std::make_unique<rados::WriteOp>();
+  if (write->touching) {
+    write->op->AssertExists();
+  } else {
+    write->op->Create(/*exclusive=*/true);
+    write->op->WriteFull(write->block->view());
+  }
+  write->op->SetXattr(kTouchedXattr, TouchedNow());
+  rados_completion_t completion = nullptr;
+  int result =
+      rados_aio_create_completion2(write.get(), &OnAioWrite, &completion);
+  if (result == 0) {
+    AioWrite* raw = write.release();
+    result = raw->op->OperateAsync(pool_->io(), completion,
+                                   BlockObjectName(raw->id));
+    if (result == 0) return;
+    write.reset(raw);  // No callback will come.
+    rados_aio_release(completion);
+  }
+  io_errors_.fetch_add(1, std::memory_order_relaxed);
+  const BlockId id = write->id;
+  FinishWrite(
+      std::move(write),
+      pool_->Note(RadosStatus(
+          result, absl::StrCat("cold tier: write block ", id.ToHex()))));
+}
+
+void RadosTier::OnAioWrite(rados_completion_t completion, void* arg) {
+  std::unique_ptr<AioWrite> write(static_cast<AioWrite*>(arg));
+  RadosTier* tier = write->tier;
+  int result = rados_aio_get_return_value(completion);
+  rados_aio_release(completion);
+  const std::string hex = write->id.ToHex();
+  if (!write->touching) {
+    if (result == 0) {
+      tier->writes_.fetch_add(1, std::memory_order_relaxed);
+      tier->write_bytes_.fetch_add(write->block->size(),
+                                   std::memory_order_relaxed);
+      tier->FinishWrite(std::move(write), absl::OkStatus());
+      return;
+    }
+    if (result != -EEXIST) {
+      tier->io_errors_.fetch_add(1, std::memory_order_relaxed);
+      tier->FinishWrite(std::move(write),
+                        tier->pool_->Note(RadosStatus(
+                            result, "cold tier: write block " + hex)));
+      return;
+    }
+    // Stored already: touch it, so that a sweep running now keeps it.
+    write->touching = true;
+    tier->StartWrite(std::move(write));
+    return;
+  }
+  if (result != -ENOENT) {
+    tier->FinishWrite(std::move(write),
+                      tier->pool_->Note(RadosStatus(
+                          result, "cold tier: touch block " + hex)));
+    return;
+  }
+  // Removed by a sweep between the create and the touch: create it anew.
+  if (++write->attempt >= 3) {
+    tier->FinishWrite(
+        std::move(write),
+        absl::AbortedError(absl::StrCat("cold tier: block ", hex,
+                                        " was removed under three writes")));
+    return;
+  }
+  write->touching = false;
+  tier->StartWrite(std::move(write));
+}
+
+void RadosTier::FinishWrite(std::unique_ptr<AioWrite> write,
+                            absl::Status status) {
+  WriteCallback done = std::move(write->done);
+  write.reset();
+  std::move(done)(std::move(status));
+  absl::MutexLock lock(&mu_);
+  --writes_in_flight_;
 }
 
 absl::Status RadosTier::Erase(const BlockId& id) {

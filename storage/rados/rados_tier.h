@@ -14,7 +14,10 @@
 // whole); what comes back is checked against the id (DataLoss on a
 // mismatch). An unreachable cluster is Unavailable.
 //
-// Thread-safe. The destructor waits for reads in flight.
+// Writes can go the same way (WriteAsync): the create, and the touch when
+// the block is stored, as aio operations, many in flight.
+//
+// Thread-safe. The destructor waits for reads and writes in flight.
 
 #ifndef PSTORE_STORAGE_RADOS_RADOS_TIER_H_
 #define PSTORE_STORAGE_RADOS_RADOS_TIER_H_
@@ -59,12 +62,21 @@ class RadosTier : public Tier {
   void ReadAsync(const BlockId& id, ReadCallback done) override;
   bool reads_async() const override { return true; }
   absl::Status Write(const BlockId& id, const BlockRef& block) override;
+  void WriteAsync(const BlockId& id, BlockRef block,
+                  WriteCallback done) override;
+  bool writes_async() const override { return true; }
   absl::Status Erase(const BlockId& id) override;
   TierStats Stats() const override;
 
  private:
   struct AioRead;
+  struct AioWrite;
   static void OnAioRead(rados_completion_t completion, void* arg);
+  static void OnAioWrite(rados_completion_t completion, void* arg);
+  // Starts the next operation of `write` (its create, or its touch of a
+  // stored block); on failure to start, finishes it.
+  void StartWrite(std::unique_ptr<AioWrite> write);
+  void FinishWrite(std::unique_ptr<AioWrite> write, absl::Status status);
 
   // Turns what a read of block `id` into `buffer` gave (`result`, the
   // object's `size`, the bytes read) into the block, counting.
@@ -77,6 +89,7 @@ class RadosTier : public Tier {
 
   absl::Mutex mu_;
   int reads_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int writes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};

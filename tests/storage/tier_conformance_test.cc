@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "storage/cold/block_files.h"
@@ -208,6 +209,39 @@ TEST_P(TierConformanceTest, ReadAsyncCallsBackExactlyOnce) {
   EXPECT_EQ((*found)->view(), block->view());
   EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound));
   EXPECT_EQ(calls.load(), 2);
+}
+
+TEST_P(TierConformanceTest, WriteAsyncStoresManyAndCallsBackOnceEach) {
+  // New blocks, and the same blocks again (a no-op), all in flight at once.
+  constexpr int kBlocks = 12;
+  std::vector<std::pair<BlockId, BlockRef>> blocks;
+  for (int i = 0; i < kBlocks; ++i) {
+    blocks.push_back(MakeRandomBlock(30000 + 1000 * i, 200 + i));
+  }
+  absl::Mutex mu;
+  int calls = 0;
+  std::vector<absl::Status> results;
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [id, block] : blocks) {
+      tier_->WriteAsync(id, block, [&](absl::Status status) {
+        absl::MutexLock lock(&mu);
+        ++calls;
+        results.push_back(std::move(status));
+      });
+    }
+  }
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](int* n) { return *n == 2 * kBlocks; }, &calls),
+        absl::Seconds(60)));
+  }
+  for (const absl::Status& status : results) EXPECT_OK(status);
+  for (const auto& [id, block] : blocks) {
+    ASSERT_OK_AND_ASSIGN(BlockRef read, tier_->Read(id));
+    EXPECT_EQ(read->view(), block->view());
+  }
 }
 
 TEST_P(TierConformanceTest, CachesClearAndTheDurableTierCannot) {
