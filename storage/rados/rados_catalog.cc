@@ -571,9 +571,42 @@ absl::StatusOr<TensorMeta> RadosCatalog::GetTensor(const TensorName& name,
                             ResolveIn(*state, name.revision));
     const storage::RevisionRecord& record =
         state->revisions.at(revision.revision);
-    if (record.state() != storage::RevisionRecord::PUBLISHED &&
-        mode == CatalogRead::kMemoryOnly) {
-      return WouldBlockError("an open revision's tensors are not kept");
+    const TensorName resolved{revision, name.tensor};
+    if (record.state() != storage::RevisionRecord::PUBLISHED) {
+      if (mode == CatalogRead::kMemoryOnly) {
+        return WouldBlockError("an open revision's tensors are not kept");
+      }
+      // An open revision may hold many records: read this one only.
+      PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
+      rados::ReadOp op;
+      op.GetXattrs();
+      op.GetOmapKeys({name.tensor});
+      int result = op.Operate(pool_->io(), RevisionObjectName(revision));
+      if (result == -ENOENT) {
+        // Its creator has not written the object yet: no tensor in it.
+        return absl::NotFoundError(
+            absl::StrCat("tensor ", resolved.ToString(), " not found"));
+      }
+      PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: read tensor ", resolved.ToString()))));
+      std::map<std::string, std::string> xattrs = op.Xattrs();
+      int64_t created = 0;
+      if (auto found = xattrs.find(kCreatedXattr); found != xattrs.end()) {
+        (void)absl::SimpleAtoi(found->second, &created);
+      }
+      if (created > record.created_unix_micros()) {
+        // Deleted and created anew since the model was read.
+        Forget(name.revision.model);
+        if (name.revision.revision.empty()) continue;
+        return NoRevision(revision);
+      }
+      std::vector<std::pair<std::string, std::string>> values = op.Omap();
+      if (created < record.created_unix_micros() || values.empty()) {
+        // None, or one an earlier revision of the name left.
+        return absl::NotFoundError(
+            absl::StrCat("tensor ", resolved.ToString(), " not found"));
+      }
+      return DecodeTensor(resolved, values.front().second);
     }
     absl::StatusOr<std::shared_ptr<const RevisionObject>> tensors =
         Tensors(revision, record, mode);
@@ -584,7 +617,6 @@ absl::StatusOr<TensorMeta> RadosCatalog::GetTensor(const TensorName& name,
       return tensors.status();
     }
     if (!tensors.ok()) return tensors.status();
-    const TensorName resolved{revision, name.tensor};
     auto value = (*tensors)->tensors.find(name.tensor);
     if (value == (*tensors)->tensors.end()) {
       return absl::NotFoundError(
