@@ -2,11 +2,12 @@
 // bytes. Each message is handed to a worker thread (the store's writes
 // block on disk) and the next read starts only when it is processed, so a
 // stream holds at most one message in memory besides the block being
-// filled. The tensor commits when the client half-closes; a cancelled or
-// failed stream aborts and leaves nothing behind. Messages arrive as raw
-// bytes and are parsed here, so one that is not a valid PutTensorRequest
-// fails the put with INVALID_ARGUMENT (gRPC would end the stream as if the
-// client had half-closed, and the put would commit).
+// filled (and, over a durable tier that writes asynchronously, the blocks
+// being written: at most 8, TensorWriter). The tensor commits when the client
+// half-closes; a cancelled or failed stream aborts and leaves nothing behind.
+// Messages arrive as raw bytes and are parsed here, so one that is not a valid
+// PutTensorRequest fails the put with INVALID_ARGUMENT (gRPC would end the
+// stream as if the client had half-closed, and the put would commit).
 //
 // The service admits the call (server/stream_admission.h) before creating
 // the reactor; the reactor gives the stream slot back when it finishes the

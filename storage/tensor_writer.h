@@ -100,7 +100,7 @@ class TensorWriter {
   // Block writes in flight to a durable tier that writes asynchronously
   // (Tier::writes_async): at most kMaxWritesInFlight, all ended before the
   // commit.
-  static constexpr int kMaxWritesInFlight = 16;
+  static constexpr int kMaxWritesInFlight = 8;
   absl::Mutex write_mu_;
   int writes_in_flight_ ABSL_GUARDED_BY(write_mu_) = 0;
   absl::Status write_error_ ABSL_GUARDED_BY(write_mu_);

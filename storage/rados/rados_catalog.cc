@@ -327,12 +327,18 @@ absl::StatusOr<RadosCatalog::ModelState> RadosCatalog::ReadModel(
     bool finished = false;
     for (const auto& [revision, record] : state.revisions) {
       if (record.state() == storage::RevisionRecord::PUBLISHED) continue;
-      PSTORE_ASSIGN_OR_RETURN(
-          RevisionObject object,
-          ReadRevisionObject(RevisionName{state.model, revision}, false));
-      if (!object.SealedFor(record)) continue;
+      const RevisionName name{state.model, revision};
+      absl::StatusOr<RevisionObject> object = ReadRevisionObject(name, false);
+      if (!object.ok()) {
+        // One bad revision object does not hide the model's others.
+        if (absl::IsUnavailable(object.status())) return object.status();
+        spdlog::warn("event=catalog_revision_unreadable revision={} error={}",
+                     name.ToString(), object.status().ToString());
+        continue;
+      }
+      if (!object->SealedFor(record)) continue;
       PSTORE_RETURN_IF_ERROR(
-          FinishPublish(state, revision, object.PublishedOrNow()).status());
+          FinishPublish(state, revision, object->PublishedOrNow()).status());
       finished = true;
       break;
     }
@@ -591,8 +597,11 @@ absl::StatusOr<TensorMeta> RadosCatalog::GetTensor(const TensorName& name,
           result, absl::StrCat("catalog: read tensor ", resolved.ToString()))));
       std::map<std::string, std::string> xattrs = op.Xattrs();
       int64_t created = 0;
-      if (auto found = xattrs.find(kCreatedXattr); found != xattrs.end()) {
-        (void)absl::SimpleAtoi(found->second, &created);
+      if (auto found = xattrs.find(kCreatedXattr);
+          found != xattrs.end() && !absl::SimpleAtoi(found->second, &created)) {
+        return absl::DataLossError(
+            absl::StrCat("catalog: revision ", revision.ToString(),
+                         " has a corrupt ", kCreatedXattr));
       }
       if (created > record.created_unix_micros()) {
         // Deleted and created anew since the model was read.
@@ -780,13 +789,19 @@ absl::Status RadosCatalog::CreateRevision(
   storage::RevisionRecord record;
   record.set_state(storage::RevisionRecord::OPEN);
   record.mutable_metadata()->insert(metadata.begin(), metadata.end());
-  record.set_created_unix_micros(NowMicros());
   for (int round = 0; round < kMaxSwapRounds; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
+    PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                            ReadModel(name.model, /*finish_publishes=*/false));
     if (state.revisions.contains(name.revision)) {
       return absl::AlreadyExistsError(
           absl::StrCat("revision ", name.ToString(), " already exists"));
     }
+    // Creation times of a name only grow, whatever the nodes' clocks say:
+    // past what an earlier revision of the name left (rados_format.md).
+    PSTORE_ASSIGN_OR_RETURN(RevisionObject left,
+                            ReadRevisionObject(name, /*tensors=*/false));
+    record.set_created_unix_micros(
+        std::max(NowMicros(), left.exists ? left.created + 1 : 0));
     ModelState next = state;
     next.revisions[name.revision] = record;
     PSTORE_ASSIGN_OR_RETURN(bool swapped, SwapModel(state, next));
@@ -803,7 +818,9 @@ absl::Status RadosCatalog::CreateRevision(
 
 absl::Status RadosCatalog::EnsureOpenRevision(const RevisionName& name) {
   for (int round = 0; round < kMaxSwapRounds; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
+    // A seal the model does not show yet refuses the commit instead.
+    PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                            ReadModel(name.model, /*finish_publishes=*/false));
     auto found = state.revisions.find(name.revision);
     if (found != state.revisions.end()) {
       if (found->second.state() == storage::RevisionRecord::PUBLISHED) {
@@ -847,8 +864,8 @@ absl::Status RadosCatalog::PublishRevision(const RevisionName& name) {
       continue;  // The model changed meanwhile: ReadModel finishes it.
     }
     if (result != -ENOENT && result != -ENODATA && result != -ECANCELED) {
-      PSTORE_RETURN_IF_ERROR(RadosStatus(
-          result, absl::StrCat("catalog: seal revision ", name.ToString())));
+      PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: seal revision ", name.ToString()))));
     }
     PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
                             ReadRevisionObject(name, /*tensors=*/false));
@@ -869,7 +886,9 @@ absl::Status RadosCatalog::PublishRevision(const RevisionName& name) {
 absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteRevision(
     const RevisionName& name) {
   for (int round = 0; round < kMaxSwapRounds; ++round) {
-    PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
+    // Open or sealed, it goes.
+    PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                            ReadModel(name.model, /*finish_publishes=*/false));
     auto found = state.revisions.find(name.revision);
     if (found == state.revisions.end()) return NoRevision(name);
     const int64_t created = found->second.created_unix_micros();
@@ -897,8 +916,8 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteRevision(
     remove.Remove();
     int result = remove.Operate(pool_->io(), RevisionObjectName(name));
     if (result != -ENOENT && result != -ECANCELED && result != -ENODATA) {
-      PSTORE_RETURN_IF_ERROR(RadosStatus(
-          result, absl::StrCat("catalog: remove revision ", name.ToString())));
+      PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: remove revision ", name.ToString()))));
     }
     PSTORE_RETURN_IF_ERROR(RemovePinRecord(name));
     return std::vector<BlockId>();
@@ -910,7 +929,10 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteRevision(
 
 absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteTensor(
     const TensorName& name) {
-  PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.revision.model));
+  // The object's guards see a seal (handled below).
+  PSTORE_ASSIGN_OR_RETURN(
+      ModelState state,
+      ReadModel(name.revision.model, /*finish_publishes=*/false));
   auto found = state.revisions.find(name.revision.revision);
   if (found == state.revisions.end()) return NoRevision(name.revision);
   if (found->second.state() == storage::RevisionRecord::PUBLISHED) {
@@ -939,8 +961,8 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::DeleteTensor(
     return absl::NotFoundError(
         absl::StrCat("tensor ", name.ToString(), " not found"));
   }
-  PSTORE_RETURN_IF_ERROR(RadosStatus(
-      result, absl::StrCat("catalog: delete tensor ", name.ToString())));
+  PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+      result, absl::StrCat("catalog: delete tensor ", name.ToString()))));
   return std::vector<BlockId>();
 }
 
@@ -982,8 +1004,8 @@ absl::StatusOr<std::vector<BlockId>> RadosCatalog::CommitTensor(
     int result = op.Operate(pool_->io(), RevisionObjectName(revision));
     if (result == 0) return std::vector<BlockId>();
     if (result != -ECANCELED && result != -ENOENT && result != -ENODATA) {
-      PSTORE_RETURN_IF_ERROR(RadosStatus(
-          result, absl::StrCat("catalog: commit ", tensor.name.ToString())));
+      PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+          result, absl::StrCat("catalog: commit ", tensor.name.ToString()))));
     }
     PSTORE_ASSIGN_OR_RETURN(RevisionObject object,
                             ReadRevisionObject(revision, /*tensors=*/false));
@@ -1054,7 +1076,8 @@ absl::Status RadosCatalog::MarkBlocks(
 }
 
 absl::Status RadosCatalog::AddPinRecord(const RevisionName& name) {
-  PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name.model));
+  PSTORE_ASSIGN_OR_RETURN(ModelState state,
+                          ReadModel(name.model, /*finish_publishes=*/false));
   if (!state.revisions.contains(name.revision)) return NoRevision(name);
   storage::PinRecord record;
   record.set_created_unix_micros(NowMicros());

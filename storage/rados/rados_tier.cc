@@ -311,9 +311,12 @@ void RadosTier::OnAioWrite(rados_completion_t completion, void* arg) {
 
 void RadosTier::FinishWrite(std::unique_ptr<AioWrite> write,
                             absl::Status status) {
-  WriteCallback done = std::move(write->done);
-  write.reset();
-  std::move(done)(std::move(status));
+  {
+    // Gone, with what it holds, before the tier stops counting the write.
+    WriteCallback done = std::move(write->done);
+    write.reset();
+    std::move(done)(std::move(status));
+  }
   absl::MutexLock lock(&mu_);
   --writes_in_flight_;
 }

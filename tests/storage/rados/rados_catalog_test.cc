@@ -212,6 +212,24 @@ TEST_F(RadosNodesTest, AnObjectLeftByAnEarlierRevisionOfTheNameIsReplaced) {
   }
 }
 
+// The creation times of a name grow even when the node that created an
+// earlier revision of it had a clock an hour ahead.
+TEST_F(RadosNodesTest, ARevisionCreatedAfterOneFromAClockAheadIsNewer) {
+  RevisionName name{"m", "clock"};
+  const int64_t ahead = absl::ToUnixMicros(absl::Now() + absl::Hours(1));
+  // What a delete of that revision stopped after its model swap left.
+  WriteRevisionObjectByHand(*pools_[0], name, "published", absl::StrCat(ahead),
+                            "old");
+  ASSERT_OK(nodes_[0]->CreateRevision(name, {}));
+  ASSERT_OK_AND_ASSIGN(RevisionInfo info, nodes_[1]->GetRevision(name));
+  EXPECT_GT(info.created_unix_micros, ahead);
+  ASSERT_OK(nodes_[1]->CommitTensor(Tensor(name, "new")).status());
+  ASSERT_OK(nodes_[2]->PublishRevision(name));
+  ASSERT_OK_AND_ASSIGN(Manifest manifest, nodes_[0]->GetManifest(name));
+  EXPECT_TRUE(manifest.revision.published);
+  EXPECT_THAT(TensorNames(manifest), ::testing::ElementsAre("new"));
+}
+
 // Seals revision `name` as the first step of a publish does, as if its
 // publisher stopped before the second (the swap of the model object).
 void SealByHand(RadosPool& pool, const RevisionName& name) {
