@@ -741,6 +741,17 @@ absl::Status Status(Client& client) {
       "pinned %s of %s: %s\n", FormatBytes(status.pinned_bytes()).c_str(),
       FormatBytes(status.pin_budget_bytes()).c_str(),
       status.pins().empty() ? "-" : absl::StrJoin(status.pins(), ", ").c_str());
+  if (!status.nodes().empty()) {
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    std::printf("nodes %d:\n", status.nodes_size());
+    for (const v1::NodeStatus& node : status.nodes()) {
+      std::printf(
+          "  %-21s up %lds, heartbeat %.1fs ago%s\n", node.address().c_str(),
+          static_cast<long>((now - node.started_unix_micros()) / 1000000),
+          (now - node.heartbeat_unix_micros()) / 1e6,
+          node.self() ? " (this node)" : "");
+    }
+  }
   return absl::OkStatus();
 }
 

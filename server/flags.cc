@@ -1,5 +1,7 @@
 #include "server/flags.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -47,6 +49,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   RadosOptions rados;
   double rados_connect_seconds = 10, rados_op_seconds = 30;
   double rados_gc_grace_seconds = 3600, gc_interval_seconds = 3600;
+  double peer_heartbeat_seconds = 2, peer_timeout_seconds = 10;
 
   CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
   // A flag given twice takes the last value, so wrappers can override.
@@ -89,6 +92,18 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "put wrote or reused it for this long; a put must finish "
                  "within half of it (far above the clock skew of the nodes)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--peer_heartbeat_seconds", peer_heartbeat_seconds,
+                 "rados: how often a node renews its membership and re-reads "
+                 "the other nodes' (pstore-cli status lists them)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--peer_timeout_seconds", peer_timeout_seconds,
+                 "rados: a node whose heartbeat has not changed for this "
+                 "long is no longer a member")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--advertise_address", config.advertise_address,
+                 "rados: HOST:PORT the other nodes reach this one at "
+                 "(default: --listen's host, or this machine's name for a "
+                 "wildcard host, and the port bound)");
   app.add_option("--gc_interval_seconds", gc_interval_seconds,
                  "rados: how often a garbage collection runs (on one node "
                  "at a time); 0: only on `pstore-cli gc`")
@@ -217,6 +232,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
     rados.connect_timeout = absl::Seconds(rados_connect_seconds);
     rados.op_timeout = absl::Seconds(rados_op_seconds);
     rados.gc_grace = absl::Seconds(rados_gc_grace_seconds);
+    rados.heartbeat_period = absl::Seconds(peer_heartbeat_seconds);
+    rados.peer_timeout = absl::Seconds(peer_timeout_seconds);
+    if (rados.peer_timeout < 2 * rados.heartbeat_period) {
+      return absl::InvalidArgumentError(
+          "--peer_timeout_seconds must be at least twice "
+          "--peer_heartbeat_seconds");
+    }
     store.gc_interval = absl::Seconds(gc_interval_seconds);
     store.rados = rados;
     store.cold_dir.clear();
@@ -280,6 +302,18 @@ std::string DescribeConfig(const DaemonConfig& config) {
       config.server.tls_client_ca_file.empty() ? "off" : "required",
       " tokens=", config.server.tokens_file.empty() ? "off" : "on",
       " log_level=", config.log_level);
+}
+
+std::string AdvertiseAddress(const std::string& configured,
+                             const std::string& listen, int port) {
+  if (!configured.empty()) return configured;
+  if (absl::StartsWith(listen, "unix")) return listen;
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
+    char name[256] = {};
+    host = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+  }
+  return absl::StrCat(host, ":", port);
 }
 
 bool IsLocalOnlyAddress(absl::string_view listen) {

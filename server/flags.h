@@ -20,6 +20,10 @@ struct DaemonConfig {
   // the metrics port (0 when off), one per line (for tests and tools that
   // pass port 0). Default: none.
   std::string port_file;
+  // RADOS backend: the address other nodes and clients reach this node at,
+  // registered with the other nodes. Empty: the --listen host (this
+  // machine's host name for a wildcard host) and the port bound.
+  std::string advertise_address;
   // spdlog level: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
 };
@@ -38,6 +42,12 @@ std::string DescribeConfig(const DaemonConfig& config);
 // domain socket (unix:PATH, unix://PATH, unix-abstract:NAME). pstored warns
 // when it serves any other address without TLS and bearer tokens.
 bool IsLocalOnlyAddress(absl::string_view listen);
+
+// Returns the address this node registers with the other nodes of a shared
+// store: `configured` if set, else `listen`'s host (this machine's host
+// name for a wildcard host) with `port`, the port bound.
+std::string AdvertiseAddress(const std::string& configured,
+                             const std::string& listen, int port);
 
 }  // namespace pstore
 

@@ -118,6 +118,14 @@ int main(int argc, char** argv) {
   }
   spdlog::info("event=serving port={} metrics_port={}", (*server)->port(),
                (*server)->metrics_port());
+  if (config->server.store.rados.has_value()) {
+    const std::string address = pstore::AdvertiseAddress(
+        config->advertise_address, config->server.listen, (*server)->port());
+    if (absl::Status joined = (*server)->store()->Join(address); !joined.ok()) {
+      spdlog::critical("event=start_failed status=\"{}\"", joined.ToString());
+      return 1;
+    }
+  }
   if (!config->port_file.empty()) {
     absl::Status written = WritePortFile(config->port_file, (*server)->port(),
                                          (*server)->metrics_port());

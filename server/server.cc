@@ -155,6 +155,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   // with UNAVAILABLE, so clients retry elsewhere, while calls in flight get
   // up to `drain` to finish.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // The other nodes of a shared store stop counting on this one.
+  store_->Leave();
   draining_ = true;
   metrics_->SetDraining(true);
   CallGate& gate = service_->gate();

@@ -573,6 +573,14 @@ grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
         response->set_block_bytes(store_->options().block_bytes);
         response->set_blocks_encoded(stats.blocks_encoded);
         response->set_encoded_hits(stats.encoded_hits);
+        for (const NodeInfo& node : store_->Members()) {
+          v1::NodeStatus* out = response->add_nodes();
+          out->set_id(node.id);
+          out->set_address(node.address);
+          out->set_started_unix_micros(node.started_unix_micros);
+          out->set_heartbeat_unix_micros(node.heartbeat_unix_micros);
+          out->set_self(node.self);
+        }
         return absl::OkStatus();
       });
 }

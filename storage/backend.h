@@ -10,9 +10,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "storage/catalog.h"
+#include "storage/records.h"
 #include "storage/store_stats.h"
 #include "storage/tier.h"
 
@@ -30,6 +32,13 @@ struct Backend {
   // Null for a backend that collects each block as its last reference goes
   // (RocksDB). Callable while the backend's catalog lives.
   std::function<absl::StatusOr<GcReport>(bool dry_run)> collect_garbage;
+  // Membership of a backend that many nodes share (RADOS): join registers
+  // this node, serving at `address`, and keeps it registered until leave
+  // (or the backend goes); members lists the nodes seen alive, this one
+  // first. All null for a backend of one node (RocksDB).
+  std::function<absl::Status(const std::string& address)> join;
+  std::function<std::vector<NodeInfo>()> members;
+  std::function<void()> leave;
 };
 
 }  // namespace pstore

@@ -16,6 +16,16 @@
 namespace pstore {
 
 // A block and its size in bytes.
+// A node of a store shared by many (RADOS backend), as another node sees
+// it.
+struct NodeInfo {
+  std::string id;
+  std::string address;  // Where it serves the ParamStore API.
+  int64_t started_unix_micros = 0;
+  int64_t heartbeat_unix_micros = 0;  // Its last, by its own clock.
+  bool self = false;                  // The node that reports the list.
+};
+
 struct SizedBlock {
   BlockId id;
   uint64_t size = 0;

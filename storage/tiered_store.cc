@@ -158,6 +158,9 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
       cold_(std::move(parts.backend.blocks)),
       degraded_reason_(std::move(parts.backend.degraded_reason)),
       collect_garbage_(std::move(parts.backend.collect_garbage)),
+      join_(std::move(parts.backend.join)),
+      members_(std::move(parts.backend.members)),
+      leave_(std::move(parts.backend.leave)),
       dram_(std::move(parts.dram)),
       nvme_(std::move(parts.nvme)) {
   TierSet tiers{dram_.get(), nvme_.get(), cold_.get()};
@@ -200,6 +203,7 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
 }
 
 TieredStore::~TieredStore() {
+  Leave();  // The other nodes stop counting on this one first.
   {
     absl::MutexLock lock(&gc_mu_);
     gc_stopping_ = true;

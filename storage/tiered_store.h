@@ -92,6 +92,21 @@ class TieredStore {
   // collects as references go (RocksDB: nothing to sweep).
   absl::StatusOr<GcReport> CollectGarbage(bool dry_run);
 
+  // Registers this node, serving at `address`, with the other nodes of a
+  // backend many share (Backend::join); OK and nothing for one of one
+  // node. Leave unregisters it (a stopping node), as the store's end does.
+  absl::Status Join(const std::string& address) {
+    return join_ ? join_(address) : absl::OkStatus();
+  }
+  void Leave() {
+    if (leave_) leave_();
+  }
+  // The nodes of the backend seen alive, this one first; empty for a
+  // backend of one node.
+  std::vector<NodeInfo> Members() const {
+    return members_ ? members_() : std::vector<NodeInfo>();
+  }
+
   // Returns what reports why the durable backend is degraded (an empty
   // string when it is not; see Backend::degraded_reason); it stays callable
   // after the store is gone.
@@ -237,6 +252,9 @@ class TieredStore {
   std::unique_ptr<Tier> cold_;
   const std::function<std::string()> degraded_reason_;
   const std::function<absl::StatusOr<GcReport>(bool)> collect_garbage_;
+  const std::function<absl::Status(const std::string&)> join_;
+  const std::function<std::vector<NodeInfo>()> members_;
+  const std::function<void()> leave_;
   std::unique_ptr<DramCache> dram_;
   std::unique_ptr<CacheTier> nvme_;
   std::unique_ptr<BlockReader> reader_;

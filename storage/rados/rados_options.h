@@ -35,6 +35,11 @@ struct RadosOptions {
   // of it ago cannot commit (Aborted: put it again). It must exceed the
   // clock skew between nodes by far (rados_format.md, "Garbage").
   absl::Duration gc_grace = absl::Hours(1);
+  // Membership (rados_members.h): how often a node rewrites its heartbeat
+  // and re-reads the others', and how long one whose heartbeat stopped
+  // still counts as a member.
+  absl::Duration heartbeat_period = absl::Seconds(2);
+  absl::Duration peer_timeout = absl::Seconds(10);
 };
 
 }  // namespace pstore

@@ -5,8 +5,11 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,6 +39,9 @@ using ::pstore::testing::TempDir;
 constexpr int kNodes = 3;
 // Short, so that a test can wait it out; puts here take well under half.
 constexpr absl::Duration kGcGrace = absl::Seconds(4);
+// Membership: short, so that a test sees a node leave.
+constexpr absl::Duration kHeartbeat = absl::Seconds(1);
+constexpr absl::Duration kPeerTimeout = absl::Seconds(3);
 
 std::vector<std::string> RadosFlags(const RadosOptions& rados) {
   return {"--backend=rados", "--ceph_conf=" + rados.ceph_conf,
@@ -56,16 +62,48 @@ class ClusterE2eTest : public ::testing::Test {
       flags.push_back("--metrics_listen=off");
       flags.push_back(absl::StrCat("--rados_gc_grace_seconds=",
                                    absl::ToInt64Seconds(kGcGrace)));
-      nodes_.push_back(std::make_unique<PstoredProcess>(
-          dir_.Sub(absl::StrCat("node", i)), flags));
-      ASSERT_OK(nodes_.back()->Start());
-      ClientOptions options;
-      options.address = nodes_.back()->address();
-      options.call_timeout = absl::Seconds(120);
-      ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
-                           Client::Create(options));
-      clients_.push_back(std::move(client));
+      ASSERT_NO_FATAL_FAILURE(StartNode(flags));
     }
+  }
+
+  void StartNode(std::vector<std::string> flags) {
+    flags.push_back(absl::StrCat("--peer_heartbeat_seconds=",
+                                 absl::ToInt64Seconds(kHeartbeat)));
+    flags.push_back(absl::StrCat("--peer_timeout_seconds=",
+                                 absl::ToInt64Seconds(kPeerTimeout)));
+    nodes_.push_back(std::make_unique<PstoredProcess>(
+        dir_.Sub(absl::StrCat("node", nodes_.size())), flags));
+    ASSERT_OK(nodes_.back()->Start());
+    ClientOptions options;
+    options.address = nodes_.back()->address();
+    options.call_timeout = absl::Seconds(120);
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
+                         Client::Create(options));
+    clients_.push_back(std::move(client));
+  }
+
+  // The addresses node `node` lists as members.
+  std::set<std::string> Members(int node) {
+    std::set<std::string> addresses;
+    absl::StatusOr<v1::ServerStatus> status = clients_[node]->GetServerStatus();
+    if (!status.ok()) return addresses;
+    for (const v1::NodeStatus& member : status->nodes()) {
+      addresses.insert(member.address());
+    }
+    return addresses;
+  }
+
+  // How long it took node `node` to list exactly `want`, polling every
+  // 50 ms for at most `limit`; nullopt if it never did.
+  std::optional<absl::Duration> TimeUntilMembers(int node,
+                                                 std::set<std::string> want,
+                                                 absl::Duration limit) {
+    const absl::Time start = absl::Now();
+    while (absl::Now() - start < limit) {
+      if (Members(node) == want) return absl::Now() - start;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return std::nullopt;
   }
 
   TempDir dir_;
@@ -114,6 +152,46 @@ TEST_F(ClusterE2eTest, PutThroughOneNodePublishThroughAnotherPullFromAThird) {
     if (tier.name() == "cold") cold_served = tier.reads_served();
   }
   EXPECT_GT(cold_served, 0u);
+}
+
+// Every node lists every node (pstore-cli status shows the list); a node
+// started later joins at once (its join is announced), one killed leaves
+// within the peer timeout and a heartbeat, one stopped leaves at once.
+TEST_F(ClusterE2eTest, NodesListEachOtherAndANodeThatStopsLeaves) {
+  std::set<std::string> all;
+  for (const auto& node : nodes_) all.insert(node->address());
+  for (int i = 0; i < kNodes; ++i) {
+    ASSERT_TRUE(TimeUntilMembers(i, all, absl::Seconds(10)).has_value())
+        << "node " << i;
+  }
+  ASSERT_OK_AND_ASSIGN(v1::ServerStatus status, clients_[1]->GetServerStatus());
+  ASSERT_FALSE(status.nodes().empty());
+  EXPECT_TRUE(status.nodes(0).self());
+  EXPECT_EQ(status.nodes(0).address(), nodes_[1]->address());
+
+  ASSERT_NO_FATAL_FAILURE(StartNode(RadosFlags(rados_)));
+  all.insert(nodes_.back()->address());
+  std::optional<absl::Duration> joined =
+      TimeUntilMembers(0, all, absl::Seconds(10));
+  ASSERT_TRUE(joined.has_value());
+  EXPECT_LT(*joined, kHeartbeat + absl::Seconds(1));
+
+  nodes_.back()->Kill();
+  all.erase(nodes_.back()->address());
+  std::optional<absl::Duration> killed =
+      TimeUntilMembers(0, all, absl::Seconds(30));
+  ASSERT_TRUE(killed.has_value());
+  EXPECT_LT(*killed, kPeerTimeout + 2 * kHeartbeat + absl::Seconds(1));
+  std::printf("membership: joined seen in %s, killed node gone in %s\n",
+              absl::FormatDuration(*joined).c_str(),
+              absl::FormatDuration(*killed).c_str());
+
+  ASSERT_OK(nodes_[2]->Stop().status());
+  all.erase(nodes_[2]->address());
+  std::optional<absl::Duration> stopped =
+      TimeUntilMembers(0, all, absl::Seconds(10));
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_LT(*stopped, kHeartbeat + absl::Seconds(1));
 }
 
 TEST_F(ClusterE2eTest, ARevisionDeletedOnOneNodeIsGoneOnTheOthers) {
