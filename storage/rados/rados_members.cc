@@ -20,8 +20,10 @@ namespace {
 constexpr char kMembersObject[] = "catalog.members";
 // Entries read per operation.
 constexpr uint64_t kOmapPage = 1024;
-// A join or leave notice waits at most this for the others' acks.
-constexpr uint64_t kNotifyTimeoutMs = 2000;
+// A join or leave notice waits at most this for the others' acks (a node
+// that died keeps its watch for a while and never acks; live ones ack at
+// once). Nobody waits on it but a leaving node's destructor.
+constexpr uint64_t kNotifyTimeoutMs = 1000;
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
 
@@ -33,6 +35,13 @@ std::string NewId() {
 }
 
 }  // namespace
+
+// Counts notices in flight; shared with their completions, which may
+// outlive the members object.
+struct RadosMembers::Notices {
+  absl::Mutex mu;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
+};
 
 // Wakes the heartbeat thread when another node joins or leaves; callbacks
 // run on librados' threads.
@@ -78,7 +87,8 @@ RadosMembers::RadosMembers(std::shared_ptr<RadosPool> pool, std::string address,
       address_(std::move(address)),
       started_unix_micros_(NowMicros()),
       heartbeat_period_(heartbeat_period),
-      peer_timeout_(peer_timeout) {}
+      peer_timeout_(peer_timeout),
+      notices_(std::make_shared<Notices>()) {}
 
 absl::StatusOr<std::unique_ptr<RadosMembers>> RadosMembers::Join(
     std::shared_ptr<RadosPool> pool, std::string address,
@@ -114,6 +124,16 @@ RadosMembers::~RadosMembers() {
     Announce();
   }
   watch_.reset();
+  // Notices in flight end within their timeout: their completions are
+  // released before the connection can close.
+  absl::MutexLock lock(&notices_->mu);
+  notices_->mu.AwaitWithTimeout(
+      absl::Condition(
+          +[](Notices* n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(n->mu) {
+            return n->in_flight == 0;
+          },
+          notices_.get()),
+      absl::Milliseconds(kNotifyTimeoutMs + 1000));
 }
 
 absl::Status RadosMembers::Beat() {
@@ -190,12 +210,38 @@ absl::Status RadosMembers::Refresh() {
 }
 
 void RadosMembers::Announce() {
-  char* reply = nullptr;
-  size_t reply_length = 0;
-  int result = rados_notify2(pool_->io(), kMembersObject, "", 0,
-                             kNotifyTimeoutMs, &reply, &reply_length);
-  if (reply != nullptr) rados_buffer_free(reply);
-  if (result < 0 && result != -ETIMEDOUT) {
+  // Nobody waits for the acks: the others re-read within a heartbeat
+  // anyway.
+  auto* held = new std::shared_ptr<Notices>(notices_);
+  rados_completion_t completion = nullptr;
+  if (rados_aio_create_completion2(
+          held,
+          +[](rados_completion_t done, void* arg) {
+            auto* notices = static_cast<std::shared_ptr<Notices>*>(arg);
+            rados_aio_release(done);
+            {
+              absl::MutexLock lock(&(*notices)->mu);
+              --(*notices)->in_flight;
+            }
+            delete notices;
+          },
+          &completion) < 0) {
+    delete held;
+    return;
+  }
+  {
+    absl::MutexLock lock(&notices_->mu);
+    ++notices_->in_flight;
+  }
+  if (int result = rados_aio_notify(pool_->io(), kMembersObject, completion, "",
+                                    0, kNotifyTimeoutMs, nullptr, nullptr);
+      result < 0) {
+    rados_aio_release(completion);
+    {
+      absl::MutexLock lock(&notices_->mu);
+      --notices_->in_flight;
+    }
+    delete held;
     spdlog::warn("event=members_notify_failed {}",
                  RadosStatus(result, "members: notify").ToString());
   }

@@ -55,6 +55,7 @@ class RadosMembers {
     absl::Time changed;  // When it last changed, by this node's clock.
   };
   class Watch;
+  struct Notices;
 
   RadosMembers(std::shared_ptr<RadosPool> pool, std::string address,
                absl::Duration heartbeat_period, absl::Duration peer_timeout);
@@ -73,6 +74,7 @@ class RadosMembers {
   const int64_t started_unix_micros_;
   const absl::Duration heartbeat_period_;
   const absl::Duration peer_timeout_;
+  const std::shared_ptr<Notices> notices_;
   std::unique_ptr<Watch> watch_;
 
   mutable absl::Mutex mu_;
