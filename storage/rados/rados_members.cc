@@ -115,13 +115,17 @@ RadosMembers::~RadosMembers() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  rados::WriteOp leave;
-  leave.RemoveOmapKeys({id_});
-  if (int result = leave.Operate(pool_->io(), kMembersObject); result < 0) {
-    spdlog::warn("event=leave_failed id={} {}", id_,
-                 RadosStatus(result, "members: leave").ToString());
-  } else {
-    Announce();
+  // Unreachable: the others drop this node after peer_timeout, and a stop
+  // does not wait for the operation timeout.
+  if (!pool_->degraded()) {
+    rados::WriteOp leave;
+    leave.RemoveOmapKeys({id_});
+    if (int result = leave.Operate(pool_->io(), kMembersObject); result < 0) {
+      spdlog::warn("event=leave_failed id={} {}", id_,
+                   RadosStatus(result, "members: leave").ToString());
+    } else {
+      Announce();
+    }
   }
   watch_.reset();
   // Notices in flight end within their timeout: their completions are
@@ -261,6 +265,12 @@ void RadosMembers::Run() {
           next_beat);
       if (stopping_) return;
       wake_ = false;
+    }
+    if (pool_->degraded()) {
+      // The pool's probe notices when it answers again; operations now
+      // would only wait for their timeout (and hold up a stop).
+      next_beat = absl::Now() + heartbeat_period_;
+      continue;
     }
     if (absl::Now() >= next_beat) {
       next_beat = absl::Now() + heartbeat_period_;
