@@ -735,22 +735,19 @@ absl::StatusOr<TensorPage> RadosCatalog::ListTensors(
   return page;
 }
 
-absl::StatusOr<std::vector<ModelInfo>> RadosCatalog::ListModels() const {
+absl::StatusOr<std::vector<std::string>> RadosCatalog::ModelNames() const {
+  std::vector<std::pair<std::string, std::string>> entries;
+  PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+      rados::ReadWholeOmap(pool_->io(), kModelsObject, kOmapPage, &entries),
+      "catalog: list models")));
   std::vector<std::string> names;
-  std::string after;
-  for (bool more = true; more;) {
-    rados::ReadOp op;
-    op.GetOmap(after, "", kOmapPage);
-    int result = op.Operate(pool_->io(), kModelsObject);
-    if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(
-        pool_->Note(RadosStatus(result, "catalog: list models")));
-    more = op.more();
-    for (auto& [model, value] : op.Omap()) {
-      after = model;
-      names.push_back(model);
-    }
-  }
+  names.reserve(entries.size());
+  for (auto& [model, value] : entries) names.push_back(std::move(model));
+  return names;
+}
+
+absl::StatusOr<std::vector<ModelInfo>> RadosCatalog::ListModels() const {
+  PSTORE_ASSIGN_OR_RETURN(std::vector<std::string> names, ModelNames());
   std::vector<ModelInfo> models;
   for (const std::string& name : names) {
     PSTORE_ASSIGN_OR_RETURN(ModelState state, ReadModel(name));
@@ -1042,21 +1039,7 @@ absl::Status RadosCatalog::ClearStaged(std::span<const BlockId>) {
 absl::Status RadosCatalog::MarkBlocks(
     absl::flat_hash_set<BlockId>* referenced) const {
   PSTORE_RETURN_IF_ERROR(pool_->CheckReachable("catalog"));
-  std::vector<std::string> models;
-  std::string after;
-  for (bool more = true; more;) {
-    rados::ReadOp op;
-    op.GetOmap(after, "", kOmapPage);
-    int result = op.Operate(pool_->io(), kModelsObject);
-    if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(
-        pool_->Note(RadosStatus(result, "catalog: list models")));
-    more = op.more();
-    for (auto& [model, value] : op.Omap()) {
-      after = model;
-      models.push_back(model);
-    }
-  }
+  PSTORE_ASSIGN_OR_RETURN(std::vector<std::string> models, ModelNames());
   for (const std::string& model : models) {
     // Every revision object is read below: a seal changes nothing here.
     PSTORE_ASSIGN_OR_RETURN(ModelState state,
@@ -1098,25 +1081,18 @@ absl::Status RadosCatalog::RemovePinRecord(const RevisionName& name) {
 }
 
 absl::StatusOr<std::vector<RevisionName>> RadosCatalog::ListPinRecords() const {
+  std::vector<std::pair<std::string, std::string>> entries;
+  PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+      rados::ReadWholeOmap(pool_->io(), kPinsObject, kOmapPage, &entries),
+      "catalog: list pins")));
   std::vector<RevisionName> pins;
-  std::string after;
-  for (bool more = true; more;) {
-    rados::ReadOp op;
-    op.GetOmap(after, "", kOmapPage);
-    int result = op.Operate(pool_->io(), kPinsObject);
-    if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(
-        pool_->Note(RadosStatus(result, "catalog: list pins")));
-    more = op.more();
-    for (const auto& [key, value] : op.Omap()) {
-      after = key;
-      size_t at = key.find('@');
-      if (at == std::string::npos) {
-        return absl::DataLossError(
-            absl::StrCat("catalog: corrupt pin record key '", key, "'"));
-      }
-      pins.push_back(RevisionName{key.substr(0, at), key.substr(at + 1)});
+  for (const auto& [key, value] : entries) {
+    size_t at = key.find('@');
+    if (at == std::string::npos) {
+      return absl::DataLossError(
+          absl::StrCat("catalog: corrupt pin record key '", key, "'"));
     }
+    pins.push_back(RevisionName{key.substr(0, at), key.substr(at + 1)});
   }
   std::sort(pins.begin(), pins.end(),
             [](const RevisionName& a, const RevisionName& b) {

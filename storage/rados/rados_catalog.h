@@ -134,6 +134,8 @@ class RadosCatalog : public Catalog {
   // Starts watching catalog.events (again, after a broken watch).
   absl::Status Watch() const;
 
+  // Every model that has had a revision (catalog.models), in name order.
+  absl::StatusOr<std::vector<std::string>> ModelNames() const;
   // Reads model `model`'s object (exists is false if there is none),
   // after finishing any publish that sealed a revision object of it but
   // stopped before its swap of the model object (rados_format.md). Without

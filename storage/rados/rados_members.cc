@@ -154,19 +154,9 @@ absl::Status RadosMembers::Beat() {
 
 absl::Status RadosMembers::Refresh() {
   std::vector<std::pair<std::string, std::string>> entries;
-  std::string after;
-  for (bool more = true; more;) {
-    rados::ReadOp op;
-    op.GetOmap(after, "", kOmapPage);
-    int result = op.Operate(pool_->io(), kMembersObject);
-    if (result == -ENOENT) break;
-    PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(result, "members: read")));
-    more = op.more();
-    for (auto& entry : op.Omap()) {
-      after = entry.first;
-      entries.push_back(std::move(entry));
-    }
-  }
+  PSTORE_RETURN_IF_ERROR(pool_->Note(RadosStatus(
+      rados::ReadWholeOmap(pool_->io(), kMembersObject, kOmapPage, &entries),
+      "members: read")));
   const absl::Time now = absl::Now();
   std::vector<NodeInfo> members;
   std::vector<std::pair<std::string, std::string>> stale;

@@ -13,6 +13,7 @@
 #ifndef PSTORE_STORAGE_RADOS_RADOS_OPS_H_
 #define PSTORE_STORAGE_RADOS_RADOS_OPS_H_
 
+#include <cerrno>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -212,6 +213,28 @@ class ReadOp {
   uint64_t size_ = 0;
   size_t bytes_read_ = 0;
 };
+
+// Reads every omap entry of object `oid`, `page` entries per operation,
+// into `entries` in key order (none if the object is absent). Returns 0
+// or a negative errno.
+inline int ReadWholeOmap(
+    rados_ioctx_t io, const std::string& oid, uint64_t page,
+    std::vector<std::pair<std::string, std::string>>* entries) {
+  std::string after;
+  for (bool more = true; more;) {
+    ReadOp op;
+    op.GetOmap(after, "", page);
+    int result = op.Operate(io, oid);
+    if (result == -ENOENT) return 0;
+    if (result < 0) return result;
+    more = op.more();
+    for (auto& entry : op.Omap()) {
+      after = entry.first;
+      entries->push_back(std::move(entry));
+    }
+  }
+  return 0;
+}
 
 }  // namespace pstore::rados
 
