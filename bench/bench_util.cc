@@ -222,6 +222,15 @@ std::optional<uint64_t> ProcessMinorFaults(pid_t pid) {
   return StatField(fields, 10 - 3);  // minflt
 }
 
+double ProcessCpuSeconds(pid_t pid) {
+  char buffer[1024];
+  absl::string_view fields = StatFieldsAfterName(pid, buffer);
+  std::optional<uint64_t> user = StatField(fields, 14 - 3);    // utime
+  std::optional<uint64_t> system = StatField(fields, 15 - 3);  // stime
+  if (!user.has_value() || !system.has_value()) return 0;
+  return static_cast<double>(*user + *system) / sysconf(_SC_CLK_TCK);
+}
+
 std::vector<pid_t> ProcessAndChildren(pid_t pid) {
   std::vector<pid_t> pids = {pid};
   DIR* proc = opendir("/proc");

@@ -78,6 +78,10 @@ absl::Status RunThreads(int threads,
 // process).
 std::optional<uint64_t> ProcessMinorFaults(pid_t pid);
 
+// CPU seconds (user + system, every thread) process `pid` has used so far,
+// from /proc/PID/stat; 0 if it is gone.
+double ProcessCpuSeconds(pid_t pid);
+
 // Returns `pid` and the processes whose parent it is (/proc/*/stat field
 // 4): nginx's master and its workers.
 std::vector<pid_t> ProcessAndChildren(pid_t pid);

@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
@@ -22,7 +21,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "bench/harness.h"
 #include "codec/hash.h"
 #include "rados/librados.h"
@@ -37,26 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kPool[] = "pstore";
 constexpr char kSelf[] = "pstore-bench";
-
-// CPU seconds (user + system) of process `pid` so far; 0 if it is gone.
-double CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  // The command may hold spaces: fields start after its closing ')'.
-  size_t close = text.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields =
-      absl::StrSplit(text.substr(close + 2), ' ', absl::SkipEmpty());
-  // utime and stime are fields 14 and 15 of the whole line (1-based), so
-  // 11 and 12 after the state (field 3).
-  uint64_t user = 0, system = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &user) ||
-      !absl::SimpleAtoi(fields[12], &system)) {
-    return 0;
-  }
-  return static_cast<double>(user + system) / sysconf(_SC_CLK_TCK);
-}
 
 // Process ids of every process on this machine whose command is `comm`.
 std::vector<pid_t> ProcessesNamed(const std::string& comm) {
@@ -98,7 +76,7 @@ class CpuMeter {
  private:
   static double Sum(const std::vector<pid_t>& pids) {
     double sum = 0;
-    for (pid_t pid : pids) sum += CpuSeconds(pid);
+    for (pid_t pid : pids) sum += ProcessCpuSeconds(pid);
     return sum;
   }
 
