@@ -30,7 +30,8 @@ void BlockReader::CountRead(TierKind tier, absl::Time start) {
   if (on_block_read_) on_block_read_(tier, absl::Now() - start);
 }
 
-void BlockReader::ReadAsync(const BlockId& id, ReadCallback done) {
+void BlockReader::ReadAsync(const BlockId& id, ReadCallback done,
+                            ReadScope scope) {
   absl::Time start = absl::Now();
   absl::StatusOr<BlockRef> hit =
       tiers_.dram->Lookup(CacheKey{id, kStoredVariant});
@@ -48,13 +49,14 @@ void BlockReader::ReadAsync(const BlockId& id, ReadCallback done) {
       return;
     }
   }
-  StartDiskRead(id, start);
+  StartDiskRead(id, start, scope);
 }
 
-void BlockReader::StartDiskRead(const BlockId& id, absl::Time start) {
+void BlockReader::StartDiskRead(const BlockId& id, absl::Time start,
+                                ReadScope scope) {
   if (tiers_.nvme != nullptr && tiers_.nvme->Contains(id)) {
-    tiers_.nvme->ReadAsync(id, [this, id,
-                                start](absl::StatusOr<BlockRef> result) {
+    tiers_.nvme->ReadAsync(id, [this, id, start,
+                                scope](absl::StatusOr<BlockRef> result) {
       if (result.ok()) {
         FinishRead(id, std::move(result), TierKind::kNvme, start);
         return;
@@ -65,15 +67,21 @@ void BlockReader::StartDiskRead(const BlockId& id, absl::Time start) {
             "event=nvme_read_failed block={} action=read_cold status=\"{}\"",
             id.ToHex(), result.status().ToString());
       }
-      ReadFromCold(id, start);
+      ReadFromCold(id, start, scope);
     });
     return;
   }
-  ReadFromCold(id, start);
+  ReadFromCold(id, start, scope);
 }
 
-void BlockReader::ReadFromCold(const BlockId& id, absl::Time start) {
-  if (tiers_.cold->reads_async()) {
+void BlockReader::ReadFromCold(const BlockId& id, absl::Time start,
+                               ReadScope scope) {
+  // A read that joined one in flight shares its scope: a local read may
+  // wait on another node's answer, which ends by its deadlines.
+  Tier* tier = scope == ReadScope::kAny && tiers_.fetch != nullptr
+                   ? tiers_.fetch
+                   : tiers_.cold;
+  if (tier->reads_async()) {
     // Many in flight at once, none holding a thread (a pool of a few
     // threads waiting on the network would cap a cold pull at a few reads
     // in flight).
@@ -81,16 +89,15 @@ void BlockReader::ReadFromCold(const BlockId& id, absl::Time start) {
       absl::MutexLock lock(&async_mu_);
       ++async_cold_reads_;
     }
-    tiers_.cold->ReadAsync(
-        id, [this, id, start](absl::StatusOr<BlockRef> result) {
-          FinishRead(id, std::move(result), TierKind::kCold, start);
-          absl::MutexLock lock(&async_mu_);
-          --async_cold_reads_;
-        });
+    tier->ReadAsync(id, [this, id, start](absl::StatusOr<BlockRef> result) {
+      FinishRead(id, std::move(result), TierKind::kCold, start);
+      absl::MutexLock lock(&async_mu_);
+      --async_cold_reads_;
+    });
     return;
   }
-  cold_readers_->Schedule([this, id, start] {
-    FinishRead(id, tiers_.cold->Read(id), TierKind::kCold, start);
+  cold_readers_->Schedule([this, id, start, tier] {
+    FinishRead(id, tier->Read(id), TierKind::kCold, start);
   });
 }
 
@@ -135,7 +142,8 @@ absl::StatusOr<BlockRef> BlockReader::ReadBelowDram(const BlockId& id) {
       return block;
     }
   }
-  absl::StatusOr<BlockRef> block = tiers_.cold->Read(id);
+  Tier* below = tiers_.fetch != nullptr ? tiers_.fetch : tiers_.cold;
+  absl::StatusOr<BlockRef> block = below->Read(id);
   if (block.ok()) {
     reads_from_[static_cast<int>(TierKind::kCold)].fetch_add(
         1, std::memory_order_relaxed);

@@ -36,6 +36,11 @@ namespace pstore {
 using BlockReadObserver =
     std::function<void(TierKind tier, absl::Duration latency)>;
 
+// Where a read may look below NVMe: kAny goes through TierSet::fetch (the
+// other nodes first) when there is one; kLocal reads the durable tier
+// itself (a read another node asked for: never handed on again).
+enum class ReadScope { kAny, kLocal };
+
 class BlockReader {
  public:
   // Reads through `tiers` (not owned), with `cold_read_threads` threads
@@ -50,7 +55,8 @@ class BlockReader {
   // Reads block `id` through the tiers and passes it to `done`. Codes:
   // NotFound if no tier has it (deleted meanwhile); DataLoss if the durable
   // copy is corrupt; Unavailable for I/O errors.
-  void ReadAsync(const BlockId& id, ReadCallback done);
+  void ReadAsync(const BlockId& id, ReadCallback done,
+                 ReadScope scope = ReadScope::kAny);
 
   // ReadAsync, waiting for the answer. Must not be called on a thread that
   // a read's completion needs (an NVMe completion or cold-read thread).
@@ -69,8 +75,8 @@ class BlockReader {
   }
 
  private:
-  void StartDiskRead(const BlockId& id, absl::Time start);
-  void ReadFromCold(const BlockId& id, absl::Time start);
+  void StartDiskRead(const BlockId& id, absl::Time start, ReadScope scope);
+  void ReadFromCold(const BlockId& id, absl::Time start, ReadScope scope);
   void FinishRead(const BlockId& id, absl::StatusOr<BlockRef> result,
                   TierKind source, absl::Time start);
   void CountRead(TierKind tier, absl::Time start);

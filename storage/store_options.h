@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/time/time.h"
+#include "storage/peers/peer_client.h"
 #include "storage/rados/rados_options.h"
 #include "storage/tier.h"
 
@@ -90,6 +92,12 @@ struct TieredStoreOptions {
   // (RADOS; one node at a time, whichever gets the lock); zero: never
   // (only on request). Default: zero.
   absl::Duration gc_interval = absl::ZeroDuration();
+
+  // Reads between the nodes of a store many share (storage/peers/): on
+  // when `peer_client` is set, `peers.enabled` holds and the backend has
+  // members (RADOS). Defaults: PeerOptions' own; no client.
+  PeerOptions peers;
+  std::shared_ptr<PeerClient> peer_client;
 };
 
 }  // namespace pstore

@@ -10,6 +10,21 @@
 
 namespace pstore {
 
+// The counters of reads between the nodes of a shared store
+// (storage/peers/). Monotonic counters count since open.
+struct PeerStats {
+  bool enabled = false;      // Reads ask the blocks' owners first.
+  uint64_t ring_nodes = 0;   // Nodes on the ring now, this one included.
+  uint64_t peer_blocks = 0;  // Blocks read from their owners, verified.
+  uint64_t peer_bytes = 0;
+  uint64_t peer_errors = 0;      // Owners that answered an error, or none.
+  uint64_t peer_bad_blocks = 0;  // Owners' answers that failed the hash.
+  uint64_t hedges = 0;           // Durable reads started past the deadline.
+  uint64_t hedge_wins = 0;       // Of those, the ones that answered first.
+  uint64_t served_blocks = 0;    // Blocks this node served to other nodes.
+  uint64_t served_bytes = 0;
+};
+
 struct StoreStats {
   TierStats dram;
   TierStats nvme;
@@ -27,6 +42,7 @@ struct StoreStats {
   uint64_t pin_budget_bytes = 0;
   uint64_t blocks_encoded = 0;  // Derived blocks computed.
   uint64_t encoded_hits = 0;    // Derived blocks found in DRAM.
+  PeerStats peers;
 };
 
 // What one garbage collection found and did (storage/rados/rados_gc.h).

@@ -13,6 +13,10 @@ struct TierSet {
   DramCache* dram = nullptr;
   CacheTier* nvme = nullptr;  // Null when the NVMe tier is off.
   Tier* cold = nullptr;       // The durable tier: every block is here.
+  // Where reads that miss DRAM and NVMe go, when not straight to `cold`:
+  // the durable tier read through the other nodes (storage/peers/).
+  // Null: `cold`.
+  Tier* fetch = nullptr;
 };
 
 }  // namespace pstore

@@ -12,6 +12,7 @@
 #include "storage/cold/rocksdb_backend.h"
 #include "storage/dram/dram_tier.h"
 #include "storage/nvme/nvme_tier.h"
+#include "storage/peers/peer_tier.h"
 #include "storage/pins.h"
 #include "storage/rados/rados_backend.h"
 #include "storage/spiller.h"
@@ -164,8 +165,17 @@ TieredStore::TieredStore(TieredStoreOptions options, StoreParts parts)
       dram_(std::move(parts.dram)),
       nvme_(std::move(parts.nvme)) {
   TierSet tiers{dram_.get(), nvme_.get(), cold_.get()};
-  reader_ = std::make_unique<BlockReader>(tiers, options_.cold_read_threads,
-                                          options_.on_block_read);
+  if (options_.peer_client != nullptr && options_.peers.enabled && members_) {
+    peers_ = std::make_unique<PeerTier>(cold_.get(), members_,
+                                        options_.peer_client, options_.peers);
+    TierSet read_tiers = tiers;
+    read_tiers.fetch = peers_.get();
+    reader_ = std::make_unique<BlockReader>(
+        read_tiers, options_.cold_read_threads, options_.on_block_read);
+  } else {
+    reader_ = std::make_unique<BlockReader>(tiers, options_.cold_read_threads,
+                                            options_.on_block_read);
+  }
   encoded_ = std::make_unique<EncodedBlockCache>(dram_.get(), reader_.get(),
                                                  options_.encode_threads);
   collector_ =
@@ -217,6 +227,7 @@ TieredStore::~TieredStore() {
   if (spiller_ != nullptr) spiller_->Stop();
   nvme_.reset();      // Completes its reads in flight.
   reader_.reset();    // Runs the cold reads queued.
+  peers_.reset();     // No read waits on it now.
   encoded_->Drain();  // Runs the encodings queued.
   pins_.reset();
   collector_.reset();
@@ -325,6 +336,20 @@ std::unique_ptr<ChunkCursor> TieredStore::NewChunkCursor(
 
 void TieredStore::ReadBlockAsync(const BlockId& id, ReadCallback done) {
   reader_->ReadAsync(id, std::move(done));
+}
+
+void TieredStore::ReadBlockForPeerAsync(const BlockId& id, ReadCallback done) {
+  reader_->ReadAsync(
+      id,
+      [this, done = std::move(done)](absl::StatusOr<BlockRef> block) mutable {
+        if (block.ok()) {
+          served_peer_blocks_.fetch_add(1, std::memory_order_relaxed);
+          served_peer_bytes_.fetch_add((*block)->size(),
+                                       std::memory_order_relaxed);
+        }
+        std::move(done)(std::move(block));
+      },
+      ReadScope::kLocal);
 }
 
 absl::StatusOr<BlockRef> TieredStore::ReadBlock(const BlockId& id) {
@@ -480,6 +505,10 @@ StoreStats TieredStore::Stats() const {
   stats.encoded_hits = encoded_->encoded_hits();
   stats.pinned_bytes = dram_->pinned_bytes();
   stats.pin_budget_bytes = dram_->pin_budget_bytes();
+  if (peers_ != nullptr) stats.peers = peers_->peer_stats();
+  stats.peers.served_blocks =
+      served_peer_blocks_.load(std::memory_order_relaxed);
+  stats.peers.served_bytes = served_peer_bytes_.load(std::memory_order_relaxed);
   return stats;
 }
 

@@ -61,6 +61,7 @@ namespace pstore {
 
 class BlockCollector;
 class BlockReader;
+class PeerTier;
 class PinManager;
 class Spiller;
 
@@ -168,6 +169,11 @@ class TieredStore {
   // tier has it (deleted meanwhile); DataLoss if the durable copy is
   // corrupt; Unavailable for I/O errors.
   void ReadBlockAsync(const BlockId& id, ReadCallback done);
+
+  // Reads block `id` for another node of a shared store: through this
+  // node's tiers and the durable tier, never handed on to a peer; counted
+  // as served to peers. Codes of ReadBlockAsync.
+  void ReadBlockForPeerAsync(const BlockId& id, ReadCallback done);
   absl::StatusOr<BlockRef> ReadBlock(const BlockId& id);
 
   // Reads block `id` of a tensor of `dtype` in `encoding` (see
@@ -257,6 +263,8 @@ class TieredStore {
   const std::function<void()> leave_;
   std::unique_ptr<DramCache> dram_;
   std::unique_ptr<CacheTier> nvme_;
+  // Null unless the store reads through its peers (options_.peer_client).
+  std::unique_ptr<PeerTier> peers_;
   std::unique_ptr<BlockReader> reader_;
   std::unique_ptr<EncodedBlockCache> encoded_;
   std::unique_ptr<BlockCollector> collector_;
@@ -267,6 +275,8 @@ class TieredStore {
   std::thread gc_thread_;
   std::unique_ptr<PinManager> pins_;
   std::atomic<uint64_t> dedup_blocks_{0};
+  std::atomic<uint64_t> served_peer_blocks_{0};
+  std::atomic<uint64_t> served_peer_bytes_{0};
 };
 
 }  // namespace pstore

@@ -1,0 +1,48 @@
+// PeerClient: how a node of a shared store asks another node for a block,
+// and PeerOptions: when it asks. server/peer_client.h implements the client
+// over gRPC; storage/ sees only this interface.
+
+#ifndef PSTORE_STORAGE_PEERS_PEER_CLIENT_H_
+#define PSTORE_STORAGE_PEERS_PEER_CLIENT_H_
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "codec/hash.h"
+#include "storage/tier.h"
+
+namespace pstore {
+
+struct PeerOptions {
+  // Ask the owner of a block (on the ring of the store's nodes) before
+  // reading the durable tier. Default: true (only a store shared by many
+  // nodes, with a PeerClient, has peers).
+  bool enabled = true;
+  // Points of each node on the ring. Default: 64.
+  int virtual_nodes = 64;
+  // A peer that has not answered within this is hedged: the durable tier
+  // is read too, and the first good answer wins. Default: 1 s.
+  absl::Duration hedge_after = absl::Seconds(1);
+  // The longest a peer call may run. Default: 10 s.
+  absl::Duration read_timeout = absl::Seconds(10);
+  // How often the ring is rebuilt from the members (when they changed).
+  // Default: 200 ms.
+  absl::Duration ring_refresh = absl::Milliseconds(200);
+};
+
+class PeerClient {
+ public:
+  virtual ~PeerClient() = default;
+
+  // Asks the node at `address` for block `id` and calls `done` exactly
+  // once, on any thread, with the bytes as received (the caller verifies
+  // them) or the error: Unavailable (unreachable, stopping), DeadlineExceeded
+  // (past `timeout`), ResourceExhausted (refused), NotFound, DataLoss.
+  // Must not block.
+  virtual void ReadBlock(const std::string& address, const BlockId& id,
+                         absl::Duration timeout, ReadCallback done) = 0;
+};
+
+}  // namespace pstore
+
+#endif  // PSTORE_STORAGE_PEERS_PEER_CLIENT_H_

@@ -1,0 +1,250 @@
+#include "storage/peers/peer_tier.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
+
+namespace pstore {
+
+struct PeerTier::Counters {
+  std::atomic<uint64_t> peer_blocks{0};
+  std::atomic<uint64_t> peer_bytes{0};
+  std::atomic<uint64_t> peer_errors{0};
+  std::atomic<uint64_t> peer_bad_blocks{0};
+  std::atomic<uint64_t> hedges{0};
+  std::atomic<uint64_t> hedge_wins{0};
+  std::atomic<uint64_t> ring_nodes{0};
+};
+
+// One read of a block another node owns: the owner's answer and, after an
+// error or the hedging deadline, the durable tier's, whichever is good
+// first.
+struct PeerTier::Fetch {
+  BlockId id;
+  std::shared_ptr<const RingView> ring;  // Keeps `owner` alive.
+  const std::string* owner = nullptr;
+  Tier* durable = nullptr;
+  std::shared_ptr<Counters> counters;
+
+  absl::Mutex mu;
+  ReadCallback done ABSL_GUARDED_BY(mu);  // Empty once answered.
+  bool durable_started ABSL_GUARDED_BY(mu) = false;
+  bool hedged ABSL_GUARDED_BY(mu) = false;
+  int outstanding ABSL_GUARDED_BY(mu) = 0;  // Calls not yet answered.
+  absl::Status peer_error ABSL_GUARDED_BY(mu);
+  absl::Status durable_error ABSL_GUARDED_BY(mu);
+
+  // Takes the callback if the read is unanswered and nothing else can
+  // answer it: every call failed.
+  ReadCallback TakeIfAllFailed(absl::Status* status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    if (!done || outstanding > 0) return nullptr;
+    *status = durable_started ? durable_error : peer_error;
+    return std::move(done);
+  }
+};
+
+PeerTier::PeerTier(Tier* durable,
+                   std::function<std::vector<NodeInfo>()> members,
+                   std::shared_ptr<PeerClient> client, PeerOptions options)
+    : durable_(durable),
+      members_(std::move(members)),
+      client_(std::move(client)),
+      options_(options),
+      counters_(std::make_shared<Counters>()),
+      timers_(std::make_unique<TimerQueue>("pstore-hedges")),
+      refresher_(std::make_unique<TimerQueue>("pstore-ring")) {
+  RefreshRing();
+  ScheduleRefresh();
+}
+
+PeerTier::~PeerTier() {
+  // A refresh running now may schedule the next one: the stopped queue
+  // drops it.
+  refresher_->Stop();
+  timers_->Stop();
+}
+
+void PeerTier::ScheduleRefresh() {
+  refresher_->Schedule(absl::Now() + options_.ring_refresh, [this] {
+    RefreshRing();
+    ScheduleRefresh();
+  });
+}
+
+void PeerTier::RefreshRing() {
+  // One refresh at a time, so that an older ring never replaces a newer.
+  absl::MutexLock refresh_lock(&refresh_mu_);
+  std::vector<NodeInfo> members = members_();
+  std::vector<std::string> addresses;
+  addresses.reserve(members.size());
+  std::string self;
+  for (const NodeInfo& node : members) {
+    addresses.push_back(node.address);
+    if (node.self) self = node.address;
+  }
+  if (self.empty()) addresses.clear();  // Not a member: ask no one.
+  std::shared_ptr<const RingView> current = ring();
+  HashRing ring(std::move(addresses), options_.virtual_nodes);
+  if (current != nullptr && current->self == self &&
+      current->ring.addresses() == ring.addresses()) {
+    return;
+  }
+  spdlog::info("event=peer_ring nodes={} self={}", ring.addresses().size(),
+               self.empty() ? "-" : self);
+  counters_->ring_nodes.store(ring.addresses().size(),
+                              std::memory_order_relaxed);
+  auto view = std::make_shared<const RingView>(
+      RingView{std::move(ring), std::move(self)});
+  absl::MutexLock lock(&ring_mu_);
+  ring_ = std::move(view);
+}
+
+std::shared_ptr<const PeerTier::RingView> PeerTier::ring() const {
+  absl::ReaderMutexLock lock(&ring_mu_);
+  return ring_;
+}
+
+PeerStats PeerTier::peer_stats() const {
+  PeerStats stats;
+  stats.enabled = options_.enabled;
+  stats.ring_nodes = counters_->ring_nodes.load(std::memory_order_relaxed);
+  stats.peer_blocks = counters_->peer_blocks.load(std::memory_order_relaxed);
+  stats.peer_bytes = counters_->peer_bytes.load(std::memory_order_relaxed);
+  stats.peer_errors = counters_->peer_errors.load(std::memory_order_relaxed);
+  stats.peer_bad_blocks =
+      counters_->peer_bad_blocks.load(std::memory_order_relaxed);
+  stats.hedges = counters_->hedges.load(std::memory_order_relaxed);
+  stats.hedge_wins = counters_->hedge_wins.load(std::memory_order_relaxed);
+  return stats;
+}
+
+absl::StatusOr<BlockRef> PeerTier::Read(const BlockId& id) {
+  absl::Notification answered;
+  absl::StatusOr<BlockRef> answer;
+  ReadAsync(id, [&](absl::StatusOr<BlockRef> result) {
+    answer = std::move(result);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return answer;
+}
+
+void PeerTier::ReadAsync(const BlockId& id, ReadCallback done) {
+  std::shared_ptr<const RingView> view = ring();
+  const std::string* owner = nullptr;
+  if (options_.enabled && view != nullptr) owner = &view->ring.Owner(id);
+  if (owner == nullptr || owner->empty() || *owner == view->self) {
+    durable_->ReadAsync(id, std::move(done));
+    return;
+  }
+  auto fetch = std::make_shared<Fetch>();
+  fetch->id = id;
+  fetch->ring = std::move(view);
+  fetch->owner = owner;
+  fetch->durable = durable_;
+  fetch->counters = counters_;
+  {
+    absl::MutexLock lock(&fetch->mu);
+    fetch->done = std::move(done);
+    fetch->outstanding = 1;
+  }
+  timers_->Schedule(
+      absl::Now() + options_.hedge_after, [weak = std::weak_ptr<Fetch>(fetch)] {
+        std::shared_ptr<Fetch> fetch = weak.lock();
+        if (fetch == nullptr) return;
+        {
+          absl::MutexLock lock(&fetch->mu);
+          if (!fetch->done || fetch->durable_started) return;
+          fetch->hedged = true;
+        }
+        fetch->counters->hedges.fetch_add(1, std::memory_order_relaxed);
+        StartDurable(fetch);
+      });
+  client_->ReadBlock(
+      *owner, id, options_.read_timeout,
+      [fetch](absl::StatusOr<BlockRef> result) {
+        Counters& counters = *fetch->counters;
+        if (result.ok() && BlockId::Of((*result)->bytes()) != fetch->id) {
+          counters.peer_bad_blocks.fetch_add(1, std::memory_order_relaxed);
+          spdlog::warn(
+              "event=peer_bad_block block={} peer={} bytes={} "
+              "action=read_durable",
+              fetch->id.ToHex(), *fetch->owner, (*result)->size());
+          result = absl::DataLossError(
+              absl::StrCat("peer ", *fetch->owner, ": block ",
+                           fetch->id.ToHex(), " fails its XXH3-128 check"));
+        } else if (!result.ok()) {
+          counters.peer_errors.fetch_add(1, std::memory_order_relaxed);
+          spdlog::debug("event=peer_read_failed block={} peer={} status=\"{}\"",
+                        fetch->id.ToHex(), *fetch->owner,
+                        result.status().ToString());
+        }
+        ReadCallback done;
+        absl::Status error;
+        bool start_durable = false;
+        {
+          absl::MutexLock lock(&fetch->mu);
+          --fetch->outstanding;
+          if (!fetch->done) return;  // The durable tier answered first.
+          if (result.ok()) {
+            done = std::move(fetch->done);
+          } else {
+            fetch->peer_error = result.status();
+            start_durable = !fetch->durable_started;
+            if (!start_durable) done = fetch->TakeIfAllFailed(&error);
+          }
+        }
+        if (result.ok()) {
+          counters.peer_blocks.fetch_add(1, std::memory_order_relaxed);
+          counters.peer_bytes.fetch_add((*result)->size(),
+                                        std::memory_order_relaxed);
+          std::move(done)(std::move(result));
+        } else if (start_durable) {
+          StartDurable(fetch);
+        } else if (done) {
+          std::move(done)(error);
+        }
+      });
+}
+
+void PeerTier::StartDurable(const std::shared_ptr<Fetch>& fetch) {
+  {
+    absl::MutexLock lock(&fetch->mu);
+    if (fetch->durable_started || !fetch->done) return;
+    fetch->durable_started = true;
+    ++fetch->outstanding;
+  }
+  fetch->durable->ReadAsync(
+      fetch->id, [fetch](absl::StatusOr<BlockRef> result) {
+        ReadCallback done;
+        absl::Status error;
+        bool hedge_won = false;
+        {
+          absl::MutexLock lock(&fetch->mu);
+          --fetch->outstanding;
+          if (!fetch->done) return;  // The peer answered first.
+          if (result.ok()) {
+            done = std::move(fetch->done);
+            hedge_won = fetch->hedged;
+          } else {
+            fetch->durable_error = result.status();
+            done = fetch->TakeIfAllFailed(&error);
+          }
+        }
+        if (hedge_won) {
+          fetch->counters->hedge_wins.fetch_add(1, std::memory_order_relaxed);
+        }
+        if (!done) return;  // The peer may still answer.
+        if (result.ok()) {
+          std::move(done)(std::move(result));
+        } else {
+          std::move(done)(error);
+        }
+      });
+}
+
+}  // namespace pstore
