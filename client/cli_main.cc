@@ -752,6 +752,24 @@ absl::Status Status(Client& client) {
           node.self() ? " (this node)" : "");
     }
   }
+  if (status.has_peers()) {
+    const v1::PeerStatus& peers = status.peers();
+    std::printf(
+        "peers %s, ring of %lu: from peers %s (%lu blocks), from the "
+        "durable tier %s; served to peers %s (%lu blocks); peer errors %lu, "
+        "bad blocks %lu, hedges %lu (won %lu)\n",
+        peers.enabled() ? "on" : "off",
+        static_cast<unsigned long>(peers.ring_nodes()),
+        FormatBytes(peers.peer_bytes()).c_str(),
+        static_cast<unsigned long>(peers.peer_blocks()),
+        FormatBytes(peers.durable_bytes()).c_str(),
+        FormatBytes(peers.served_bytes()).c_str(),
+        static_cast<unsigned long>(peers.served_blocks()),
+        static_cast<unsigned long>(peers.peer_errors()),
+        static_cast<unsigned long>(peers.peer_bad_blocks()),
+        static_cast<unsigned long>(peers.hedges()),
+        static_cast<unsigned long>(peers.hedge_wins()));
+  }
   return absl::OkStatus();
 }
 

@@ -24,6 +24,8 @@ absl::string_view ScopeName(Scope scope) {
       return "write";
     case Scope::kAdmin:
       return "admin";
+    case Scope::kPeer:
+      return "peer";
   }
   return "unknown";
 }
@@ -41,6 +43,9 @@ std::string BearerToken(const grpc::ServerContextBase& context) {
 }  // namespace
 
 bool TokenGrant::Allows(Scope scope, absl::string_view model) const {
+  // A peer reads any block by its id, whatever model names it: only a
+  // grant of that scope itself, for every model, allows it.
+  if (scope == Scope::kPeer) return peer && model_prefixes.empty();
   bool scoped = admin || (scope == Scope::kRead && read) ||
                 (scope == Scope::kWrite && write);
   if (!scoped) return false;
@@ -113,9 +118,11 @@ absl::StatusOr<std::vector<TokenGrant>> ParseTokens(absl::string_view text) {
         grant.write = true;
       } else if (value == "admin") {
         grant.admin = true;
+      } else if (value == "peer") {
+        grant.peer = true;
       } else {
         return invalid(absl::StrCat(where, " has scope '", value,
-                                    "': want read, write or admin"));
+                                    "': want read, write, admin or peer"));
       }
     }
     if (auto models = entry.find("models"); models != entry.end()) {

@@ -9,7 +9,10 @@
 //
 // Scopes: `read` (get, pull, stat, list, revisions, status), `write` (put,
 // delete, create, publish), `admin` (pin, unpin, prefetch, drop-cache,
-// verify; and read and write). `models`, when present, restricts a token to
+// verify; and read and write), `peer` (the node-to-node block reads of a
+// store many nodes share, pstore.v1.PeerStore: only for the nodes' own
+// token, never implied by another scope, and only without `models`).
+// `models`, when present, restricts a token to
 // models whose names start with one of the prefixes; calls that touch every
 // model (drop-cache) need a token without that restriction.
 //
@@ -36,7 +39,7 @@
 
 namespace pstore {
 
-enum class Scope { kRead, kWrite, kAdmin };
+enum class Scope { kRead, kWrite, kAdmin, kPeer };
 
 // One configured token.
 struct TokenGrant {
@@ -45,6 +48,7 @@ struct TokenGrant {
   bool read = false;
   bool write = false;
   bool admin = false;
+  bool peer = false;
   std::vector<std::string> model_prefixes;  // Empty: every model.
 
   // Returns true if the grant allows `scope` on `model` ("" for calls that

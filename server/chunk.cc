@@ -68,4 +68,17 @@ grpc::ByteBuffer MakeChunkBuffer(const v1::TensorChunk& fields,
   return grpc::ByteBuffer(slices, 2);
 }
 
+grpc::ByteBuffer MakeBlockDataBuffer(const BlockRef& block) {
+  // Tag of BlockData.data: field 1, wire type 2.
+  std::string head(1, static_cast<char>((1 << 3) | 2));
+  AppendVarint(block->size(), &head);
+  if (block->size() == 0) {
+    grpc::Slice slice(head);
+    return grpc::ByteBuffer(&slice, 1);
+  }
+  grpc::Slice slices[2] = {grpc::Slice(head),
+                           DataSlice(block, 0, block->size())};
+  return grpc::ByteBuffer(slices, 2);
+}
+
 }  // namespace pstore

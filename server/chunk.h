@@ -41,6 +41,10 @@ grpc::ByteBuffer MakeChunkBuffer(const v1::TensorChunk& fields,
                                  const BlockRef& block, uint64_t offset,
                                  uint64_t length);
 
+// Returns a serialized pstore.v1.BlockData whose `data` is the whole of
+// `block`, pointing into it.
+grpc::ByteBuffer MakeBlockDataBuffer(const BlockRef& block);
+
 }  // namespace pstore
 
 #endif  // PSTORE_SERVER_CHUNK_H_

@@ -50,6 +50,8 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   double rados_connect_seconds = 10, rados_op_seconds = 30;
   double rados_gc_grace_seconds = 3600, gc_interval_seconds = 3600;
   double peer_heartbeat_seconds = 2, peer_timeout_seconds = 10;
+  PeerOptions& peers = config.server.store.peers;
+  double peer_hedge_seconds = 1, peer_read_timeout_seconds = 10;
 
   CLI::App app("pstored: a tiered parameter store for ML weights", "pstored");
   // A flag given twice takes the last value, so wrappers can override.
@@ -100,6 +102,30 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
                  "rados: a node whose heartbeat has not changed for this "
                  "long is no longer a member")
       ->check(CLI::PositiveNumber);
+  app.add_option("--peers", peers.enabled,
+                 "rados: a block missing here is asked of its owner on the "
+                 "ring of nodes before the pool is read");
+  app.add_option("--peer_ring_size", peers.virtual_nodes,
+                 "rados: points of each node on the ring of block owners")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--peer_hedge_seconds", peer_hedge_seconds,
+                 "rados: an owner that has not answered within this is "
+                 "hedged: the pool is read too, and the first good answer "
+                 "wins")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--peer_read_timeout_seconds", peer_read_timeout_seconds,
+                 "rados: the longest a call to an owner may run")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--peer_token_file", config.server.peer_token_file,
+                 "rados, with --tokens_file: a file holding this node's "
+                 "token of scope peer, sent only to the other nodes");
+  app.add_option("--peer_tls_ca_file", config.server.peer_tls_ca_file,
+                 "rados, with TLS: the CA that signs the other nodes' "
+                 "certificates (default: --tls_client_ca)");
+  app.add_flag("--fault_corrupt_peer_replies",
+               config.server.fault_corrupt_peer_replies,
+               "a test fault: flip one byte of every block served to "
+               "another node");
   app.add_option("--advertise_address", config.advertise_address,
                  "rados: HOST:PORT the other nodes reach this one at "
                  "(default: --listen's host, or this machine's name for a "
@@ -240,6 +266,13 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
           "--peer_heartbeat_seconds");
     }
     store.gc_interval = absl::Seconds(gc_interval_seconds);
+    peers.hedge_after = absl::Seconds(peer_hedge_seconds);
+    peers.read_timeout = absl::Seconds(peer_read_timeout_seconds);
+    if (peers.read_timeout < peers.hedge_after) {
+      return absl::InvalidArgumentError(
+          "--peer_read_timeout_seconds must be at least "
+          "--peer_hedge_seconds");
+    }
     store.rados = rados;
     store.cold_dir.clear();
   }
@@ -282,7 +315,11 @@ std::string DescribeConfig(const DaemonConfig& config) {
                          " rados_user=", store.rados->user, " rados_namespace=",
                          store.rados->name_space.empty()
                              ? "(default)"
-                             : store.rados->name_space)
+                             : store.rados->name_space,
+                         " peers=", store.peers.enabled ? "on" : "off",
+                         " peer_ring_size=", store.peers.virtual_nodes,
+                         " peer_hedge_seconds=",
+                         absl::ToDoubleSeconds(store.peers.hedge_after))
           : absl::StrCat(" backend=rocksdb cold_dir=", store.cold_dir),
       " nvme_dir=", store.nvme_dir.empty() ? "(disabled)" : store.nvme_dir,
       " dram_bytes=", FormatBytes(store.dram_bytes), " pin_budget_bytes=",

@@ -170,6 +170,49 @@ class ServerMetrics::StoreCollector : public prometheus::Collectable {
     AddSample(*counter("pstore_encoded_hits_total",
                        "Derived blocks found cached in DRAM."),
               static_cast<double>(stats.encoded_hits));
+    if (stats.peers.enabled) {
+      const PeerStats& peers = stats.peers;
+      AddSample(*gauge("pstore_peer_ring_nodes",
+                       "Nodes on the ring of block owners, this one "
+                       "included."),
+                static_cast<double>(peers.ring_nodes));
+      prometheus::MetricFamily* blocks =
+          counter("pstore_fetched_blocks_total",
+                  "Blocks that missed DRAM and NVMe, by where they came "
+                  "from: their owner node (peer) or the durable tier read "
+                  "by this node (durable).");
+      AddSample(*blocks, static_cast<double>(peers.peer_blocks),
+                {{"source", "peer"}});
+      AddSample(*blocks, static_cast<double>(stats.cold.hits),
+                {{"source", "durable"}});
+      prometheus::MetricFamily* bytes = counter(
+          "pstore_fetched_bytes_total", "Bytes of those blocks, by source.");
+      AddSample(*bytes, static_cast<double>(peers.peer_bytes),
+                {{"source", "peer"}});
+      AddSample(*bytes, static_cast<double>(stats.cold.read_bytes),
+                {{"source", "durable"}});
+      AddSample(*counter("pstore_peer_errors_total",
+                         "Owner nodes that answered an error, or none in "
+                         "time; the durable tier was read instead."),
+                static_cast<double>(peers.peer_errors));
+      AddSample(*counter("pstore_peer_bad_blocks_total",
+                         "Owners' answers that failed the XXH3-128 check; "
+                         "the durable tier was read instead."),
+                static_cast<double>(peers.peer_bad_blocks));
+      AddSample(*counter("pstore_peer_hedges_total",
+                         "Durable reads started because the owner was slow "
+                         "past the hedging deadline."),
+                static_cast<double>(peers.hedges));
+      AddSample(*counter("pstore_peer_hedge_wins_total",
+                         "Hedged durable reads that answered first."),
+                static_cast<double>(peers.hedge_wins));
+    }
+    AddSample(*counter("pstore_peer_served_blocks_total",
+                       "Blocks this node served to other nodes."),
+              static_cast<double>(stats.peers.served_blocks));
+    AddSample(
+        *counter("pstore_peer_served_bytes_total", "Bytes of those blocks."),
+        static_cast<double>(stats.peers.served_bytes));
     AddSample(*gauge("pstore_pinned_bytes", "Bytes pinned in DRAM."),
               static_cast<double>(stats.pinned_bytes));
     AddSample(*gauge("pstore_pin_budget_bytes", "Bytes pins may hold."),

@@ -6,12 +6,15 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "server/flags.h"
+#include "server/peer_client.h"
 #include "spdlog/spdlog.h"
 #include "util/file_io.h"
 #include "util/status.h"
@@ -31,6 +34,45 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
   }
   return text;
+}
+
+// Returns the client this node asks its peers with: TLS when it serves TLS,
+// its peer token when tokens are on. InvalidArgument for a combination
+// that cannot work or would leak the token.
+absl::StatusOr<std::shared_ptr<PeerClient>> OpenPeerClient(
+    const ServerConfig& config, bool tls) {
+  GrpcPeerClientOptions options;
+  options.max_block_bytes = config.store.block_bytes;
+  if (tls) {
+    options.tls_ca_file = config.peer_tls_ca_file.empty()
+                              ? config.tls_client_ca_file
+                              : config.peer_tls_ca_file;
+    if (options.tls_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "peer reads over TLS need the CA of the nodes' certificates: set "
+          "--peer_tls_ca_file (or --tls_client_ca), or --peers=false");
+    }
+    options.tls_cert_file = config.tls_cert_file;
+    options.tls_key_file = config.tls_key_file;
+  }
+  if (!config.tokens_file.empty()) {
+    if (config.peer_token_file.empty()) {
+      return absl::InvalidArgumentError(
+          "with --tokens_file, peer reads need this node's token of scope "
+          "peer: set --peer_token_file, or --peers=false");
+    }
+    if (!tls && !IsLocalOnlyAddress(config.listen)) {
+      return absl::InvalidArgumentError(
+          "the peer token would cross the network in plaintext: serve TLS "
+          "(--tls_cert/--tls_key) or set --peers=false");
+    }
+    PSTORE_ASSIGN_OR_RETURN(std::string token,
+                            ReadTextFile(config.peer_token_file));
+    options.token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  PSTORE_ASSIGN_OR_RETURN(std::shared_ptr<GrpcPeerClient> client,
+                          GrpcPeerClient::Create(std::move(options)));
+  return std::shared_ptr<PeerClient>(std::move(client));
 }
 
 }  // namespace
@@ -77,18 +119,27 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
                                          absl::Duration latency) {
     metrics->ObserveBlockRead(tier, latency);
   };
+  if (config.store.rados.has_value() && config.store.peers.enabled) {
+    PSTORE_ASSIGN_OR_RETURN(config.store.peer_client,
+                            OpenPeerClient(config, server->tls_));
+  }
   PSTORE_ASSIGN_OR_RETURN(server->store_, TieredStore::Open(config.store));
   config.service.metrics = metrics;
   config.service.version = config.version;
   server->service_ =
       std::make_unique<ParamStoreService>(server->store_.get(), config.service);
   metrics->Attach(server->store_.get(), server->service_.get());
+  PeerServiceOptions peer_options;
+  peer_options.corrupt_replies = config.fault_corrupt_peer_replies;
+  server->peer_service_ = std::make_unique<PeerStoreService>(
+      server->store_.get(), server->service_.get(), peer_options);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config.listen, credentials, &server->port_);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->peer_service_.get());
   builder.SetMaxReceiveMessageSize(config.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(-1);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
@@ -121,6 +172,7 @@ PstoreServer::~PstoreServer() {
   if (!shut_down_) Shutdown(absl::ZeroDuration());
   http_.reset();
   server_.reset();
+  peer_service_.reset();
   service_.reset();
 }
 

@@ -20,6 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "server/http_endpoint.h"
 #include "server/metrics.h"
+#include "server/peer_service.h"
 #include "server/service.h"
 #include "storage/tiered_store.h"
 
@@ -52,6 +53,18 @@ struct ServerConfig {
   std::string tls_client_ca_file;
   // JSON file of bearer tokens (server/auth.h); empty: no authorization.
   std::string tokens_file;
+  // Reads between the nodes of a shared store (store.peers says when; a
+  // RADOS store only). A file holding this node's token of scope "peer",
+  // sent with its calls to other nodes: required when tokens are on.
+  // Default: none.
+  std::string peer_token_file;
+  // PEM file of the CA that signs the other nodes' certificates, checked
+  // on peer calls, which use TLS when this node serves TLS. Default: none,
+  // meaning tls_client_ca_file.
+  std::string peer_tls_ca_file;
+  // A test fault: blocks served to other nodes have one byte flipped.
+  // Default: false.
+  bool fault_corrupt_peer_replies = false;
 };
 
 class PstoreServer {
@@ -103,6 +116,7 @@ class PstoreServer {
   bool tls_ = false;
   std::unique_ptr<TieredStore> store_;
   std::unique_ptr<ParamStoreService> service_;
+  std::unique_ptr<PeerStoreService> peer_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpEndpoint> http_;
   int port_ = 0;

@@ -581,6 +581,20 @@ grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
           out->set_heartbeat_unix_micros(node.heartbeat_unix_micros);
           out->set_self(node.self);
         }
+        if (stats.peers.enabled || stats.peers.served_blocks > 0) {
+          v1::PeerStatus* peers = response->mutable_peers();
+          peers->set_enabled(stats.peers.enabled);
+          peers->set_ring_nodes(stats.peers.ring_nodes);
+          peers->set_peer_blocks(stats.peers.peer_blocks);
+          peers->set_peer_bytes(stats.peers.peer_bytes);
+          peers->set_peer_errors(stats.peers.peer_errors);
+          peers->set_peer_bad_blocks(stats.peers.peer_bad_blocks);
+          peers->set_hedges(stats.peers.hedges);
+          peers->set_hedge_wins(stats.peers.hedge_wins);
+          peers->set_served_blocks(stats.peers.served_blocks);
+          peers->set_served_bytes(stats.peers.served_bytes);
+          peers->set_durable_bytes(stats.cold.read_bytes);
+        }
         return absl::OkStatus();
       });
 }

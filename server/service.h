@@ -143,6 +143,20 @@ class ParamStoreService final : public ParamStoreBase {
       grpc::ByteBuffer* raw_response) override;
 
   const StreamCounters& stream_counters() const { return stream_counters_; }
+  StreamCounters* mutable_stream_counters() { return &stream_counters_; }
+
+  // Admits a read call: GetTensor, PullModel, ReadTensor, or another
+  // node's ReadBlock (server/peer_service.h). Codes of StreamAdmission.
+  absl::StatusOr<StreamAdmission> AdmitRead() {
+    return StreamAdmission::Admit(&stream_counters_.streams_in_flight,
+                                  options_.max_read_streams, "read", &gate_);
+  }
+
+  // Returns OK if the call may use `scope` on `model` (see server/auth.h).
+  absl::Status Authorize(const grpc::CallbackServerContext& context,
+                         Scope scope, absl::string_view model) const;
+
+  ServerMetrics* metrics() const { return options_.metrics; }
   const PutCounters& put_counters() const { return put_counters_; }
 
   // Counts the calls that use the store; closed to refuse new calls with
@@ -151,10 +165,6 @@ class ParamStoreService final : public ParamStoreBase {
   const CallGate& gate() const { return gate_; }
 
  private:
-  // Returns OK if the call may use `scope` on `model` (see server/auth.h).
-  absl::Status Authorize(const grpc::CallbackServerContext& context,
-                         Scope scope, absl::string_view model) const;
-
   // Parses the request, runs `fn` (absl::Status(const Request*,
   // Response*)) on `pool`, and finishes the call with its status and, when
   // OK, the serialized response.

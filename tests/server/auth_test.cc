@@ -116,7 +116,7 @@ TEST(ParseTokensTest, RefusesBadFilesNamingTheProblem) {
        "token 'a' needs \"scopes\""},
       {R"({"tokens": [{"name": "a", "token": "0123456789abcdef",
            "scopes": ["read", "delete"]}]})",
-       "token 'a' has scope 'delete': want read, write or admin"},
+       "token 'a' has scope 'delete': want read, write, admin or peer"},
       {absl::StrCat(R"({"tokens": [{"name": "a", )", good,
                     R"(, "models": "llama"}]})"),
        "token 'a': \"models\" is not a list"},
@@ -169,6 +169,28 @@ TEST(TokenGrantTest, ScopesAllowTheirCallsAndAdminAllowsAll) {
     // No model restriction: calls about every model are allowed too.
     EXPECT_TRUE(admin.Allows(scope, ""));
   }
+}
+
+// The node-to-node block reads: a grant of scope peer only, never implied
+// by admin, and never with model prefixes (a block serves every model).
+TEST(TokenGrantTest, PeerScopeIsItsOwnAndCoversEveryModel) {
+  TokenGrant node{
+      .name = "n", .token = "t", .peer = true, .model_prefixes = {}};
+  EXPECT_TRUE(node.Allows(Scope::kPeer, ""));
+  for (Scope scope : {Scope::kRead, Scope::kWrite, Scope::kAdmin}) {
+    EXPECT_FALSE(node.Allows(scope, "any"));
+  }
+  TokenGrant admin{
+      .name = "a", .token = "t", .admin = true, .model_prefixes = {}};
+  EXPECT_FALSE(admin.Allows(Scope::kPeer, ""));
+  TokenGrant limited{
+      .name = "l", .token = "t", .peer = true, .model_prefixes = {"llama-"}};
+  EXPECT_FALSE(limited.Allows(Scope::kPeer, ""));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenGrant> grants,
+                       ParseTokens(R"({"tokens": [{"name": "nodes",
+                     "token": "0123456789abcdef", "scopes": ["peer"]}]})"));
+  ASSERT_EQ(grants.size(), 1u);
+  EXPECT_TRUE(grants[0].peer && !grants[0].read && !grants[0].admin);
 }
 
 TEST(TokenGrantTest, ModelPrefixesLimitTheModelsAndRefuseEveryModelCalls) {

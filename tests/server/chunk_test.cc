@@ -186,4 +186,22 @@ TEST(ChunkTest, DataIsThePiecesOfSeveralBlocksInOrder) {
 }
 
 }  // namespace
+// A peer's answer: a BlockData whose data is the whole block, any size.
+TEST(ChunkTest, BlockDataIsTheWholeBlock) {
+  for (size_t size : {size_t{1}, size_t{127}, size_t{128}, size_t{4} << 20}) {
+    const std::vector<uint8_t> bytes = RandomBytes(size, 7);
+    grpc::ByteBuffer buffer = MakeBlockDataBuffer(CopyBlock(bytes));
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(buffer.Dump(&slices).ok());
+    std::string serialized;
+    for (const grpc::Slice& slice : slices) {
+      serialized.append(reinterpret_cast<const char*>(slice.begin()),
+                        slice.size());
+    }
+    v1::BlockData data;
+    ASSERT_TRUE(data.ParseFromString(serialized)) << size;
+    EXPECT_TRUE(data.data() == Bytes(bytes, 0, size)) << size;
+  }
+}
+
 }  // namespace pstore

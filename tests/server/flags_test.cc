@@ -145,5 +145,45 @@ TEST(FlagsTest, RadosBackendNeedsItsConfAndPoolAndTakesItsTimes) {
               StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+TEST(FlagsTest, PeerReadsAreOnByDefaultAndTakeTheirRingAndDeadlines) {
+  const std::vector<std::string> rados = {
+      "--backend=rados", "--ceph_conf=/c.conf", "--rados_pool=p"};
+  ASSERT_OK_AND_ASSIGN(DaemonConfig defaults, Parse(rados));
+  const PeerOptions& peers = defaults.server.store.peers;
+  EXPECT_TRUE(peers.enabled);
+  EXPECT_EQ(peers.virtual_nodes, 64);
+  EXPECT_EQ(peers.hedge_after, absl::Seconds(1));
+  EXPECT_EQ(peers.read_timeout, absl::Seconds(10));
+  EXPECT_FALSE(defaults.server.fault_corrupt_peer_replies);
+
+  std::vector<std::string> flags = rados;
+  for (const char* flag :
+       {"--peers=false", "--peer_ring_size=128", "--peer_hedge_seconds=0.25",
+        "--peer_read_timeout_seconds=4", "--peer_token_file=/t",
+        "--peer_tls_ca_file=/ca.pem", "--fault_corrupt_peer_replies"}) {
+    flags.push_back(flag);
+  }
+  ASSERT_OK_AND_ASSIGN(DaemonConfig set, Parse(flags));
+  EXPECT_FALSE(set.server.store.peers.enabled);
+  EXPECT_EQ(set.server.store.peers.virtual_nodes, 128);
+  EXPECT_EQ(set.server.store.peers.hedge_after, absl::Milliseconds(250));
+  EXPECT_EQ(set.server.store.peers.read_timeout, absl::Seconds(4));
+  EXPECT_EQ(set.server.peer_token_file, "/t");
+  EXPECT_EQ(set.server.peer_tls_ca_file, "/ca.pem");
+  EXPECT_TRUE(set.server.fault_corrupt_peer_replies);
+
+  for (const char* bad :
+       {"--peer_ring_size=0", "--peer_hedge_seconds=0", "--peers=maybe"}) {
+    flags = rados;
+    flags.push_back(bad);
+    EXPECT_THAT(Parse(flags), StatusIs(absl::StatusCode::kInvalidArgument))
+        << bad;
+  }
+  flags = rados;
+  flags.push_back("--peer_hedge_seconds=5");
+  flags.push_back("--peer_read_timeout_seconds=1");
+  EXPECT_THAT(Parse(flags), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace pstore
