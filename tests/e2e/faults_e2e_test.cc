@@ -31,9 +31,11 @@
 namespace pstore {
 namespace {
 
+using ::pstore::testing::CommandResult;
 using ::pstore::testing::PstoreCliPath;
 using ::pstore::testing::PstoredProcess;
 using ::pstore::testing::RandomBytes;
+using ::pstore::testing::RunCommand;
 using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
 using Code = absl::StatusCode;
@@ -46,25 +48,6 @@ std::unique_ptr<Client> Connect(const PstoredProcess& server) {
   options.max_attempts = 1;
   options.call_timeout = absl::Seconds(30);
   return *Client::Create(options);
-}
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-CommandResult RunCommand(const std::string& command) {
-  CommandResult run;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t got;
-  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-    run.out.append(buffer, got);
-  }
-  int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
 }
 
 CommandResult Cli(const PstoredProcess& server, const std::string& args) {

@@ -1,7 +1,9 @@
 #include "tests/testing/pstored_process.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <utility>
@@ -117,6 +119,20 @@ bool PstoredProcess::Running() {
 std::string PstoredProcess::Log() const {
   absl::StatusOr<std::string> log = ReadFileToString(log_path_);
   return log.ok() ? *std::move(log) : "";
+}
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult run;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (pipe == nullptr) return run;
+  char buffer[4096];
+  size_t got;
+  while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    run.out.append(buffer, got);
+  }
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
 }
 
 }  // namespace pstore::testing

@@ -87,6 +87,16 @@ std::string PstoredPath();
 // Returns $PSTORE_CLI_PATH, else the build tree's pstore-cli.
 std::string PstoreCliPath();
 
+// What a shell command printed (stdout and stderr) and its exit code (-1
+// if it did not exit normally).
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+};
+
+// Runs `command` with /bin/sh and waits for it.
+CommandResult RunCommand(const std::string& command);
+
 }  // namespace pstore::testing
 
 #endif  // PSTORE_TESTS_TESTING_PSTORED_PROCESS_H_
