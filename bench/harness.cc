@@ -319,7 +319,7 @@ void Bench::ReleaseAfter(size_t done) {
     redis_.reset();
     peer_state_["redis"] = "done";
   }
-  if (!needs({"rados", "rados_scale"})) StopRados();
+  if (!needs({"rados", "rados_scale", "fleet"})) StopRados();
   if (nginx_get_file_ready_ && !needs({"get_dram"})) {
     std::filesystem::remove(shm_dir_ + "/get.bin");
     nginx_get_file_ready_ = false;
@@ -906,6 +906,8 @@ int Bench::Run() {
       status = RunRados();
     } else if (benchmark == "rados_scale") {
       status = RunRadosScale();
+    } else if (benchmark == "fleet") {
+      status = RunFleet();
     }
     if (!status.ok()) {
       Fail(benchmark, status);

@@ -48,8 +48,8 @@
 namespace pstore::bench {
 
 inline const std::vector<std::string> kAllBenchmarks = {
-    "put",  "get_dram",  "get_nvme",  "get_cold", "latency",
-    "pull", "pull_file", "encodings", "rados",    "rados_scale"};
+    "put",       "get_dram",  "get_nvme", "get_cold",    "latency", "pull",
+    "pull_file", "encodings", "rados",    "rados_scale", "fleet"};
 inline const std::vector<std::string> kAllPeers = {"grpc", "nginx", "redis",
                                                    "fio", "rocksdb"};
 inline constexpr uint32_t kStreamChunkBytes = 4 << 20;  // The client's default.
@@ -104,6 +104,7 @@ struct Flags {
   std::string ceph_conf;
   std::string ceph_script = CEPH_SCRIPT_DEFAULT_PATH;
   std::string rados_nodes = "1,2,3";
+  std::string fleet_nodes = "1,2,3,4";
   std::string rados_dram_bytes = "2GiB";
   int rados_peer_depth = 8;
   int rados_scale_streams = 4;
@@ -140,6 +141,7 @@ struct Config {
   uint64_t dram_bytes = 0;
   uint64_t nvme_bytes = 0;
   std::vector<int> rados_nodes;  // Node counts of rados_scale.
+  std::vector<int> fleet_nodes;  // Node counts of fleet, ascending.
 
   bool Wants(const std::string& benchmark) const {
     return std::find(benchmarks.begin(), benchmarks.end(), benchmark) !=
@@ -270,6 +272,7 @@ class Bench {
   absl::Status RunEncodings();
   absl::Status RunRados();
   absl::Status RunRadosScale();
+  absl::Status RunFleet();
   // Pulls the model in `encoding` into the arena; returns the seconds it
   // took and sets `*bytes` (if given) to the bytes received.
   absl::StatusOr<double> PullOnce(Client& client, int streams,
@@ -340,6 +343,11 @@ class Bench {
   std::string ceph_conf_;  // Set once the Ceph is up.
   std::shared_ptr<RadosPool> rados_pool_;  // The librados peer's.
   std::vector<RadosNode> rados_nodes_;
+  // Starts a RADOS-backed pstored with empty tiers, its data and log under
+  // work_dir_/`name`, with `flags` after the common ones.
+  absl::StatusOr<RadosNode> StartRadosNode(
+      const std::string& name, const std::vector<std::string>& flags);
+  void StopRadosNodes(std::vector<RadosNode>& nodes);
   std::optional<TensorSet> rados_set_;
   std::vector<std::string> rados_objects_;  // rados_set_'s blocks, in order.
   // The pull_file model.

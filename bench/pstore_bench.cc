@@ -138,6 +138,7 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
     if (!given("dram_bytes")) flags.dram_bytes = "2GiB";
     if (!given("nvme_bytes")) flags.nvme_bytes = "1GiB";
     if (!given("rados_nodes")) flags.rados_nodes = "1,2";
+    if (!given("fleet_nodes")) flags.fleet_nodes = "1,3";
     if (!given("rados_dram_bytes")) flags.rados_dram_bytes = "512MiB";
   } else if (flags.repetitions < 5) {
     return absl::InvalidArgumentError(
@@ -209,6 +210,13 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
           8) {
     return absl::InvalidArgumentError(
         "--rados_nodes takes node counts from 1 to 8");
+  }
+  PSTORE_ASSIGN_OR_RETURN(config.fleet_nodes, ParseInts(flags.fleet_nodes));
+  std::sort(config.fleet_nodes.begin(), config.fleet_nodes.end());
+  if (config.fleet_nodes.empty() || config.fleet_nodes.front() < 1 ||
+      config.fleet_nodes.back() > 8) {
+    return absl::InvalidArgumentError(
+        "--fleet_nodes takes node counts from 1 to 8");
   }
   if (flags.rados_peer_depth < 1 || flags.rados_scale_streams < 1) {
     return absl::InvalidArgumentError(
@@ -342,6 +350,8 @@ int main(int argc, char** argv) {
                  "--dram_bytes of each RADOS node (quick: 512MiB)");
   app.add_option("--rados_peer_depth", flags.rados_peer_depth,
                  "librados reads in flight of the rados peer");
+  app.add_option("--fleet_nodes", flags.fleet_nodes,
+                 "node counts of fleet (quick: 1,3)");
   app.add_option("--rados_scale_streams", flags.rados_scale_streams,
                  "pull streams of each node in rados_scale");
   app.add_option("--report", flags.report,

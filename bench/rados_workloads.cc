@@ -130,6 +130,57 @@ absl::Status ReadObjectsAio(rados_ioctx_t io,
 
 }  // namespace
 
+absl::StatusOr<Bench::RadosNode> Bench::StartRadosNode(
+    const std::string& name, const std::vector<std::string>& flags) {
+  std::string data = absl::StrCat(work_dir_, "/", name);
+  std::filesystem::create_directories(data);
+  std::string port_file = data + "/port";
+  std::vector<std::string> argv = {
+      flags_.pstored,
+      "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,
+      "--data_dir=" + data,
+      "--backend=rados",
+      "--ceph_conf=" + ceph_conf_,
+      absl::StrCat("--rados_pool=", kPool),
+      "--rados_namespace=" + prefix_,
+      "--dram_bytes=" + flags_.rados_dram_bytes,
+      "--nvme_bytes=0",
+      "--drain_seconds=5",
+      "--log_level=warn",
+  };
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.insert(argv.end(), flags_.pstored_flags.begin(),
+              flags_.pstored_flags.end());
+  RadosNode node;
+  node.process = std::make_unique<ChildProcess>(absl::StrCat("pstored-", name),
+                                                argv, data + ".log");
+  PSTORE_RETURN_IF_ERROR(node.process->Start());
+  PSTORE_ASSIGN_OR_RETURN(
+      int port, node.process->WaitForPortFile(port_file, absl::Seconds(60)));
+  node.address = absl::StrCat("127.0.0.1:", port);
+  ClientOptions options;
+  options.address = node.address;
+  options.channels = 4;
+  options.chunk_bytes = kStreamChunkBytes;
+  PSTORE_ASSIGN_OR_RETURN(node.client, Client::Create(options));
+  std::fprintf(stderr, "pstore-bench: started %s (pid %d) at %s\n",
+               name.c_str(), node.process->pid(), node.address.c_str());
+  return node;
+}
+
+void Bench::StopRadosNodes(std::vector<RadosNode>& nodes) {
+  for (RadosNode& node : nodes) {
+    node.client.reset();
+    if (node.process != nullptr && node.process->Running()) {
+      if (absl::StatusOr<int> s = node.process->Stop(); !s.ok()) {
+        Fail(absl::StrCat("stop ", node.process->name()), s.status());
+      }
+    }
+  }
+  nodes.clear();
+}
+
 absl::Status Bench::PrepareRados(int nodes) {
   if (ceph_conf_.empty()) {
     if (!flags_.ceph_conf.empty()) {
@@ -162,40 +213,11 @@ absl::Status Bench::PrepareRados(int nodes) {
     PSTORE_ASSIGN_OR_RETURN(rados_pool_, RadosPool::Connect(options));
   }
   while (static_cast<int>(rados_nodes_.size()) < nodes) {
-    int index = static_cast<int>(rados_nodes_.size());
-    std::string data = absl::StrCat(work_dir_, "/rados-node-", index);
-    std::filesystem::create_directories(data);
-    std::string port_file = data + "/port";
-    std::vector<std::string> argv = {
-        flags_.pstored,
-        "--listen=127.0.0.1:0",
-        "--port_file=" + port_file,
-        "--data_dir=" + data,
-        "--backend=rados",
-        "--ceph_conf=" + ceph_conf_,
-        absl::StrCat("--rados_pool=", kPool),
-        "--rados_namespace=" + prefix_,
-        "--dram_bytes=" + flags_.rados_dram_bytes,
-        "--nvme_bytes=0",
-        "--drain_seconds=5",
-        "--log_level=warn",
-    };
-    argv.insert(argv.end(), flags_.pstored_flags.begin(),
-                flags_.pstored_flags.end());
-    RadosNode node;
-    node.process = std::make_unique<ChildProcess>(
-        absl::StrCat("pstored-rados-", index), argv, data + ".log");
-    PSTORE_RETURN_IF_ERROR(node.process->Start());
+    // Without peers: these lines measure each node's reads of the pool.
     PSTORE_ASSIGN_OR_RETURN(
-        int port, node.process->WaitForPortFile(port_file, absl::Seconds(60)));
-    node.address = absl::StrCat("127.0.0.1:", port);
-    ClientOptions options;
-    options.address = node.address;
-    options.channels = 4;
-    options.chunk_bytes = kStreamChunkBytes;
-    PSTORE_ASSIGN_OR_RETURN(node.client, Client::Create(options));
-    std::fprintf(stderr, "pstore-bench: started RADOS node %d (pid %d) at %s\n",
-                 index, node.process->pid(), node.address.c_str());
+        RadosNode node,
+        StartRadosNode(absl::StrCat("rados-node-", rados_nodes_.size()),
+                       {"--peers=false"}));
     rados_nodes_.push_back(std::move(node));
   }
   if (!rados_set_.has_value()) {
@@ -231,15 +253,7 @@ absl::Status Bench::PrepareRados(int nodes) {
 }
 
 void Bench::StopRados() {
-  for (RadosNode& node : rados_nodes_) {
-    node.client.reset();
-    if (node.process != nullptr && node.process->Running()) {
-      if (absl::StatusOr<int> s = node.process->Stop(); !s.ok()) {
-        Fail(absl::StrCat("stop ", node.process->name()), s.status());
-      }
-    }
-  }
-  rados_nodes_.clear();
+  StopRadosNodes(rados_nodes_);
   rados_pool_.reset();
   if (!ceph_dir_.empty()) {
     ChildProcess stop("ceph.sh", {flags_.ceph_script, "stop", ceph_dir_},
@@ -438,6 +452,149 @@ absl::Status Bench::RunRadosScale() {
         "rados_scale, ", nodes, nodes == 1 ? " node" : " nodes",
         ": CPU in use per repetition (of ", sysconf(_SC_NPROCESSORS_ONLN),
         " on this machine): ", absl::StrJoin(cpu_lines[nodes], "; ")));
+  }
+  return absl::OkStatus();
+}
+
+// --- fleet ---
+
+namespace {
+
+// Bytes node `client` has read from the pool since it started.
+absl::StatusOr<uint64_t> PoolReadBytes(Client& client) {
+  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
+  for (const v1::TierStatus& tier : status.tiers()) {
+    if (tier.tier() == v1::TIER_COLD) return tier.read_bytes();
+  }
+  return uint64_t{0};
+}
+
+}  // namespace
+
+absl::Status Bench::RunFleet() {
+  PSTORE_RETURN_IF_ERROR(PrepareRados(1));
+  // The nodes of the other lines are members too: they would serve the
+  // fleet's blocks.
+  StopRadosNodes(rados_nodes_);
+  const TensorSet& set = *rados_set_;
+  const int max_nodes =
+      *std::max_element(config_.fleet_nodes.begin(), config_.fleet_nodes.end());
+  std::vector<TouchedBuffer> arenas;
+  for (int i = 0; i < max_nodes; ++i) arenas.emplace_back(set.Bytes());
+  for (bool peers : {false, true}) {
+    const std::string mode = peers ? "peers" : "no peers";
+    std::vector<RadosNode> fleet;
+    for (int nodes : config_.fleet_nodes) {
+      while (static_cast<int>(fleet.size()) < nodes) {
+        PSTORE_ASSIGN_OR_RETURN(
+            RadosNode node,
+            StartRadosNode(
+                absl::StrCat("fleet-", peers ? "peers-" : "alone-",
+                             fleet.size()),
+                {absl::StrCat("--peers=", peers ? "true" : "false"),
+                 "--peer_heartbeat_seconds=1", "--peer_timeout_seconds=3"}));
+        fleet.push_back(std::move(node));
+      }
+      if (peers) {
+        // Every node's ring holds the fleet (a join is seen at once; the
+        // ring follows within its refresh).
+        auto deadline = Clock::now() + std::chrono::seconds(20);
+        for (RadosNode& node : fleet) {
+          for (;;) {
+            PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status,
+                                    node.client->GetServerStatus());
+            if (status.peers().ring_nodes() == static_cast<uint64_t>(nodes)) {
+              break;
+            }
+            if (Clock::now() > deadline) {
+              return absl::DeadlineExceededError(absl::StrCat(
+                  node.address, " has ", status.peers().ring_nodes(),
+                  " nodes on its ring after 20 s, not ", nodes));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }
+      }
+      std::string config = absl::StrCat(
+          nodes, nodes == 1 ? " node, " : " nodes, ", mode, ", each ",
+          set.count, " x ", ShortBytes(set.tensor_bytes));
+      Series slowest = MakeSeries(
+          absl::StrCat("fleet/", peers ? "peers" : "alone", "/", nodes),
+          "fleet", config, peers ? "pstore (peers)" : "pstore (no peers)", "s",
+          "every node pulls the same revision at once (PullModel, 4 streams, "
+          "its own client), DRAM dropped on each before each repetition; the "
+          "slowest node's seconds",
+          "");
+      Series pool_reads = MakeSeries(
+          absl::StrCat("fleet/", peers ? "peers" : "alone", "/", nodes,
+                       "/rados_bytes"),
+          "fleet", config, peers ? "pstore (peers)" : "pstore (no peers)",
+          "x revision",
+          "bytes all nodes read from RADOS during the pull (their cold tiers' "
+          "read bytes), per byte of the revision",
+          "");
+      std::vector<pid_t> pids;
+      for (const RadosNode& node : fleet) pids.push_back(node.process->pid());
+      for (int rep = 0; rep < config_.repetitions; ++rep) {
+        uint64_t before = 0;
+        for (RadosNode& node : fleet) {
+          PSTORE_RETURN_IF_ERROR(node.client->DropCache(v1::TIER_DRAM));
+          PSTORE_ASSIGN_OR_RETURN(uint64_t bytes, PoolReadBytes(*node.client));
+          before += bytes;
+        }
+        FaultMeter faults("pstored (all nodes)", pids, "pstore-bench",
+                          FaultMeter::Reader::kSelf);
+        std::vector<absl::Status> results(nodes);
+        std::vector<double> seconds(nodes);
+        faults.Start();
+        std::vector<std::thread> threads;
+        for (int n = 0; n < nodes; ++n) {
+          threads.emplace_back([&, n] {
+            uint64_t cursor = 0;
+            PullCallbacks callbacks;
+            callbacks.allocate = [&](const v1::TensorInfo& info)
+                -> absl::StatusOr<std::span<uint8_t>> {
+              if (cursor + info.byte_length() > arenas[n].size()) {
+                return absl::FailedPreconditionError(
+                    "the set outgrew its buffer");
+              }
+              std::span<uint8_t> span =
+                  arenas[n].span().subspan(cursor, info.byte_length());
+              cursor += info.byte_length();
+              return span;
+            };
+            PullOptions options;
+            options.streams = flags_.rados_scale_streams;
+            auto start = Clock::now();
+            results[n] =
+                fleet[n]
+                    .client->PullModel(set.revision, options, callbacks)
+                    .status();
+            seconds[n] = SecondsSince(start);
+          });
+        }
+        for (std::thread& thread : threads) thread.join();
+        faults.Stop();
+        for (const absl::Status& result : results) {
+          PSTORE_RETURN_IF_ERROR(result);
+        }
+        uint64_t after = 0;
+        for (RadosNode& node : fleet) {
+          PSTORE_ASSIGN_OR_RETURN(uint64_t bytes, PoolReadBytes(*node.client));
+          after += bytes;
+        }
+        slowest.samples.push_back(
+            *std::max_element(seconds.begin(), seconds.end()));
+        faults.AddTo(slowest, nodes * set.Bytes());
+        pool_reads.samples.push_back(static_cast<double>(after - before) /
+                                     set.Bytes());
+      }
+      PrintSeries(slowest);
+      PrintSeries(pool_reads);
+      results_.Add(slowest);
+      results_.Add(pool_reads);
+    }
+    StopRadosNodes(fleet);
   }
   return absl::OkStatus();
 }
