@@ -21,20 +21,26 @@
 #include "absl/time/clock.h"
 #include "client/pstore_client.h"
 #include "codec/hash.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "pstore/v1/pstore.grpc.pb.h"
 #include "tests/testing/pstored_process.h"
 #include "tests/testing/random_bytes.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 #include "tests/testing/test_ceph.h"
+#include "util/file_io.h"
 #include "util/units.h"
 
 namespace pstore {
 namespace {
 
+using ::pstore::testing::MakeTestCertificates;
 using ::pstore::testing::PstoredProcess;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::RunCommand;
+using ::pstore::testing::StatusIs;
 using ::pstore::testing::TempDir;
 
 // The revision three nodes pull at once; the other tests use a smaller one.
@@ -103,7 +109,7 @@ class PeersE2eTest : public ::testing::Test {
     nodes_.push_back(std::make_unique<PstoredProcess>(
         dir_.Sub(absl::StrCat("node", nodes_.size())), all));
     ASSERT_OK(nodes_.back()->Start());
-    ClientOptions options;
+    ClientOptions options = client_options_;
     options.address = nodes_.back()->address();
     options.call_timeout = absl::Seconds(120);
     ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> client,
@@ -207,6 +213,7 @@ class PeersE2eTest : public ::testing::Test {
 
   TempDir dir_;
   RadosOptions rados_;
+  ClientOptions client_options_;  // TLS and token of the test's clients.
   std::vector<std::unique_ptr<PstoredProcess>> nodes_;
   std::vector<std::unique_ptr<Client>> clients_;
   std::map<std::string, uint64_t> hashes_;
@@ -370,6 +377,104 @@ TEST_F(PeersE2eTest, ANodeThatJoinsServesAndANodeThatStopsIsNotAsked) {
   ASSERT_OK(pulled.status());
   EXPECT_EQ(*pulled, "");
   EXPECT_EQ(Status(2).peers().peer_errors(), errors_before);
+}
+
+// With TLS and tokens, nodes read from each other over mutual TLS with the
+// peer token, which reads nothing else; other tokens cannot read blocks;
+// and a node with tokens but no peer token does not start.
+TEST_F(PeersE2eTest, PeersUseMutualTlsAndAPeerTokenThatReadsNothingElse) {
+  if (!MakeTestCertificates(dir_.path().string())) {
+    GTEST_SKIP() << "openssl is not installed";
+  }
+  const std::string kWriter = "writer-0123456789abcdef";
+  const std::string kNode = "node-0123456789abcdef";
+  {
+    std::FILE* tokens = std::fopen(dir_.Sub("tokens.json").c_str(), "w");
+    ASSERT_NE(tokens, nullptr);
+    std::fprintf(tokens,
+                 R"({"tokens": [
+                   {"name": "writer", "token": "%s",
+                    "scopes": ["read", "write", "admin"]},
+                   {"name": "nodes", "token": "%s", "scopes": ["peer"]}]})",
+                 kWriter.c_str(), kNode.c_str());
+    std::fclose(tokens);
+    std::FILE* token = std::fopen(dir_.Sub("node.token").c_str(), "w");
+    ASSERT_NE(token, nullptr);
+    std::fprintf(token, "%s\n", kNode.c_str());
+    std::fclose(token);
+  }
+  const std::vector<std::string> secure = {
+      "--tls_cert=" + dir_.Sub("server.pem"),
+      "--tls_key=" + dir_.Sub("server.key"),
+      "--tls_client_ca=" + dir_.Sub("ca.pem"),
+      "--tokens_file=" + dir_.Sub("tokens.json")};
+
+  // Tokens without the node's own peer token: start-up refuses.
+  {
+    std::vector<std::string> flags = {"--backend=rados",
+                                      "--ceph_conf=" + rados_.ceph_conf,
+                                      "--rados_pool=" + rados_.pool,
+                                      "--rados_namespace=" + rados_.name_space};
+    flags.insert(flags.end(), secure.begin(), secure.end());
+    PstoredProcess refused(dir_.Sub("refused"), flags);
+    absl::Status started = refused.Start(absl::Seconds(30));
+    EXPECT_FALSE(started.ok());
+    EXPECT_NE(std::string(started.message()).find("--peer_token_file"),
+              std::string::npos)
+        << started;
+  }
+
+  ASSERT_NO_FATAL_FAILURE(PutRevision());  // Through node 0, plaintext.
+  client_options_.tls_ca_file = dir_.Sub("ca.pem");
+  client_options_.tls_cert_file = dir_.Sub("client.pem");
+  client_options_.tls_key_file = dir_.Sub("client.key");
+  client_options_.token = kWriter;
+  std::vector<std::string> flags = secure;
+  flags.push_back("--peer_token_file=" + dir_.Sub("node.token"));
+  for (int i = 0; i < 2; ++i) ASSERT_NO_FATAL_FAILURE(StartNode(flags));
+  ASSERT_TRUE(WaitForRing(1, 2));
+  ASSERT_TRUE(WaitForRing(2, 2));
+  absl::StatusOr<std::string> pulled = Pull(1);
+  ASSERT_OK(pulled.status());
+  EXPECT_EQ(*pulled, "");
+  v1::ServerStatus status = Status(1);
+  EXPECT_GT(status.peers().peer_blocks(), 0u);
+  EXPECT_EQ(status.peers().peer_errors(), 0u);
+  EXPECT_EQ(Status(2).peers().served_blocks(), status.peers().peer_blocks());
+
+  // ReadBlock itself: the peer token only.
+  grpc::SslCredentialsOptions tls;
+  for (auto [out, file] : {std::pair{&tls.pem_root_certs, "ca.pem"},
+                           std::pair{&tls.pem_cert_chain, "client.pem"},
+                           std::pair{&tls.pem_private_key, "client.key"}}) {
+    ASSERT_OK_AND_ASSIGN(*out, ReadFileToString(dir_.Sub(file)));
+  }
+  auto stub = v1::PeerStore::NewStub(
+      grpc::CreateChannel(nodes_[2]->address(), grpc::SslCredentials(tls)));
+  v1::ReadBlockRequest request;
+  request.set_block_id(std::string(16, '\0'));
+  for (auto [token, code] :
+       {std::pair{std::string(), grpc::StatusCode::UNAUTHENTICATED},
+        std::pair{kWriter, grpc::StatusCode::PERMISSION_DENIED},
+        std::pair{kNode, grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
+    if (!token.empty()) context.AddMetadata("authorization", "Bearer " + token);
+    v1::BlockData data;
+    grpc::Status answer = stub->ReadBlock(&context, request, &data);
+    EXPECT_EQ(answer.error_code(), code)
+        << token << ": " << answer.error_message();
+  }
+  // And the peer token reads no tensor.
+  ClientOptions as_node = client_options_;
+  as_node.address = nodes_[2]->address();
+  as_node.token = kNode;
+  as_node.max_attempts = 1;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Client> node_client,
+                       Client::Create(as_node));
+  EXPECT_THAT(node_client->GetTensor("m@v1/layer.0").status(),
+              StatusIs(absl::StatusCode::kPermissionDenied));
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 namespace pstore {
 namespace {
 
+using ::pstore::testing::MakeTestCertificates;
 using ::pstore::testing::PstoredProcess;
 using ::pstore::testing::RandomBytes;
 using ::pstore::testing::StatusIs;
@@ -171,35 +172,10 @@ TEST(TokensFileTest, ABadTokensFileStopsStartUp) {
       << started;
 }
 
-// Makes a CA, a server certificate for 127.0.0.1 and a client certificate
-// with openssl; returns false (and the test skips) if openssl is missing.
-bool MakeCertificates(const TempDir& dir) {
-  if (std::system("command -v openssl > /dev/null 2>&1") != 0) return false;
-  std::string d = dir.path().string();
-  std::string script = absl::StrCat(
-      "set -e; cd ", d, "; ",
-      "key() { openssl genpkey -algorithm EC -pkeyopt "
-      "ec_paramgen_curve:P-256 -out $1 2>/dev/null; }; ",
-      "key ca.key; openssl req -x509 -new -key ca.key -out ca.pem -days 2 "
-      "-subj /CN=pstore-test-ca; ",
-      "key server.key; openssl req -new -key server.key -out server.csr "
-      "-subj /CN=localhost; ",
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext; ",
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -out server.pem -days 2 -extfile server.ext "
-      "2>/dev/null; ",
-      "key client.key; openssl req -new -key client.key -out client.csr "
-      "-subj /CN=pstore-test-client; ",
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
-      "-CAcreateserial -out client.pem -days 2 2>/dev/null");
-  std::string path = d + "/make-certs.sh";
-  std::ofstream(path) << script << "\n";
-  return std::system(("bash " + path).c_str()) == 0;
-}
-
 TEST(TlsTest, ServesTlsAndRequiresClientCertificatesWhenAsked) {
   TempDir dir;
-  if (!MakeCertificates(dir)) GTEST_SKIP() << "openssl is not installed";
+  if (!MakeTestCertificates(dir.path().string()))
+    GTEST_SKIP() << "openssl is not installed";
   PstoredProcess server(dir.Sub("data"),
                         {"--tls_cert=" + dir.Sub("server.pem"),
                          "--tls_key=" + dir.Sub("server.key"),

@@ -135,4 +135,32 @@ CommandResult RunCommand(const std::string& command) {
   return run;
 }
 
+bool MakeTestCertificates(const std::string& dir) {
+  if (RunCommand("command -v openssl").exit_code != 0) return false;
+  std::string script = absl::StrCat(
+      "set -e; cd ", dir, "; ",
+      "key() { openssl genpkey -algorithm EC -pkeyopt "
+      "ec_paramgen_curve:P-256 -out $1 2>/dev/null; }; ",
+      "key ca.key; openssl req -x509 -new -key ca.key -out ca.pem -days 2 "
+      "-subj /CN=pstore-test-ca; ",
+      "key server.key; openssl req -new -key server.key -out server.csr "
+      "-subj /CN=localhost; ",
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext; ",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+      "-CAcreateserial -out server.pem -days 2 -extfile server.ext "
+      "2>/dev/null; ",
+      "key client.key; openssl req -new -key client.key -out client.csr "
+      "-subj /CN=pstore-test-client; ",
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+      "-CAcreateserial -out client.pem -days 2 2>/dev/null");
+  std::string path = dir + "/make-certs.sh";
+  {
+    FILE* file = std::fopen(path.c_str(), "w");
+    if (file == nullptr) return false;
+    std::fprintf(file, "%s\n", script.c_str());
+    std::fclose(file);
+  }
+  return RunCommand("bash " + path).exit_code == 0;
+}
+
 }  // namespace pstore::testing

@@ -97,6 +97,12 @@ struct CommandResult {
 // Runs `command` with /bin/sh and waits for it.
 CommandResult RunCommand(const std::string& command);
 
+// Makes, with openssl, in directory `dir`: a CA (ca.pem, ca.key), a
+// certificate for 127.0.0.1 and localhost (server.pem, server.key) and a
+// client certificate (client.pem, client.key), all signed by the CA.
+// Returns false if openssl is missing or fails.
+bool MakeTestCertificates(const std::string& dir);
+
 }  // namespace pstore::testing
 
 #endif  // PSTORE_TESTS_TESTING_PSTORED_PROCESS_H_
