@@ -481,15 +481,17 @@ absl::Status Bench::RunFleet() {
       *std::max_element(config_.fleet_nodes.begin(), config_.fleet_nodes.end());
   std::vector<TouchedBuffer> arenas;
   for (int i = 0; i < max_nodes; ++i) arenas.emplace_back(set.Bytes());
-  for (bool peers : {false, true}) {
-    const std::string mode = peers ? "peers" : "no peers";
-    std::vector<RadosNode> fleet;
-    for (int nodes : config_.fleet_nodes) {
+  // Each node count with fresh nodes, without peers then with: both meet
+  // the OSD as the run before left it.
+  for (int nodes : config_.fleet_nodes) {
+    for (bool peers : {false, true}) {
+      const std::string mode = peers ? "peers" : "no peers";
+      std::vector<RadosNode> fleet;
       while (static_cast<int>(fleet.size()) < nodes) {
         PSTORE_ASSIGN_OR_RETURN(
             RadosNode node,
             StartRadosNode(
-                absl::StrCat("fleet-", peers ? "peers-" : "alone-",
+                absl::StrCat("fleet-", nodes, peers ? "-peers-" : "-alone-",
                              fleet.size()),
                 {absl::StrCat("--peers=", peers ? "true" : "false"),
                  "--peer_heartbeat_seconds=1", "--peer_timeout_seconds=3"}));
@@ -593,8 +595,8 @@ absl::Status Bench::RunFleet() {
       PrintSeries(pool_reads);
       results_.Add(slowest);
       results_.Add(pool_reads);
+      StopRadosNodes(fleet);
     }
-    StopRadosNodes(fleet);
   }
   return absl::OkStatus();
 }

@@ -178,9 +178,9 @@ class ServerMetrics::StoreCollector : public prometheus::Collectable {
                 static_cast<double>(peers.ring_nodes));
       prometheus::MetricFamily* blocks =
           counter("pstore_fetched_blocks_total",
-                  "Blocks that missed DRAM and NVMe, by where they came "
-                  "from: their owner node (peer) or the durable tier read "
-                  "by this node (durable).");
+                  "Blocks read from below NVMe, by source: from their owner "
+                  "node (peer), or from the durable tier by this node "
+                  "(durable: for its clients, for other nodes, hedges).");
       AddSample(*blocks, static_cast<double>(peers.peer_blocks),
                 {{"source", "peer"}});
       AddSample(*blocks, static_cast<double>(stats.cold.hits),

@@ -1,12 +1,15 @@
 #include "server/peer_client.h"
 
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/convert.h"
+#include "server/flags.h"
+#include "spdlog/spdlog.h"
 #include "storage/block.h"
 #include "storage/buffer_pool.h"
 #include "util/file_io.h"
@@ -61,6 +64,21 @@ class SliceReader {
     return true;
   }
 
+  // Skips the next `size` bytes; false if fewer are left.
+  bool Skip(uint64_t size) {
+    while (size > 0) {
+      if (slice_ == slices_.size()) return false;
+      size_t n = std::min<uint64_t>(size, slices_[slice_].size() - offset_);
+      size -= n;
+      offset_ += n;
+      if (offset_ == slices_[slice_].size()) {
+        ++slice_;
+        offset_ = 0;
+      }
+    }
+    return true;
+  }
+
   bool AtEnd() {
     while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
       ++slice_;
@@ -83,21 +101,45 @@ absl::StatusOr<BlockRef> ParseBlockData(const grpc::ByteBuffer& response,
     return absl::DataLossError("unreadable answer");
   }
   SliceReader reader(slices);
-  if (reader.AtEnd()) return CopyBlock({});  // An empty block.
-  uint8_t tag;
-  uint64_t size;
-  if (!reader.Byte(&tag) || tag != ((1 << 3) | 2) || !reader.Varint(&size)) {
-    return absl::DataLossError("the answer is not a BlockData");
+  std::optional<BlockRef> block;
+  // Fields other than `data` (from a newer node) are skipped.
+  while (!reader.AtEnd()) {
+    uint64_t key;
+    uint64_t length;
+    if (!reader.Varint(&key)) break;
+    switch (key & 7) {
+      case 0:  // Varint.
+        if (!reader.Varint(&length)) return absl::DataLossError("cut short");
+        continue;
+      case 1:  // 64-bit.
+        if (!reader.Skip(8)) return absl::DataLossError("cut short");
+        continue;
+      case 5:  // 32-bit.
+        if (!reader.Skip(4)) return absl::DataLossError("cut short");
+        continue;
+      case 2:  // Length-delimited.
+        if (!reader.Varint(&length)) return absl::DataLossError("cut short");
+        break;
+      default:
+        return absl::DataLossError("the answer is not a BlockData");
+    }
+    if ((key >> 3) != 1) {
+      if (!reader.Skip(length)) return absl::DataLossError("cut short");
+      continue;
+    }
+    if (length > max_bytes) {
+      return absl::DataLossError(absl::StrCat("the answer holds ", length,
+                                              " bytes, over the block size ",
+                                              max_bytes));
+    }
+    Buffer buffer = BufferPool::Default().Allocate(length);
+    if (!reader.Copy(buffer.data(), length)) {
+      return absl::DataLossError("the answer is cut short");
+    }
+    block = MakeBlock(std::move(buffer), length);
   }
-  if (size > max_bytes) {
-    return absl::DataLossError(absl::StrCat(
-        "the answer holds ", size, " bytes, over the block size ", max_bytes));
-  }
-  Buffer buffer = BufferPool::Default().Allocate(size);
-  if (!reader.Copy(buffer.data(), size) || !reader.AtEnd()) {
-    return absl::DataLossError("the answer is cut short or too long");
-  }
-  return MakeBlock(std::move(buffer), size);
+  if (!block.has_value()) return CopyBlock({});  // An empty block.
+  return *std::move(block);
 }
 
 }  // namespace
@@ -144,14 +186,34 @@ absl::StatusOr<std::shared_ptr<GrpcPeerClient>> GrpcPeerClient::Create(
 GrpcPeerClient::GrpcPeerClient(
     GrpcPeerClientOptions options,
     std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : options_(std::move(options)), credentials_(std::move(credentials)) {}
+    : options_(std::move(options)),
+      bearer_(options_.token.empty() ? ""
+                                     : absl::StrCat("Bearer ", options_.token)),
+      credentials_(std::move(credentials)) {}
 
 GrpcPeerClient::~GrpcPeerClient() {
   absl::MutexLock lock(&mu_);
   for (Call* call : calls_) call->context.TryCancel();
   mu_.Await(absl::Condition(
-      +[](absl::flat_hash_set<Call*>* calls) { return calls->empty(); },
-      &calls_));
+      +[](GrpcPeerClient* client) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return client->calls_.empty() && client->callbacks_running_ == 0;
+      },
+      this));
+}
+
+void GrpcPeerClient::WarnMisconfigured(const absl::Status& status) {
+  // At most one line every 10 s: every block asked costs one such answer.
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  int64_t last = last_warning_.load(std::memory_order_relaxed);
+  if (now - last < 10 || !last_warning_.compare_exchange_strong(
+                             last, now, std::memory_order_relaxed)) {
+    return;
+  }
+  spdlog::warn(
+      "event=peer_refused action=read_durable status=\"{}\" hint=\"every "
+      "node needs a token of scope peer (--peer_token_file) that the others "
+      "accept, and a pstored that serves pstore.v1.PeerStore\"",
+      status.ToString());
 }
 
 grpc::GenericStub* GrpcPeerClient::StubFor(const std::string& address) {
@@ -173,16 +235,22 @@ grpc::GenericStub* GrpcPeerClient::StubFor(const std::string& address) {
 
 void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
                                absl::Duration timeout, ReadCallback done) {
+  if (!bearer_.empty() && options_.tls_ca_file.empty() &&
+      !IsLocalOnlyAddress(address)) {
+    // Never in plaintext across a network, whatever the members say.
+    std::move(done)(absl::FailedPreconditionError(
+        absl::StrCat("peer ", address,
+                     ": the peer token is not sent in plaintext to "
+                     "another machine")));
+    return;
+  }
   grpc::GenericStub* stub = StubFor(address);
   auto* call = new Call;
   call->done = std::move(done);
   call->address = address;
   call->id = id;
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  if (!options_.token.empty()) {
-    call->context.AddMetadata("authorization",
-                              absl::StrCat("Bearer ", options_.token));
-  }
+  if (!bearer_.empty()) call->context.AddMetadata("authorization", bearer_);
   v1::ReadBlockRequest request;
   request.set_block_id(id.ToByteString());
   bool own_buffer = false;
@@ -207,13 +275,21 @@ void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
               absl::StrCat("peer ", call->address, ": block ", call->id.ToHex(),
                            ": ", block.status().message()));
         }
+        if (absl::IsUnauthenticated(block.status()) ||
+            absl::IsPermissionDenied(block.status()) ||
+            absl::IsUnimplemented(block.status())) {
+          WarnMisconfigured(block.status());
+        }
         ReadCallback done = std::move(call->done);
         {
           absl::MutexLock lock(&mu_);
           calls_.erase(call);
+          ++callbacks_running_;
         }
         delete call;
         std::move(done)(std::move(block));
+        absl::MutexLock lock(&mu_);
+        --callbacks_running_;
       });
 }
 

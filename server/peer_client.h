@@ -2,8 +2,10 @@
 // asks other nodes for blocks with pstore.v1.PeerStore.ReadBlock, over one
 // channel per node, with TLS (and this node's certificate, for mutual TLS)
 // when this node serves TLS, and with this node's peer token when tokens
-// are on. The answer is copied once, from gRPC's buffers into a buffer of
-// the store's pool; the caller checks it against the id.
+// are on (and then only over TLS or to a loopback address: a call that
+// would send it in plaintext to another machine fails with
+// FailedPrecondition). The answer is copied once, from gRPC's buffers into
+// a buffer of the store's pool; the caller checks it against the id.
 //
 // Thread-safe. The destructor cancels the calls in flight and waits for
 // their callbacks.
@@ -11,6 +13,7 @@
 #ifndef PSTORE_SERVER_PEER_CLIENT_H_
 #define PSTORE_SERVER_PEER_CLIENT_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -57,12 +60,18 @@ class GrpcPeerClient : public PeerClient {
                  std::shared_ptr<grpc::ChannelCredentials> credentials);
   grpc::GenericStub* StubFor(const std::string& address);
 
+  // Logs, at most every 10 s, that a node refused this one's calls.
+  void WarnMisconfigured(const absl::Status& status);
+
   const GrpcPeerClientOptions options_;
+  const std::string bearer_;  // "Bearer TOKEN", or empty.
   const std::shared_ptr<grpc::ChannelCredentials> credentials_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<grpc::GenericStub>> stubs_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<Call*> calls_ ABSL_GUARDED_BY(mu_);
+  int callbacks_running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> last_warning_{0};
 };
 
 }  // namespace pstore

@@ -55,15 +55,16 @@ grpc::ServerUnaryReactor* PeerStoreService::ReadBlock(
     finish(admission.status());
     return reactor;
   }
-  // The block's bytes count against the read-ahead budget of every read
-  // until the answer is handed to gRPC; past it the asking node reads the
-  // durable tier itself.
+  // The block's bytes count against a read-ahead budget for other nodes
+  // (the size of the clients' one) until the answer is handed to gRPC;
+  // past it the asking node reads the durable tier itself.
   StreamCounters* counters = reads_->mutable_stream_counters();
   uint64_t charge = store_->options().block_bytes;
-  if (counters->readahead_bytes.fetch_add(charge, std::memory_order_relaxed) +
+  if (counters->peer_readahead_bytes.fetch_add(charge,
+                                               std::memory_order_relaxed) +
           charge >
       counters->readahead_budget_bytes) {
-    counters->readahead_bytes.fetch_sub(charge, std::memory_order_relaxed);
+    counters->peer_readahead_bytes.fetch_sub(charge, std::memory_order_relaxed);
     finish(absl::ResourceExhaustedError(absl::StrCat(
         "the read-ahead budget of ", counters->readahead_budget_bytes,
         " bytes is taken: read the block elsewhere")));
@@ -78,7 +79,8 @@ grpc::ServerUnaryReactor* PeerStoreService::ReadBlock(
           *raw_response =
               MakeBlockDataBuffer(corrupt ? Corrupted(*block) : *block);
         }
-        counters->readahead_bytes.fetch_sub(charge, std::memory_order_relaxed);
+        counters->peer_readahead_bytes.fetch_sub(charge,
+                                                 std::memory_order_relaxed);
         admission->ReleaseSlot();
         finish(block.status());
       });

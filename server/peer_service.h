@@ -1,8 +1,9 @@
 // PeerStoreService: pstore.v1.PeerStore, the block reads other nodes of a
 // shared store send this one (storage/peers/). A call is admitted like a
-// client read (one of the server's read slots, the server's read-ahead
-// budget for the block's bytes while it is read and sent, the CallGate),
-// needs a token of scope "peer" when tokens are on, reads through
+// client read (one of the server's read slots, the CallGate) and holds the
+// block's bytes against a read-ahead budget of the clients' size, counted
+// apart (StreamCounters::peer_readahead_bytes), while it is read; it needs
+// a token of scope "peer" when tokens are on, reads through
 // TieredStore::ReadBlockForPeerAsync (this node's tiers, then the durable
 // tier; concurrent reads of one block share one durable read), and answers
 // with a byte buffer that points into the block (server/chunk.h).

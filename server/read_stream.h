@@ -44,6 +44,11 @@ struct StreamCounters {
   // most they may reach (each stream may still hold its front block).
   std::atomic<uint64_t> readahead_bytes{0};
   uint64_t readahead_budget_bytes = uint64_t{256} << 20;
+  // Bytes of blocks other nodes asked for (server/peer_service.h), read
+  // and not yet handed to gRPC: counted apart, against a budget of the
+  // same size, so that client streams filling theirs never turn away the
+  // reads that would save the pool.
+  std::atomic<uint64_t> peer_readahead_bytes{0};
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> chunks_sent{0};
 };

@@ -37,10 +37,16 @@ absl::StatusOr<std::string> ReadTextFile(const std::string& path) {
 }
 
 // Returns the client this node asks its peers with: TLS when it serves TLS,
-// its peer token when tokens are on. InvalidArgument for a combination
-// that cannot work or would leak the token.
+// its peer token when tokens are on; null, with a warning, when the
+// configuration cannot give peers what they need (a node configured before
+// peers existed still starts, reading only the pool). Codes of reading
+// the files.
 absl::StatusOr<std::shared_ptr<PeerClient>> OpenPeerClient(
     const ServerConfig& config, bool tls) {
+  auto off = [](const std::string& why) {
+    spdlog::warn("event=peers_off reason=\"{}\"", why);
+    return std::shared_ptr<PeerClient>();
+  };
   GrpcPeerClientOptions options;
   options.max_block_bytes = config.store.block_bytes;
   if (tls) {
@@ -48,23 +54,23 @@ absl::StatusOr<std::shared_ptr<PeerClient>> OpenPeerClient(
                               ? config.tls_client_ca_file
                               : config.peer_tls_ca_file;
     if (options.tls_ca_file.empty()) {
-      return absl::InvalidArgumentError(
+      return off(
           "peer reads over TLS need the CA of the nodes' certificates: set "
-          "--peer_tls_ca_file (or --tls_client_ca), or --peers=false");
+          "--peer_tls_ca_file (or --tls_client_ca)");
     }
     options.tls_cert_file = config.tls_cert_file;
     options.tls_key_file = config.tls_key_file;
   }
   if (!config.tokens_file.empty()) {
     if (config.peer_token_file.empty()) {
-      return absl::InvalidArgumentError(
+      return off(
           "with --tokens_file, peer reads need this node's token of scope "
-          "peer: set --peer_token_file, or --peers=false");
+          "peer: set --peer_token_file");
     }
     if (!tls && !IsLocalOnlyAddress(config.listen)) {
-      return absl::InvalidArgumentError(
+      return off(
           "the peer token would cross the network in plaintext: serve TLS "
-          "(--tls_cert/--tls_key) or set --peers=false");
+          "(--tls_cert/--tls_key)");
     }
     PSTORE_ASSIGN_OR_RETURN(std::string token,
                             ReadTextFile(config.peer_token_file));

@@ -14,6 +14,7 @@ constexpr size_t kPrefetchWindow = 16;
 
 absl::Status PrefetchIntoNvme(const std::vector<SizedBlock>& blocks,
                               const TierSet& tiers, PrefetchResult* result) {
+  Tier* below = tiers.fetch != nullptr ? tiers.fetch : tiers.cold;
   for (const SizedBlock& block : blocks) {
     if (tiers.nvme->Contains(block.id)) {
       ++result->already_present;
@@ -22,8 +23,8 @@ absl::Status PrefetchIntoNvme(const std::vector<SizedBlock>& blocks,
     absl::StatusOr<BlockRef> bytes =
         tiers.dram->Contains(CacheKey{block.id, kStoredVariant})
             ? tiers.dram->Read(block.id)
-            : tiers.cold->Read(block.id);
-    if (!bytes.ok()) bytes = tiers.cold->Read(block.id);
+            : below->Read(block.id);
+    if (!bytes.ok()) bytes = below->Read(block.id);
     if (!bytes.ok()) return bytes.status();
     PSTORE_RETURN_IF_ERROR(tiers.nvme->Write(block.id, *bytes));
   }

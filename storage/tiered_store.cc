@@ -449,7 +449,8 @@ std::vector<std::string> TieredStore::ListPins() const {
 
 absl::StatusOr<PrefetchResult> TieredStore::Prefetch(const RevisionName& name,
                                                      TierKind tier) {
-  TierSet tiers{dram_.get(), nvme_.get(), cold_.get()};
+  // Blocks missing here come through their owners, as reads do.
+  TierSet tiers{dram_.get(), nvme_.get(), cold_.get(), peers_.get()};
   PSTORE_RETURN_IF_ERROR(CheckPrefetchTarget(tier, tiers));
   PSTORE_ASSIGN_OR_RETURN(Manifest manifest, catalog_->GetManifest(name));
   return PrefetchRevision(manifest, tier, tiers, reader_.get());

@@ -35,10 +35,13 @@ class PeerClient {
   virtual ~PeerClient() = default;
 
   // Asks the node at `address` for block `id` and calls `done` exactly
-  // once, on any thread, with the bytes as received (the caller verifies
-  // them) or the error: Unavailable (unreachable, stopping), DeadlineExceeded
-  // (past `timeout`), ResourceExhausted (refused), NotFound, DataLoss.
-  // Must not block.
+  // once, on any thread (this one included, when the call cannot start),
+  // with the bytes as received (the caller verifies them) or the error:
+  // Unavailable (unreachable, stopping), DeadlineExceeded (past `timeout`),
+  // ResourceExhausted (refused), NotFound, DataLoss, Cancelled,
+  // Unauthenticated, PermissionDenied, Unimplemented (a node without the
+  // service), FailedPrecondition (the call may not be made). Must not
+  // block.
   virtual void ReadBlock(const std::string& address, const BlockId& id,
                          absl::Duration timeout, ReadCallback done) = 0;
 };

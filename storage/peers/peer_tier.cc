@@ -30,20 +30,27 @@ struct PeerTier::Fetch {
   std::shared_ptr<Counters> counters;
 
   absl::Mutex mu;
-  ReadCallback done ABSL_GUARDED_BY(mu);  // Empty once answered.
+  ReadCallback done ABSL_GUARDED_BY(mu);
+  bool answered ABSL_GUARDED_BY(mu) = false;
   bool durable_started ABSL_GUARDED_BY(mu) = false;
   bool hedged ABSL_GUARDED_BY(mu) = false;
   int outstanding ABSL_GUARDED_BY(mu) = 0;  // Calls not yet answered.
   absl::Status peer_error ABSL_GUARDED_BY(mu);
   absl::Status durable_error ABSL_GUARDED_BY(mu);
 
-  // Takes the callback if the read is unanswered and nothing else can
-  // answer it: every call failed.
-  ReadCallback TakeIfAllFailed(absl::Status* status)
+  // Marks the read answered and returns its callback.
+  ReadCallback Answer() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    answered = true;
+    return std::exchange(done, nullptr);
+  }
+
+  // Answers the read if nothing else can: every call failed. Returns the
+  // callback to run with `*status`, or null.
+  ReadCallback AnswerIfAllFailed(absl::Status* status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    if (!done || outstanding > 0) return nullptr;
+    if (answered || outstanding > 0) return nullptr;
     *status = durable_started ? durable_error : peer_error;
-    return std::move(done);
+    return Answer();
   }
 };
 
@@ -158,7 +165,7 @@ void PeerTier::ReadAsync(const BlockId& id, ReadCallback done) {
         if (fetch == nullptr) return;
         {
           absl::MutexLock lock(&fetch->mu);
-          if (!fetch->done || fetch->durable_started) return;
+          if (fetch->answered || fetch->durable_started) return;
           fetch->hedged = true;
         }
         fetch->counters->hedges.fetch_add(1, std::memory_order_relaxed);
@@ -189,13 +196,13 @@ void PeerTier::ReadAsync(const BlockId& id, ReadCallback done) {
         {
           absl::MutexLock lock(&fetch->mu);
           --fetch->outstanding;
-          if (!fetch->done) return;  // The durable tier answered first.
+          if (fetch->answered) return;  // The durable tier answered first.
           if (result.ok()) {
-            done = std::move(fetch->done);
+            done = fetch->Answer();
           } else {
             fetch->peer_error = result.status();
             start_durable = !fetch->durable_started;
-            if (!start_durable) done = fetch->TakeIfAllFailed(&error);
+            if (!start_durable) done = fetch->AnswerIfAllFailed(&error);
           }
         }
         if (result.ok()) {
@@ -214,7 +221,7 @@ void PeerTier::ReadAsync(const BlockId& id, ReadCallback done) {
 void PeerTier::StartDurable(const std::shared_ptr<Fetch>& fetch) {
   {
     absl::MutexLock lock(&fetch->mu);
-    if (fetch->durable_started || !fetch->done) return;
+    if (fetch->durable_started || fetch->answered) return;
     fetch->durable_started = true;
     ++fetch->outstanding;
   }
@@ -226,13 +233,13 @@ void PeerTier::StartDurable(const std::shared_ptr<Fetch>& fetch) {
         {
           absl::MutexLock lock(&fetch->mu);
           --fetch->outstanding;
-          if (!fetch->done) return;  // The peer answered first.
+          if (fetch->answered) return;  // The peer answered first.
           if (result.ok()) {
-            done = std::move(fetch->done);
+            done = fetch->Answer();
             hedge_won = fetch->hedged;
           } else {
             fetch->durable_error = result.status();
-            done = fetch->TakeIfAllFailed(&error);
+            done = fetch->AnswerIfAllFailed(&error);
           }
         }
         if (hedge_won) {
