@@ -264,7 +264,8 @@ TEST_F(PeersE2eTest, ThreeNodesPullingTogetherReadThePoolAboutOnce) {
     EXPECT_EQ(bad, 0u);
     if (peers) {
       EXPECT_LE(ratio, 1.1);
-      EXPECT_EQ(from_peers, served);
+      // An owner's answer that came after a hedge won is served, not used.
+      EXPECT_LE(from_peers, served);
       EXPECT_GE(from_peers, kRevisionBytes);  // About 2x: two of three ask.
     } else {
       EXPECT_GE(ratio, 2.9);
