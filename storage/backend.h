@@ -33,10 +33,12 @@ struct Backend {
   // (RocksDB). Callable while the backend's catalog lives.
   std::function<absl::StatusOr<GcReport>(bool dry_run)> collect_garbage;
   // Membership of a backend that many nodes share (RADOS): join registers
-  // this node, serving at `address`, and keeps it registered until leave
-  // (or the backend goes); members lists the nodes seen alive, this one
-  // first. All null for a backend of one node (RocksDB).
-  std::function<absl::Status(const std::string& address)> join;
+  // this node, serving at `address` with a ring of `ring_size` points per
+  // node (storage/peers/), and keeps it registered until leave (or the
+  // backend goes); members lists the nodes seen alive, this one first. All
+  // null for a backend of one node (RocksDB).
+  std::function<absl::Status(const std::string& address, uint32_t ring_size)>
+      join;
   std::function<std::vector<NodeInfo>()> members;
   std::function<void()> leave;
 };

@@ -24,6 +24,9 @@ struct NodeInfo {
   int64_t started_unix_micros = 0;
   int64_t heartbeat_unix_micros = 0;  // Its last, by its own clock.
   bool self = false;                  // The node that reports the list.
+  // Points of each node on its ring of block owners (storage/peers/);
+  // 0 for a node that predates them.
+  uint32_t ring_size = 0;
 };
 
 struct SizedBlock {

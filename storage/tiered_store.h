@@ -97,7 +97,9 @@ class TieredStore {
   // backend many share (Backend::join); OK and nothing for one of one
   // node. Leave unregisters it (a stopping node), as the store's end does.
   absl::Status Join(const std::string& address) {
-    return join_ ? join_(address) : absl::OkStatus();
+    return join_ ? join_(address,
+                         static_cast<uint32_t>(options_.peers.virtual_nodes))
+                 : absl::OkStatus();
   }
   void Leave() {
     if (leave_) leave_();
@@ -258,7 +260,7 @@ class TieredStore {
   std::unique_ptr<Tier> cold_;
   const std::function<std::string()> degraded_reason_;
   const std::function<absl::StatusOr<GcReport>(bool)> collect_garbage_;
-  const std::function<absl::Status(const std::string&)> join_;
+  const std::function<absl::Status(const std::string&, uint32_t)> join_;
   const std::function<std::vector<NodeInfo>()> members_;
   const std::function<void()> leave_;
   std::unique_ptr<DramCache> dram_;

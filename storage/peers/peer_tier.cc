@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "spdlog/spdlog.h"
@@ -89,7 +90,16 @@ void PeerTier::RefreshRing() {
   std::vector<std::string> addresses;
   addresses.reserve(members.size());
   std::string self;
+  std::vector<std::string> left_out;
   for (const NodeInfo& node : members) {
+    // A node whose ring differs would name other owners (two nodes could
+    // each wait on the other), and one from before peers cannot serve.
+    if (!node.self &&
+        node.ring_size != static_cast<uint32_t>(options_.virtual_nodes)) {
+      left_out.push_back(
+          absl::StrCat(node.address, " (ring size ", node.ring_size, ")"));
+      continue;
+    }
     addresses.push_back(node.address);
     if (node.self) self = node.address;
   }
@@ -102,6 +112,12 @@ void PeerTier::RefreshRing() {
   }
   spdlog::info("event=peer_ring nodes={} self={}", ring.addresses().size(),
                self.empty() ? "-" : self);
+  if (!left_out.empty()) {
+    spdlog::warn(
+        "event=peers_left_out ring_size={} nodes=\"{}\" hint=\"give every "
+        "node the same --peer_ring_size\"",
+        options_.virtual_nodes, absl::StrJoin(left_out, ", "));
+  }
   counters_->ring_nodes.store(ring.addresses().size(),
                               std::memory_order_relaxed);
   auto view = std::make_shared<const RingView>(

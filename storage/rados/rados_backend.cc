@@ -36,15 +36,16 @@ absl::StatusOr<Backend> OpenRadosBackend(RadosOptions options,
   backend.blocks = std::make_unique<RadosTier>(pool, block_bytes);
   backend.degraded_reason = [pool] { return pool->DegradedReason(); };
   auto membership = std::make_shared<Membership>();
-  backend.join = [pool, membership](const std::string& address) {
+  backend.join = [pool, membership](const std::string& address,
+                                    uint32_t ring_size) {
     absl::MutexLock lock(&membership->mu);
     if (membership->members != nullptr) {
       return absl::FailedPreconditionError("this node has joined already");
     }
-    PSTORE_ASSIGN_OR_RETURN(
-        membership->members,
-        RadosMembers::Join(pool, address, pool->options().heartbeat_period,
-                           pool->options().peer_timeout));
+    PSTORE_ASSIGN_OR_RETURN(membership->members,
+                            RadosMembers::Join(pool, address, ring_size,
+                                               pool->options().heartbeat_period,
+                                               pool->options().peer_timeout));
     return absl::OkStatus();
   };
   backend.members = [membership] {

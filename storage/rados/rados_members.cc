@@ -80,21 +80,23 @@ class RadosMembers::Watch {
 };
 
 RadosMembers::RadosMembers(std::shared_ptr<RadosPool> pool, std::string address,
-                           absl::Duration heartbeat_period,
+                           uint32_t ring_size, absl::Duration heartbeat_period,
                            absl::Duration peer_timeout)
     : pool_(std::move(pool)),
       id_(NewId()),
       address_(std::move(address)),
+      ring_size_(ring_size),
       started_unix_micros_(NowMicros()),
       heartbeat_period_(heartbeat_period),
       peer_timeout_(peer_timeout),
       notices_(std::make_shared<Notices>()) {}
 
 absl::StatusOr<std::unique_ptr<RadosMembers>> RadosMembers::Join(
-    std::shared_ptr<RadosPool> pool, std::string address,
+    std::shared_ptr<RadosPool> pool, std::string address, uint32_t ring_size,
     absl::Duration heartbeat_period, absl::Duration peer_timeout) {
-  std::unique_ptr<RadosMembers> members(new RadosMembers(
-      std::move(pool), std::move(address), heartbeat_period, peer_timeout));
+  std::unique_ptr<RadosMembers> members(
+      new RadosMembers(std::move(pool), std::move(address), ring_size,
+                       heartbeat_period, peer_timeout));
   PSTORE_RETURN_IF_ERROR(members->Beat());
   members->watch_ = std::make_unique<Watch>(members.get());
   if (absl::Status watched = members->watch_->Start(); !watched.ok()) {
@@ -143,6 +145,7 @@ RadosMembers::~RadosMembers() {
 absl::Status RadosMembers::Beat() {
   storage::NodeRecord record;
   record.set_address(address_);
+  record.set_ring_size(ring_size_);
   record.set_started_unix_micros(started_unix_micros_);
   record.set_heartbeat_unix_micros(NowMicros());
   rados::WriteOp op;
@@ -176,9 +179,9 @@ absl::Status RadosMembers::Refresh() {
         continue;
       }
       if (id == id_) record.ParseFromString(value);
-      members.push_back(NodeInfo{id, record.address(),
-                                 record.started_unix_micros(),
-                                 record.heartbeat_unix_micros(), id == id_});
+      members.push_back(NodeInfo{
+          id, record.address(), record.started_unix_micros(),
+          record.heartbeat_unix_micros(), id == id_, record.ring_size()});
       seen.emplace(id, std::move(entry));
     }
     std::sort(members.begin(), members.end(),

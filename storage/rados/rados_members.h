@@ -34,10 +34,11 @@ namespace pstore {
 
 class RadosMembers {
  public:
-  // Registers this node, serving at `address`, and starts its heartbeat.
-  // Codes of the pool (Unavailable when it cannot be reached).
+  // Registers this node, serving at `address` with a peer ring of
+  // `ring_size` points per node, and starts its heartbeat. Codes of the
+  // pool (Unavailable when it cannot be reached).
   static absl::StatusOr<std::unique_ptr<RadosMembers>> Join(
-      std::shared_ptr<RadosPool> pool, std::string address,
+      std::shared_ptr<RadosPool> pool, std::string address, uint32_t ring_size,
       absl::Duration heartbeat_period, absl::Duration peer_timeout);
 
   // Leaves: stops the heartbeat, removes this node's entry, tells the
@@ -58,7 +59,8 @@ class RadosMembers {
   struct Notices;
 
   RadosMembers(std::shared_ptr<RadosPool> pool, std::string address,
-               absl::Duration heartbeat_period, absl::Duration peer_timeout);
+               uint32_t ring_size, absl::Duration heartbeat_period,
+               absl::Duration peer_timeout);
 
   // Writes this node's entry with a fresh heartbeat.
   absl::Status Beat();
@@ -71,6 +73,7 @@ class RadosMembers {
   const std::shared_ptr<RadosPool> pool_;
   const std::string id_;
   const std::string address_;
+  const uint32_t ring_size_;
   const int64_t started_unix_micros_;
   const absl::Duration heartbeat_period_;
   const absl::Duration peer_timeout_;

@@ -247,11 +247,15 @@ class ReadResult {
   std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
-NodeInfo Node(const std::string& address, bool self) {
+// A member with the default ring size (PeerOptions::virtual_nodes), or
+// `ring_size`.
+NodeInfo Node(const std::string& address, bool self,
+              uint32_t ring_size = PeerOptions().virtual_nodes) {
   NodeInfo node;
   node.id = "node-" + address;
   node.address = address;
   node.self = self;
+  node.ring_size = ring_size;
   return node;
 }
 
@@ -641,6 +645,23 @@ TEST_F(PeerTierTest, EverythingButReadsGoesToTheDurableTier) {
   EXPECT_EQ(tier.Stats().blocks, 1);
   ASSERT_OK(tier.Erase(block.id));
   EXPECT_FALSE(durable_.Contains(block.id));
+  EXPECT_THAT(client_->calls(), IsEmpty());
+}
+
+// A member whose ring differs (another --peer_ring_size, or a node from
+// before peers: 0) is never asked: with it, two nodes could each name the
+// other the owner.
+TEST_F(PeerTierTest, MembersWithAnotherRingSizeAreLeftOffTheRing) {
+  SetMembers(
+      {Node(kSelf, true), Node(kPeerB, false, 128), Node(kPeerC, false, 0)});
+  PeerTier& tier = MakeTier();
+  EXPECT_EQ(tier.peer_stats().ring_nodes, 1u);
+  // Blocks the full ring would give to B or C.
+  for (const char* owner : {kPeerB, kPeerC}) {
+    TestBlock block = BlockOwnedBy(owner);
+    ASSERT_OK_AND_ASSIGN(BlockRef got, tier.Read(block.id));
+    EXPECT_EQ(BlockId::Of(got->bytes()), block.id);
+  }
   EXPECT_THAT(client_->calls(), IsEmpty());
 }
 
