@@ -27,11 +27,7 @@ class SliceReader {
       : slices_(slices) {}
 
   bool Byte(uint8_t* out) {
-    while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
-      ++slice_;
-      offset_ = 0;
-    }
-    if (slice_ == slices_.size()) return false;
+    if (AtEnd()) return false;
     *out = slices_[slice_].begin()[offset_++];
     return true;
   }
@@ -47,38 +43,25 @@ class SliceReader {
     return false;
   }
 
-  // Copies the next `size` bytes to `out`; false if fewer are left.
-  bool Copy(uint8_t* out, uint64_t size) {
+  // Copies the next `size` bytes to `out` (null: skips them), and gives
+  // each piece to `hasher` (if not null) while it is in cache; false if
+  // fewer are left.
+  bool Copy(uint8_t* out, uint64_t size, Xxh3_128Hasher* hasher = nullptr) {
     while (size > 0) {
-      if (slice_ == slices_.size()) return false;
+      if (AtEnd()) return false;
       size_t n = std::min<uint64_t>(size, slices_[slice_].size() - offset_);
-      std::memcpy(out, slices_[slice_].begin() + offset_, n);
-      out += n;
+      if (out != nullptr) {
+        std::memcpy(out, slices_[slice_].begin() + offset_, n);
+        if (hasher != nullptr) hasher->Update(std::span<const uint8_t>(out, n));
+        out += n;
+      }
       size -= n;
       offset_ += n;
-      if (offset_ == slices_[slice_].size()) {
-        ++slice_;
-        offset_ = 0;
-      }
     }
     return true;
   }
 
-  // Skips the next `size` bytes; false if fewer are left.
-  bool Skip(uint64_t size) {
-    while (size > 0) {
-      if (slice_ == slices_.size()) return false;
-      size_t n = std::min<uint64_t>(size, slices_[slice_].size() - offset_);
-      size -= n;
-      offset_ += n;
-      if (offset_ == slices_[slice_].size()) {
-        ++slice_;
-        offset_ = 0;
-      }
-    }
-    return true;
-  }
-
+  // True when no byte is left; else moves to the slice of the next one.
   bool AtEnd() {
     while (slice_ < slices_.size() && offset_ == slices_[slice_].size()) {
       ++slice_;
@@ -93,15 +76,16 @@ class SliceReader {
   size_t offset_ = 0;
 };
 
-// Returns the block a serialized BlockData holds, in a pool buffer.
-absl::StatusOr<BlockRef> ParseBlockData(const grpc::ByteBuffer& response,
-                                        uint64_t max_bytes) {
+// Returns the block a serialized BlockData holds, in a pool buffer, with
+// the XXH3-128 of its bytes.
+absl::StatusOr<PeerBlock> ParseBlockData(const grpc::ByteBuffer& response,
+                                         uint64_t max_bytes) {
   std::vector<grpc::Slice> slices;
   if (!response.Dump(&slices).ok()) {
     return absl::DataLossError("unreadable answer");
   }
   SliceReader reader(slices);
-  std::optional<BlockRef> block;
+  std::optional<PeerBlock> block;
   // Fields other than `data` (from a newer node) are skipped.
   while (!reader.AtEnd()) {
     uint64_t key;
@@ -112,10 +96,10 @@ absl::StatusOr<BlockRef> ParseBlockData(const grpc::ByteBuffer& response,
         if (!reader.Varint(&length)) return absl::DataLossError("cut short");
         continue;
       case 1:  // 64-bit.
-        if (!reader.Skip(8)) return absl::DataLossError("cut short");
+        if (!reader.Copy(nullptr, 8)) return absl::DataLossError("cut short");
         continue;
       case 5:  // 32-bit.
-        if (!reader.Skip(4)) return absl::DataLossError("cut short");
+        if (!reader.Copy(nullptr, 4)) return absl::DataLossError("cut short");
         continue;
       case 2:  // Length-delimited.
         if (!reader.Varint(&length)) return absl::DataLossError("cut short");
@@ -124,7 +108,8 @@ absl::StatusOr<BlockRef> ParseBlockData(const grpc::ByteBuffer& response,
         return absl::DataLossError("the answer is not a BlockData");
     }
     if ((key >> 3) != 1) {
-      if (!reader.Skip(length)) return absl::DataLossError("cut short");
+      if (!reader.Copy(nullptr, length))
+        return absl::DataLossError("cut short");
       continue;
     }
     if (length > max_bytes) {
@@ -133,12 +118,16 @@ absl::StatusOr<BlockRef> ParseBlockData(const grpc::ByteBuffer& response,
                                               max_bytes));
     }
     Buffer buffer = BufferPool::Default().Allocate(length);
-    if (!reader.Copy(buffer.data(), length)) {
+    Xxh3_128Hasher hasher;
+    if (!reader.Copy(buffer.data(), length, &hasher)) {
       return absl::DataLossError("the answer is cut short");
     }
-    block = MakeBlock(std::move(buffer), length);
+    block = PeerBlock{MakeBlock(std::move(buffer), length),
+                      BlockId(hasher.Digest())};
   }
-  if (!block.has_value()) return CopyBlock({});  // An empty block.
+  if (!block.has_value()) {  // An empty block.
+    return PeerBlock{CopyBlock({}), BlockId::Of({})};
+  }
   return *std::move(block);
 }
 
@@ -148,7 +137,7 @@ struct GrpcPeerClient::Call {
   grpc::ClientContext context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
-  ReadCallback done;
+  PeerReadCallback done;
   std::string address;
   BlockId id;
 };
@@ -217,7 +206,6 @@ void GrpcPeerClient::WarnMisconfigured(const absl::Status& status) {
 }
 
 grpc::GenericStub* GrpcPeerClient::StubFor(const std::string& address) {
-  absl::MutexLock lock(&mu_);
   auto it = stubs_.find(address);
   if (it != stubs_.end()) return it->second.get();
   grpc::ChannelArguments args;
@@ -234,7 +222,7 @@ grpc::GenericStub* GrpcPeerClient::StubFor(const std::string& address) {
 }
 
 void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
-                               absl::Duration timeout, ReadCallback done) {
+                               absl::Duration timeout, PeerReadCallback done) {
   if (!bearer_.empty() && options_.tls_ca_file.empty() &&
       !IsLocalOnlyAddress(address)) {
     // Never in plaintext across a network, whatever the members say.
@@ -244,7 +232,6 @@ void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
                      "another machine")));
     return;
   }
-  grpc::GenericStub* stub = StubFor(address);
   auto* call = new Call;
   call->done = std::move(done);
   call->address = address;
@@ -256,17 +243,19 @@ void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
   bool own_buffer = false;
   (void)grpc::SerializationTraits<v1::ReadBlockRequest>::Serialize(
       request, &call->request, &own_buffer);
+  grpc::GenericStub* stub;
   {
     absl::MutexLock lock(&mu_);
+    stub = StubFor(address);
     calls_.insert(call);
   }
   stub->UnaryCall(
       &call->context, kReadBlockMethod, grpc::StubOptions(), &call->request,
       &call->response, [this, call](grpc::Status status) {
-        absl::StatusOr<BlockRef> block =
+        absl::StatusOr<PeerBlock> block =
             status.ok()
                 ? ParseBlockData(call->response, options_.max_block_bytes)
-                : absl::StatusOr<BlockRef>(absl::Status(
+                : absl::StatusOr<PeerBlock>(absl::Status(
                       static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message()));
         if (!block.ok()) {
@@ -280,7 +269,7 @@ void GrpcPeerClient::ReadBlock(const std::string& address, const BlockId& id,
             absl::IsUnimplemented(block.status())) {
           WarnMisconfigured(block.status());
         }
-        ReadCallback done = std::move(call->done);
+        PeerReadCallback done = std::move(call->done);
         {
           absl::MutexLock lock(&mu_);
           calls_.erase(call);

@@ -51,14 +51,16 @@ class GrpcPeerClient : public PeerClient {
   ~GrpcPeerClient() override;
 
   void ReadBlock(const std::string& address, const BlockId& id,
-                 absl::Duration timeout, ReadCallback done) override;
+                 absl::Duration timeout, PeerReadCallback done) override;
 
  private:
   struct Call;
 
   GrpcPeerClient(GrpcPeerClientOptions options,
                  std::shared_ptr<grpc::ChannelCredentials> credentials);
-  grpc::GenericStub* StubFor(const std::string& address);
+  // The stub of the channel to `address`, made on first use.
+  grpc::GenericStub* StubFor(const std::string& address)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Logs, at most every 10 s, that a node refused this one's calls.
   void WarnMisconfigured(const absl::Status& status);

@@ -7,9 +7,11 @@
 
 #include <string>
 
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "codec/hash.h"
-#include "storage/tier.h"
+#include "storage/block.h"
 
 namespace pstore {
 
@@ -30,20 +32,30 @@ struct PeerOptions {
   absl::Duration ring_refresh = absl::Milliseconds(200);
 };
 
+// A block as a peer sent it, with the XXH3-128 of the bytes received,
+// computed as they arrived (one pass over them with the copy): the asker
+// compares it with the id it asked for.
+struct PeerBlock {
+  BlockRef block;
+  BlockId received_id;
+};
+using PeerReadCallback = absl::AnyInvocable<void(absl::StatusOr<PeerBlock>) &&>;
+
 class PeerClient {
  public:
   virtual ~PeerClient() = default;
 
   // Asks the node at `address` for block `id` and calls `done` exactly
   // once, on any thread (this one included, when the call cannot start),
-  // with the bytes as received (the caller verifies them) or the error:
+  // with the bytes as received and their hash (the caller verifies them) or
+  // the error:
   // Unavailable (unreachable, stopping), DeadlineExceeded (past `timeout`),
   // ResourceExhausted (refused), NotFound, DataLoss, Cancelled,
   // Unauthenticated, PermissionDenied, Unimplemented (a node without the
   // service), FailedPrecondition (the call may not be made). Must not
   // block.
   virtual void ReadBlock(const std::string& address, const BlockId& id,
-                         absl::Duration timeout, ReadCallback done) = 0;
+                         absl::Duration timeout, PeerReadCallback done) = 0;
 };
 
 }  // namespace pstore

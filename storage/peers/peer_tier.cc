@@ -1,5 +1,6 @@
 #include "storage/peers/peer_tier.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -87,31 +88,40 @@ void PeerTier::RefreshRing() {
   // One refresh at a time, so that an older ring never replaces a newer.
   absl::MutexLock refresh_lock(&refresh_mu_);
   std::vector<NodeInfo> members = members_();
+  // A node whose ring differs would name other owners (two nodes could
+  // each wait on the other), and one from before peers cannot serve.
+  auto on_ring = [this](const NodeInfo& node) {
+    return node.self ||
+           node.ring_size == static_cast<uint32_t>(options_.virtual_nodes);
+  };
   std::vector<std::string> addresses;
   addresses.reserve(members.size());
   std::string self;
-  std::vector<std::string> left_out;
   for (const NodeInfo& node : members) {
-    // A node whose ring differs would name other owners (two nodes could
-    // each wait on the other), and one from before peers cannot serve.
-    if (!node.self &&
-        node.ring_size != static_cast<uint32_t>(options_.virtual_nodes)) {
-      left_out.push_back(
-          absl::StrCat(node.address, " (ring size ", node.ring_size, ")"));
-      continue;
-    }
+    if (!on_ring(node)) continue;
     addresses.push_back(node.address);
     if (node.self) self = node.address;
   }
   if (self.empty()) addresses.clear();  // Not a member: ask no one.
+  // In the ring's order, to compare with the ring in use before building
+  // one (every refresh period; the members rarely change).
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()),
+                  addresses.end());
   std::shared_ptr<const RingView> current = ring();
-  HashRing ring(std::move(addresses), options_.virtual_nodes);
   if (current != nullptr && current->self == self &&
-      current->ring.addresses() == ring.addresses()) {
+      current->ring.addresses() == addresses) {
     return;
   }
+  HashRing ring(std::move(addresses), options_.virtual_nodes);
   spdlog::info("event=peer_ring nodes={} self={}", ring.addresses().size(),
                self.empty() ? "-" : self);
+  std::vector<std::string> left_out;
+  for (const NodeInfo& node : members) {
+    if (on_ring(node)) continue;
+    left_out.push_back(
+        absl::StrCat(node.address, " (ring size ", node.ring_size, ")"));
+  }
   if (!left_out.empty()) {
     spdlog::warn(
         "event=peers_left_out ring_size={} nodes=\"{}\" hint=\"give every "
@@ -189,9 +199,12 @@ void PeerTier::ReadAsync(const BlockId& id, ReadCallback done) {
       });
   client_->ReadBlock(
       *owner, id, options_.read_timeout,
-      [fetch](absl::StatusOr<BlockRef> result) {
+      [fetch](absl::StatusOr<PeerBlock> answer) {
         Counters& counters = *fetch->counters;
-        if (result.ok() && BlockId::Of((*result)->bytes()) != fetch->id) {
+        absl::StatusOr<BlockRef> result =
+            answer.ok() ? absl::StatusOr<BlockRef>(std::move(answer->block))
+                        : absl::StatusOr<BlockRef>(answer.status());
+        if (answer.ok() && answer->received_id != fetch->id) {
           counters.peer_bad_blocks.fetch_add(1, std::memory_order_relaxed);
           spdlog::warn(
               "event=peer_bad_block block={} peer={} bytes={} "

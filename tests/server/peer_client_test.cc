@@ -21,8 +21,12 @@ absl::StatusOr<BlockRef> ReadFrom(PeerClient& client,
   absl::Notification answered;
   absl::StatusOr<BlockRef> answer = absl::InternalError("no answer");
   client.ReadBlock(address, BlockId(), absl::Seconds(10),
-                   [&](absl::StatusOr<BlockRef> result) {
-                     answer = std::move(result);
+                   [&](absl::StatusOr<PeerBlock> result) {
+                     if (result.ok()) {
+                       answer = std::move(result->block);
+                     } else {
+                       answer = result.status();
+                     }
                      answered.Notify();
                    });
   if (!answered.WaitForNotificationWithTimeout(absl::Seconds(30))) {

@@ -126,7 +126,7 @@ class FakePeerClient : public PeerClient {
   }
 
   void ReadBlock(const std::string& address, const BlockId& id,
-                 absl::Duration timeout, ReadCallback done) override {
+                 absl::Duration timeout, PeerReadCallback done) override {
     PeerBehaviour behaviour = PeerBehaviour::kUnavailable;
     BlockRef block;
     {
@@ -181,12 +181,21 @@ class FakePeerClient : public PeerClient {
  private:
   struct Held {
     BlockId id;
-    ReadCallback done;
+    PeerReadCallback done;
   };
 
-  static absl::StatusOr<BlockRef> Answer(PeerBehaviour behaviour,
-                                         const BlockId& id,
-                                         const BlockRef& block) {
+  // What `behaviour` answers, hashed as a real client hashes it.
+  static absl::StatusOr<PeerBlock> Answer(PeerBehaviour behaviour,
+                                          const BlockId& id,
+                                          const BlockRef& block) {
+    absl::StatusOr<BlockRef> bytes = AnswerBytes(behaviour, id, block);
+    if (!bytes.ok()) return bytes.status();
+    return PeerBlock{*bytes, BlockId::Of((*bytes)->bytes())};
+  }
+
+  static absl::StatusOr<BlockRef> AnswerBytes(PeerBehaviour behaviour,
+                                              const BlockId& id,
+                                              const BlockRef& block) {
     switch (behaviour) {
       case PeerBehaviour::kServe:
       case PeerBehaviour::kHold:
@@ -320,6 +329,13 @@ class PeerTierTest : public ::testing::Test {
     return BlockOwnedBy({kSelf, kPeerB, kPeerC}, owner);
   }
 
+  // Expects `read` answered, once or more, with the bytes of `block`.
+  static void ExpectBytes(ReadResult& read, const TestBlock& block) {
+    ASSERT_TRUE(read.Wait());
+    ASSERT_OK(read.result());
+    EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  }
+
   ReadResult ReadThrough(const BlockId& id) {
     ReadResult read;
     tier_->ReadAsync(id, read.Callback());
@@ -342,9 +358,7 @@ TEST_F(PeerTierTest, BlockThisNodeOwnsIsReadFromTheDurableTier) {
   TestBlock block = BlockOwnedBy(kSelf);
 
   ReadResult read = ReadThrough(block.id);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(read.calls(), 1);
   EXPECT_THAT(client_->calls(), IsEmpty());
   EXPECT_EQ(durable_.reads(), 1);
@@ -390,9 +404,7 @@ TEST_F(PeerTierTest, WrongBytesFromThePeerAreReplacedByTheDurableTiers) {
   TestBlock block = BlockOwnedBy(kPeerB);
 
   ReadResult read = ReadThrough(block.id);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(read.calls(), 1);
   EXPECT_THAT(client_->calls(), ElementsAre(kPeerB));
   EXPECT_EQ(durable_.reads(), 1);
@@ -409,9 +421,7 @@ TEST_F(PeerTierTest, UnavailablePeerFallsBackToTheDurableTier) {
   TestBlock block = BlockOwnedBy(kPeerB);
 
   ReadResult read = ReadThrough(block.id);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(read.calls(), 1);
   EXPECT_THAT(client_->calls(), ElementsAre(kPeerB));
   EXPECT_EQ(durable_.reads(), 1);
@@ -429,9 +439,7 @@ TEST_F(PeerTierTest, SlowPeerIsHedgedAndTheDurableAnswerWins) {
   TestBlock block = BlockOwnedBy(kPeerB);
 
   ReadResult read = ReadThrough(block.id);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(durable_.reads(), 1);
   PeerStats stats = tier.peer_stats();
   EXPECT_EQ(stats.hedges, 1);
@@ -467,9 +475,7 @@ TEST_F(PeerTierTest, PeerAnsweringBeforeTheDeadlineIsNotHedged) {
   EXPECT_EQ(client_->held(), 1);
   EXPECT_FALSE(read.answered());
   EXPECT_EQ(client_->Release(PeerBehaviour::kServe), 1);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(read.calls(), 1);
   EXPECT_EQ(durable_.reads(), 0);
   PeerStats stats = tier.peer_stats();
@@ -527,9 +533,7 @@ TEST_F(PeerTierTest, HedgedReadMissingFromTheDurableTierTakesThePeersAnswer) {
   EXPECT_FALSE(read.answered());
 
   EXPECT_EQ(client_->Release(PeerBehaviour::kServe), 1);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_EQ(read.calls(), 1);
   PeerStats stats = tier.peer_stats();
   EXPECT_EQ(stats.hedges, 1);
@@ -599,9 +603,7 @@ TEST_F(PeerTierTest, NodeThatIsNotAMemberReadsOnlyTheDurableTier) {
 
   for (const TestBlock* block : {&owned_by_b, &owned_by_c}) {
     ReadResult read = ReadThrough(block->id);
-    ASSERT_TRUE(read.Wait());
-    ASSERT_OK(read.result());
-    EXPECT_EQ(BytesOf(*read.result()), block->bytes);
+    ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, *block));
   }
   EXPECT_THAT(client_->calls(), IsEmpty());
   EXPECT_EQ(durable_.reads(), 2);
@@ -627,9 +629,7 @@ TEST_F(PeerTierTest, DisabledPeersReadOnlyTheDurableTier) {
   TestBlock block = BlockOwnedBy(kPeerB);
 
   ReadResult read = ReadThrough(block.id);
-  ASSERT_TRUE(read.Wait());
-  ASSERT_OK(read.result());
-  EXPECT_EQ(BytesOf(*read.result()), block.bytes);
+  ASSERT_NO_FATAL_FAILURE(ExpectBytes(read, block));
   EXPECT_THAT(client_->calls(), IsEmpty());
   EXPECT_FALSE(tier.peer_stats().enabled);
 }
