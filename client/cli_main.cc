@@ -754,6 +754,10 @@ absl::Status Status(Client& client) {
   }
   if (status.has_peers()) {
     const v1::PeerStatus& peers = status.peers();
+    uint64_t durable_bytes = 0;
+    for (const v1::TierStatus& tier : status.tiers()) {
+      if (tier.tier() == v1::TIER_COLD) durable_bytes = tier.read_bytes();
+    }
     std::printf(
         "peers %s, ring of %lu: from peers %s (%lu blocks), from the "
         "durable tier %s; served to peers %s (%lu blocks); peer errors %lu, "
@@ -762,7 +766,7 @@ absl::Status Status(Client& client) {
         static_cast<unsigned long>(peers.ring_nodes()),
         FormatBytes(peers.peer_bytes()).c_str(),
         static_cast<unsigned long>(peers.peer_blocks()),
-        FormatBytes(peers.durable_bytes()).c_str(),
+        FormatBytes(durable_bytes).c_str(),
         FormatBytes(peers.served_bytes()).c_str(),
         static_cast<unsigned long>(peers.served_blocks()),
         static_cast<unsigned long>(peers.peer_errors()),

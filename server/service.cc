@@ -593,7 +593,6 @@ grpc::ServerUnaryReactor* ParamStoreService::GetServerStatus(
           peers->set_hedge_wins(stats.peers.hedge_wins);
           peers->set_served_blocks(stats.peers.served_blocks);
           peers->set_served_bytes(stats.peers.served_bytes);
-          peers->set_durable_bytes(stats.cold.read_bytes);
         }
         return absl::OkStatus();
       });
