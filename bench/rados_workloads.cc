@@ -128,6 +128,35 @@ absl::Status ReadObjectsAio(rados_ioctx_t io,
   return status;
 }
 
+// Bytes node `client` has read from the pool since it started.
+absl::StatusOr<uint64_t> PoolReadBytes(Client& client) {
+  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
+  for (const v1::TierStatus& tier : status.tiers()) {
+    if (tier.tier() == v1::TIER_COLD) return tier.read_bytes();
+  }
+  return uint64_t{0};
+}
+
+// Pulls `revision` through `client` with `streams` streams, its tensors one
+// after another into `arena`: what every node of rados_scale and fleet does.
+absl::Status PullIntoArena(Client& client, const std::string& revision,
+                           int streams, TouchedBuffer& arena) {
+  uint64_t cursor = 0;
+  PullCallbacks callbacks;
+  callbacks.allocate =
+      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
+    if (cursor + info.byte_length() > arena.size()) {
+      return absl::FailedPreconditionError("the set outgrew its buffer");
+    }
+    std::span<uint8_t> span = arena.span().subspan(cursor, info.byte_length());
+    cursor += info.byte_length();
+    return span;
+  };
+  PullOptions options;
+  options.streams = streams;
+  return client.PullModel(revision, options, callbacks).status();
+}
+
 }  // namespace
 
 absl::StatusOr<Bench::RadosNode> Bench::StartRadosNode(
@@ -377,24 +406,9 @@ absl::Status Bench::RunRadosScale() {
   const int streams = flags_.rados_scale_streams;
   std::vector<TouchedBuffer> arenas;
   for (int i = 0; i < max_nodes; ++i) arenas.emplace_back(set.Bytes());
-  auto pull = [&](int n) -> absl::Status {
-    uint64_t cursor = 0;
-    PullCallbacks callbacks;
-    callbacks.allocate =
-        [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-      if (cursor + info.byte_length() > arenas[n].size()) {
-        return absl::FailedPreconditionError("the set outgrew its buffer");
-      }
-      std::span<uint8_t> span =
-          arenas[n].span().subspan(cursor, info.byte_length());
-      cursor += info.byte_length();
-      return span;
-    };
-    PullOptions options;
-    options.streams = streams;
-    return rados_nodes_[n]
-        .client->PullModel(set.revision, options, callbacks)
-        .status();
+  auto pull = [&](int n) {
+    return PullIntoArena(*rados_nodes_[n].client, set.revision, streams,
+                         arenas[n]);
   };
   // Warm-up: every node's connections.
   for (int n = 0; n < max_nodes; ++n) PSTORE_RETURN_IF_ERROR(pull(n));
@@ -457,19 +471,6 @@ absl::Status Bench::RunRadosScale() {
 }
 
 // --- fleet ---
-
-namespace {
-
-// Bytes node `client` has read from the pool since it started.
-absl::StatusOr<uint64_t> PoolReadBytes(Client& client) {
-  PSTORE_ASSIGN_OR_RETURN(v1::ServerStatus status, client.GetServerStatus());
-  for (const v1::TierStatus& tier : status.tiers()) {
-    if (tier.tier() == v1::TIER_COLD) return tier.read_bytes();
-  }
-  return uint64_t{0};
-}
-
-}  // namespace
 
 absl::Status Bench::RunFleet() {
   PSTORE_RETURN_IF_ERROR(PrepareRados(1));
@@ -552,26 +553,9 @@ absl::Status Bench::RunFleet() {
         std::vector<std::thread> threads;
         for (int n = 0; n < nodes; ++n) {
           threads.emplace_back([&, n] {
-            uint64_t cursor = 0;
-            PullCallbacks callbacks;
-            callbacks.allocate = [&](const v1::TensorInfo& info)
-                -> absl::StatusOr<std::span<uint8_t>> {
-              if (cursor + info.byte_length() > arenas[n].size()) {
-                return absl::FailedPreconditionError(
-                    "the set outgrew its buffer");
-              }
-              std::span<uint8_t> span =
-                  arenas[n].span().subspan(cursor, info.byte_length());
-              cursor += info.byte_length();
-              return span;
-            };
-            PullOptions options;
-            options.streams = flags_.rados_scale_streams;
             auto start = Clock::now();
-            results[n] =
-                fleet[n]
-                    .client->PullModel(set.revision, options, callbacks)
-                    .status();
+            results[n] = PullIntoArena(*fleet[n].client, set.revision,
+                                       flags_.rados_scale_streams, arenas[n]);
             seconds[n] = SecondsSince(start);
           });
         }

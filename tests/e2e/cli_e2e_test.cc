@@ -30,10 +30,7 @@ using ::pstore::testing::PstoreCliPath;
 using ::pstore::testing::PstoredProcess;
 using ::pstore::testing::TempDir;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr.
-};
+using CliResult = ::pstore::testing::CommandResult;
 
 std::string FixturesDir() {
   const char* dir = std::getenv("PSTORE_FIXTURES_DIR");
@@ -68,19 +65,8 @@ class CliE2eTest : public ::testing::Test {
 
   // Runs pstore-cli against the pstored at `address`.
   CliResult RunAt(const std::string& address, const std::string& args) {
-    std::string command =
-        absl::StrCat(PstoreCliPath(), " --addr ", address, " ", args, " 2>&1");
-    CliResult result;
-    FILE* pipe = popen(command.c_str(), "r");
-    if (pipe == nullptr) return result;
-    char buffer[4096];
-    size_t got;
-    while ((got = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
-      result.out.append(buffer, got);
-    }
-    int status = pclose(pipe);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return result;
+    return ::pstore::testing::RunCommand(
+        absl::StrCat(PstoreCliPath(), " --addr ", address, " ", args));
   }
 
   // Checks that `a` and `b` hold the same tensors with the same bytes.

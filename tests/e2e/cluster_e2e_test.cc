@@ -43,12 +43,6 @@ constexpr absl::Duration kGcGrace = absl::Seconds(4);
 constexpr absl::Duration kHeartbeat = absl::Seconds(1);
 constexpr absl::Duration kPeerTimeout = absl::Seconds(3);
 
-std::vector<std::string> RadosFlags(const RadosOptions& rados) {
-  return {"--backend=rados", "--ceph_conf=" + rados.ceph_conf,
-          "--rados_pool=" + rados.pool, "--rados_namespace=" + rados.name_space,
-          "--rados_connect_timeout_seconds=20"};
-}
-
 class ClusterE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -56,7 +50,8 @@ class ClusterE2eTest : public ::testing::Test {
     if (!::pstore::testing::TestCephConfigured(&why)) GTEST_SKIP() << why;
     rados_ = ::pstore::testing::TestRadosOptions();
     for (int i = 0; i < kNodes; ++i) {
-      std::vector<std::string> flags = RadosFlags(rados_);
+      std::vector<std::string> flags =
+          ::pstore::testing::RadosNodeFlags(rados_);
       flags.push_back("--dram_bytes=256MiB");
       flags.push_back("--nvme_bytes=64MiB");
       flags.push_back("--metrics_listen=off");
@@ -169,7 +164,7 @@ TEST_F(ClusterE2eTest, NodesListEachOtherAndANodeThatStopsLeaves) {
   EXPECT_TRUE(status.nodes(0).self());
   EXPECT_EQ(status.nodes(0).address(), nodes_[1]->address());
 
-  ASSERT_NO_FATAL_FAILURE(StartNode(RadosFlags(rados_)));
+  ASSERT_NO_FATAL_FAILURE(StartNode(::pstore::testing::RadosNodeFlags(rados_)));
   all.insert(nodes_.back()->address());
   std::optional<absl::Duration> joined =
       TimeUntilMembers(0, all, absl::Seconds(10));
@@ -386,7 +381,8 @@ TEST(ClusterStartTest, AnUnreachableClusterOrMissingPoolExitsWithCode2) {
     std::vector<std::string> argv = {PstoredPath(), "--listen=127.0.0.1:0",
                                      "--metrics_listen=off",
                                      "--data_dir=" + dir.Sub("data")};
-    for (std::string& flag : RadosFlags(rados)) argv.push_back(flag);
+    for (std::string& flag : ::pstore::testing::RadosNodeFlags(rados))
+      argv.push_back(flag);
     argv.push_back("--rados_connect_timeout_seconds=2");
     ChildProcess pstored("pstored", argv, dir.Sub("pstored.log"));
     ASSERT_OK(pstored.Start());

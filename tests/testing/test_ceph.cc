@@ -48,4 +48,10 @@ RadosOptions TestRadosOptions() {
   return options;
 }
 
+std::vector<std::string> RadosNodeFlags(const RadosOptions& rados) {
+  return {"--backend=rados", "--ceph_conf=" + rados.ceph_conf,
+          "--rados_pool=" + rados.pool, "--rados_namespace=" + rados.name_space,
+          "--rados_connect_timeout_seconds=20"};
+}
+
 }  // namespace pstore::testing

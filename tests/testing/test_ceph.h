@@ -9,6 +9,7 @@
 #define PSTORE_TESTS_TESTING_TEST_CEPH_H_
 
 #include <string>
+#include <vector>
 
 #include "storage/rados/rados_pool.h"
 
@@ -21,6 +22,10 @@ bool TestCephConfigured(std::string* why = nullptr);
 // Returns options for the suite's pool in a new, unique namespace.
 // REQUIRES: TestCephConfigured().
 RadosOptions TestRadosOptions();
+
+// Returns the flags that start a pstored on the pool and namespace of
+// `rados`, with a start-up timeout for a loaded machine.
+std::vector<std::string> RadosNodeFlags(const RadosOptions& rados);
 
 }  // namespace pstore::testing
 
