@@ -24,6 +24,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -31,6 +32,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "client/model_dir.h"
 #include "client/progress.h"
 #include "client/pstore_client.h"
 #include "codec/dtype.h"
@@ -48,15 +50,6 @@ namespace {
 // `get -o FILE` writes through a buffer this large: the client hands the
 // sink pieces of at most gRPC's slice size (64 KiB).
 constexpr size_t kGetBufferBytes = size_t{1} << 20;
-
-// Bytes per message of a pull into a file. Each chunk is hashed whole,
-// then hashed into its part and written piece by piece: a chunk small
-// enough to stay in cache between the passes, and fewer bytes queued in
-// gRPC's receive buffers at once. A 1 GiB pull into tmpfs, 4 streams,
-// against nginx -> a 1 MiB-read client in the same run: 0.76x at 18,895
-// minor faults per GiB with 4 MiB chunks, 0.84x at 10,368 with 1 MiB,
-// 0.87x at 6,668 with 512 KiB, 0.65x with 16 MiB.
-constexpr uint32_t kPullChunkBytes = 512 << 10;
 
 // The temporary file (PATH.tmp) a command is writing, if any: the handler
 // of the signals that end pstore-cli removes it, so that an interrupted
@@ -106,23 +99,6 @@ class TempFileGuard {
  private:
   std::string path_;
 };
-
-// Writes all of `bytes` at `offset` of `fd` (the file at `path`).
-// ResourceExhausted on ENOSPC; ErrnoToStatus codes else.
-absl::Status PwriteFully(int fd, const std::string& path, uint64_t offset,
-                         std::span<const uint8_t> bytes) {
-  while (!bytes.empty()) {
-    ssize_t wrote = pwrite(fd, bytes.data(), bytes.size(), offset);
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote < 0) return ErrnoToStatus(errno, absl::StrCat("write ", path));
-    if (wrote == 0) {
-      return ErrnoToStatus(EIO, absl::StrCat("write ", path, " wrote nothing"));
-    }
-    bytes = bytes.subspan(wrote);
-    offset += wrote;
-  }
-  return absl::OkStatus();
-}
 
 // What a FAILED_PRECONDITION of the command means: the state of a
 // revision (writing a published one), of a tier (disabled, or cold, which
@@ -320,8 +296,13 @@ absl::Status List(Client& client, const std::string& prefix) {
   PSTORE_ASSIGN_OR_RETURN(std::vector<v1::TensorInfo> tensors,
                           client.ListTensors(revision, tensor_prefix));
   for (const v1::TensorInfo& info : tensors) {
-    std::printf("%s\t%s\t%s\t%lu\n", info.name().c_str(), info.dtype().c_str(),
-                ShapeString(info).c_str(),
+    // Files and shard headers of a model directory are bytes: no shape.
+    const bool tensor = info.kind() == v1::ENTRY_TENSOR;
+    std::printf("%s\t%s\t%s\t%lu\n", info.name().c_str(),
+                tensor                                  ? info.dtype().c_str()
+                : info.kind() == v1::ENTRY_SHARD_HEADER ? "shard-header"
+                                                        : "file",
+                tensor ? ShapeString(info).c_str() : "-",
                 static_cast<unsigned long>(info.stored_byte_length()));
   }
   return absl::OkStatus();
@@ -378,10 +359,41 @@ absl::Status Import(Client& client, const std::string& path,
   return absl::OkStatus();
 }
 
+// Imports model directory `dir` as new revision `revision`.
+absl::Status ImportDir(Client& client, const std::string& dir,
+                       const std::string& revision, bool publish, int jobs) {
+  std::unique_ptr<ProgressBar> progress;
+  ImportOptions options;
+  options.publish = publish;
+  options.jobs = jobs;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    if (progress == nullptr) {
+      progress = std::make_unique<ProgressBar>(
+          absl::StrCat("import ", revision), total);
+    }
+    progress->Update(done);
+  };
+  absl::StatusOr<ImportResult> result =
+      ImportDirectory(client, dir, revision, options);
+  progress.reset();
+  PSTORE_RETURN_IF_ERROR(result.status());
+  std::printf(
+      "imported %s (%d shards, %d tensors, %d other files, %s) into %s%s\n",
+      dir.c_str(), result->shards, result->tensors, result->files,
+      FormatBytes(result->bytes).c_str(), result->revision.name().c_str(),
+      publish ? ", published" : "");
+  for (const std::string& skipped : result->skipped) {
+    std::printf("left out %s\n", skipped.c_str());
+  }
+  return absl::OkStatus();
+}
+
 // Returns the writer specs of a manifest.
 std::vector<SafetensorsTensorSpec> SpecsOf(const v1::Revision& revision) {
   std::vector<SafetensorsTensorSpec> specs;
   for (const v1::TensorInfo& info : revision.tensors()) {
+    // Files and shard headers of a model directory are no tensors of it.
+    if (info.kind() != v1::ENTRY_TENSOR) continue;
     SafetensorsTensorSpec spec;
     spec.name = info.tensor();
     // The server only stores valid dtypes.
@@ -427,173 +439,79 @@ bool IsGgufPath(const std::string& path) {
   return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
 }
 
-// Where each tensor of a pull goes in the output file, and the file's
-// header bytes.
-struct OutputLayout {
-  std::string header_bytes;
-  uint64_t file_size = 0;
-  std::map<std::string, uint64_t> offsets;  // By tensor name.
-};
-
-// Lays out `revision` pulled in `requested` as a safetensors or GGUF file.
-// InvalidArgument if the file type cannot hold what the pull sends.
-absl::StatusOr<OutputLayout> LayOut(const v1::Revision& revision,
-                                    Encoding requested, bool gguf) {
-  std::map<std::string, std::string> metadata(revision.metadata().begin(),
-                                              revision.metadata().end());
-  OutputLayout out;
-  if (gguf) {
-    std::vector<GgufTensorSpec> specs;
-    for (const v1::TensorInfo& info : revision.tensors()) {
-      PSTORE_ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
-      std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
-      Encoding encoding = EncodingForPull(dtype, shape, requested);
-      std::optional<GgmlType> type;
-      switch (encoding) {
-        case Encoding::kRaw:
-          type = GgmlTypeFromDType(dtype);
-          break;
-        case Encoding::kF32:
-          type = GgmlType::kF32;
-          break;
-        case Encoding::kF16:
-          type = GgmlType::kF16;
-          break;
-        case Encoding::kBF16:
-          type = GgmlType::kBF16;
-          break;
-        case Encoding::kQ8_0:
-          type = GgmlType::kQ8_0;
-          break;
-        case Encoding::kQ4_0:
-          type = GgmlType::kQ4_0;
-          break;
-      }
-      if (!type.has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(info.name(), ": GGUF has no type for ", info.dtype(),
-                         " tensors; export to .safetensors instead"));
-      }
-      specs.push_back(GgufTensorSpec{info.tensor(), *type, shape});
-    }
-    PSTORE_ASSIGN_OR_RETURN(
-        GgufLayout layout,
-        ComputeGgufLayout(specs, revision.model(), metadata));
-    out.header_bytes = std::move(layout.header_bytes);
-    out.file_size = layout.file_size;
-    for (const GgufTensorInfo& tensor : layout.tensors) {
-      out.offsets[tensor.name] = tensor.file_offset;
-    }
-    return out;
+// Returns whether `path` is a pull's target directory: one that exists or
+// ends in '/', or, for a revision imported from a directory, any path
+// that does not end in ".safetensors" or ".gguf".
+bool IsPullDirectory(const std::string& path, const v1::Revision& revision) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error) || absl::EndsWith(path, "/")) {
+    return true;
   }
-  if (IsQuantized(requested)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("safetensors has no ", EncodingName(requested),
-                     " type: pull or export to a .gguf file"));
-  }
-  std::vector<SafetensorsTensorSpec> specs = SpecsOf(revision);
-  for (SafetensorsTensorSpec& spec : specs) {
-    switch (EncodingForPull(spec.dtype, spec.shape, requested)) {
-      case Encoding::kF32:
-        spec.dtype = DType::kF32;
-        break;
-      case Encoding::kF16:
-        spec.dtype = DType::kF16;
-        break;
-      case Encoding::kBF16:
-        spec.dtype = DType::kBF16;
-        break;
-      default:
-        break;
-    }
-  }
-  PSTORE_ASSIGN_OR_RETURN(SafetensorsLayout layout,
-                          ComputeSafetensorsLayout(specs, metadata));
-  out.header_bytes = std::move(layout.header_bytes);
-  out.file_size = layout.file_size;
-  for (const SafetensorsTensor& tensor : layout.tensors) {
-    out.offsets[tensor.name] = tensor.data_offset;
-  }
-  return out;
+  return HoldsModelDirectory(revision) && !IsGgufPath(path) &&
+         !absl::EndsWith(path, ".safetensors") &&
+         !std::filesystem::exists(path, error);
 }
 
-// Pulls revision `name` in `encoding` over `streams` streams into a file
-// at `path` (safetensors, or GGUF for a .gguf path), written as `path`.tmp
-// and renamed when complete. Each piece received is written with pwrite at
-// its place in the file, straight from gRPC's receive buffers: no mapping
-// of the file, whose first touch of every page would fault.
+// Returns whether a pull into `path` left temporary files (NAME.tmp) for
+// the next one. Looks at no more than 10,000 entries of a directory.
+bool KeepsTempFiles(const std::string& path, bool directory) {
+  std::error_code error;
+  if (!directory) return std::filesystem::exists(path + ".tmp", error);
+  int seen = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(path, error);
+       !error && it != std::filesystem::recursive_directory_iterator() &&
+       ++seen < 10000;
+       it.increment(error)) {
+    if (it->path().extension() == ".tmp") return true;
+  }
+  return false;
+}
+
+// Pulls revision `name` in `encoding` over `streams` streams into `path`:
+// a model directory (see IsPullDirectory) or one safetensors or GGUF file.
+// What is already there and good (a pull that stopped left NAME.tmp) is
+// kept; each file is written as NAME.tmp and renamed when all is in.
 absl::Status Pull(Client& client, const std::string& name,
                   const std::string& path, int streams,
                   const std::string& encoding, const std::string& verb) {
-  PSTORE_ASSIGN_OR_RETURN(Encoding requested, ParseEncoding(encoding));
   PSTORE_ASSIGN_OR_RETURN(v1::Revision revision, client.GetRevision(name));
-  PSTORE_ASSIGN_OR_RETURN(OutputLayout layout,
-                          LayOut(revision, requested, IsGgufPath(path)));
-
-  TempFileGuard guard;
-  // Armed before the file exists: a signal that comes while it is being
-  // made removes it too.
-  guard.Arm(ReplacingFile::TempPathOf(path));
-  // Unbuffered: every piece goes to its own offset.
-  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<ReplacingFile> file,
-                          ReplacingFile::Create(path, 0));
-  const std::string& temp = file->temp_path();
-  const int fd = file->fd();
-  // Reserves the space first: a full disk fails the pull at once.
-  if (int error = posix_fallocate(fd, 0, layout.file_size); error != 0) {
-    return ErrnoToStatus(error, absl::StrCat("allocate ", temp));
-  }
-  PSTORE_RETURN_IF_ERROR(PwriteFully(
-      fd, temp, 0,
-      std::span<const uint8_t>(
-          reinterpret_cast<const uint8_t*>(layout.header_bytes.data()),
-          layout.header_bytes.size())));
-
+  const bool directory = IsPullDirectory(path, revision);
   std::unique_ptr<ProgressBar> progress;
-  PullCallbacks callbacks;
-  // Returns where byte `offset` of tensor `info` goes in the file. The
-  // pull checked that the bytes fit the tensor, whose place LayOut sized.
-  auto file_offset = [&](const v1::TensorInfo& info,
-                         uint64_t offset) -> absl::StatusOr<uint64_t> {
-    auto found = layout.offsets.find(info.tensor());
-    if (found == layout.offsets.end()) {
-      return absl::InternalError(
-          absl::StrCat(info.name(), " is not in the file's layout"));
-    }
-    return found->second + offset;
-  };
-  callbacks.write = [&](const v1::TensorInfo& info, uint64_t offset,
-                        std::span<const uint8_t> bytes) -> absl::Status {
-    PSTORE_ASSIGN_OR_RETURN(uint64_t at, file_offset(info, offset));
-    return PwriteFully(fd, temp, at, bytes);
-  };
-  callbacks.read_back = [&](const v1::TensorInfo& info, uint64_t offset,
-                            std::span<uint8_t> out) -> absl::Status {
-    PSTORE_ASSIGN_OR_RETURN(uint64_t at, file_offset(info, offset));
-    return ReadFully(fd, temp, at, out);
-  };
-  callbacks.progress = [&](uint64_t received, uint64_t all) {
+  absl::Mutex mu;
+  PullToOptions options;
+  options.streams = streams;
+  options.encoding = encoding.empty() ? "raw" : encoding;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    absl::MutexLock lock(&mu);
     if (progress == nullptr) {
       progress = std::make_unique<ProgressBar>(
-          absl::StrCat(verb, " ", revision.name()), all);
+          absl::StrCat(verb, " ", revision.name()), total);
     }
-    progress->Update(received);
+    progress->Update(done);
   };
-  PullOptions options;
-  options.streams = streams;
-  options.encoding = encoding;
-  options.chunk_bytes = kPullChunkBytes;
-  absl::StatusOr<PullResult> result =
-      client.PullModel(revision.name(), options, callbacks);
+  // The resolved name: a publish during the pull does not mix revisions.
+  absl::StatusOr<PullToResult> result =
+      directory ? PullToDirectory(client, revision.name(), path, options)
+                : PullToFile(client, revision.name(), path, options);
   progress.reset();
-  // On an error `file` removes its temporary.
-  if (!result.ok()) return result.status();
-  PSTORE_RETURN_IF_ERROR(file->Commit());
-  std::printf("%s %s (%d tensors, %s as %s, %d streams) to %s\n",
-              verb == "pull" ? "pulled" : "exported", revision.name().c_str(),
-              revision.tensors_size(), FormatBytes(result->bytes).c_str(),
-              std::string(EncodingName(requested)).c_str(), streams,
-              path.c_str());
+  if (!result.ok()) {
+    if (KeepsTempFiles(path, directory)) {
+      std::fprintf(stderr,
+                   "pstore-cli: what arrived is kept in %s: run the same %s "
+                   "again to fetch only the rest\n",
+                   directory ? absl::StrCat(path, "/**/*.tmp").c_str()
+                             : absl::StrCat(path, ".tmp").c_str(),
+                   verb.c_str());
+    }
+    return result.status();
+  }
+  std::printf(
+      "%s %s (%d %s, %s as %s, %d streams) to %s: %s reused, %s fetched\n",
+      verb == "pull" ? "pulled" : "exported", result->revision.name().c_str(),
+      result->files, result->files == 1 ? "file" : "files",
+      FormatBytes(result->bytes).c_str(), options.encoding.c_str(), streams,
+      path.c_str(), FormatBytes(result->reused_bytes).c_str(),
+      FormatBytes(result->fetched_bytes).c_str());
   return absl::OkStatus();
 }
 
@@ -855,8 +773,9 @@ int Main(int argc, char** argv) {
   publish_cmd->add_option("name", name, "MODEL@REV")->required();
 
   CLI::App* import = app.add_subcommand(
-      "import", "import a safetensors file as a new revision");
-  import->add_option("file", path, "FILE.safetensors")->required();
+      "import",
+      "import a model directory or a safetensors file as a new revision");
+  import->add_option("path", path, "DIR or FILE.safetensors")->required();
   import->add_option("name", name, "MODEL@REV")->required();
   import->add_flag("--publish", publish, "publish when imported");
   import->add_option("--jobs", jobs, "tensors put in parallel")
@@ -872,9 +791,12 @@ int Main(int argc, char** argv) {
 
   CLI::App* pull = app.add_subcommand(
       "pull",
-      "pull a revision over parallel streams into a safetensors or GGUF file");
+      "pull a revision over parallel streams into a model directory or a "
+      "safetensors or GGUF file, resuming from what is there");
   pull->add_option("name", name, "MODEL[@REV]")->required();
-  pull->add_option("file", path, "FILE.safetensors or FILE.gguf")->required();
+  pull->add_option("path", path,
+                   "DIR (a model directory), FILE.safetensors or FILE.gguf")
+      ->required();
   pull->add_option("--encoding", encoding,
                    "raw f32 f16 bf16 q8_0 q4_0 (q8_0/q4_0: .gguf only)");
   pull->add_option("--streams", streams, "parallel streams")
@@ -973,7 +895,10 @@ int Main(int argc, char** argv) {
     status = revision.status();
     if (status.ok()) std::printf("published %s\n", revision->name().c_str());
   } else if (import->parsed()) {
-    status = Import(c, path, name, publish, jobs);
+    std::error_code error;
+    status = std::filesystem::is_directory(path, error)
+                 ? ImportDir(c, path, name, publish, jobs)
+                 : Import(c, path, name, publish, jobs);
   } else if (export_cmd->parsed()) {
     // A raw safetensors export streams tensor by tensor through the
     // writer; anything else goes through a one-stream pull.

@@ -193,6 +193,7 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
   header.mutable_header()->set_name(std::string(name));
   header.mutable_header()->set_dtype(std::string(dtype));
   for (int64_t dim : shape) header.mutable_header()->add_shape(dim);
+  header.mutable_header()->set_kind(options.kind);
   if (options.send_hash) {
     Xxh3_64Hasher hasher;
     for (uint64_t offset = 0; offset < byte_length; offset += buffer.size()) {
@@ -236,6 +237,13 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
         return FromGrpc(writer->Finish());
       });
   if (!status.ok()) return WithContext(status, absl::StrCat("put ", name));
+  if (info.kind() != options.kind) {
+    // A pstored from before kinds stored a file as a tensor.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "put ", name, ": ", options_.address,
+        " stores no files or shard headers beside tensors (it predates "
+        "them): upgrade pstored"));
+  }
   return info;
 }
 
@@ -498,9 +506,11 @@ absl::Status Client::DeleteRevision(absl::string_view name) {
                      absl::StrCat("delete ", name));
 }
 
-absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name) {
+absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name,
+                                                 bool with_blocks) {
   v1::GetRevisionRequest request;
   request.set_name(std::string(name));
+  request.set_with_blocks(with_blocks);
   v1::Revision response;
   absl::Status status = PSTORE_UNARY(kYes, GetRevision, request, &response);
   if (!status.ok()) return WithContext(status, absl::StrCat("revision ", name));

@@ -109,6 +109,10 @@ struct PutOptions {
   // Send the XXH3-64 of the tensor, computed before sending (a first pass
   // over the bytes), so the server refuses damaged bytes. Default: true.
   bool send_hash = true;
+  // What the entry is: a tensor, or a file or shard header of a model
+  // directory (U8, one dimension). FailedPrecondition from a pstored that
+  // predates kinds (the reply says it stored a tensor).
+  v1::EntryKind kind = v1::ENTRY_TENSOR;
 };
 
 struct GetOptions {
@@ -252,8 +256,10 @@ class Client {
   absl::StatusOr<v1::Revision> PublishRevision(absl::string_view name);
   // Deletes revision `name` and its tensors. Sent once (not retried).
   absl::Status DeleteRevision(absl::string_view name);
-  // Returns the manifest of `name` ("MODEL@REV" or "MODEL").
-  absl::StatusOr<v1::Revision> GetRevision(absl::string_view name);
+  // Returns the manifest of `name` ("MODEL@REV" or "MODEL"), with each
+  // entry's block ids if `with_blocks`.
+  absl::StatusOr<v1::Revision> GetRevision(absl::string_view name,
+                                           bool with_blocks = false);
   absl::StatusOr<std::vector<v1::Model>> ListModels();
 
   // Pulls every tensor of revision `name` over PullOptions::streams

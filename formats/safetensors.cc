@@ -295,7 +295,7 @@ absl::StatusOr<SafetensorsTensor> ParseTensorEntry(const std::string& name,
 }  // namespace
 
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(
-    absl::string_view header_json, uint64_t data_section_size) {
+    absl::string_view header_json, std::optional<uint64_t> data_section) {
   if (header_json.size() > kMaxSafetensorsHeaderBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("header length ", header_json.size(), " exceeds the ",
@@ -303,6 +303,9 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(
   }
   SafetensorsHeader header;
   header.data_offset = 8 + header_json.size();
+  // Without a size, tensors may end anywhere a file could.
+  const uint64_t data_section_size =
+      data_section.value_or(UINT64_MAX - header.data_offset);
   if (data_section_size > UINT64_MAX - header.data_offset) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data section of ", data_section_size, " bytes overflows 64 bits"));
@@ -368,7 +371,7 @@ absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(
     covered = end;
     previous = &tensor;
   }
-  if (covered != data_section_size) {
+  if (data_section.has_value() && covered != data_section_size) {
     return absl::InvalidArgumentError(
         absl::StrCat("hole in the data section: its last ",
                      data_section_size - covered, " bytes (from ", covered,

@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -79,11 +80,13 @@ struct SafetensorsHeader {
 
 // Parses and validates `header_json`, the N header bytes exactly as they are
 // in the file (padding included, so that the data section starts at 8 + N),
-// for a data section of `data_section_size` bytes. Returns the header, with
-// absolute tensor offsets; InvalidArgument naming the tensor and the problem
-// if the header is not valid (see the file comment).
+// for a data section of `data_section_size` bytes (or, without it, of the
+// bytes its tensors cover: the header of a shard whose data is elsewhere).
+// Returns the header, with absolute tensor offsets; InvalidArgument naming
+// the tensor and the problem if the header is not valid (see the file
+// comment).
 absl::StatusOr<SafetensorsHeader> ParseSafetensorsHeader(
-    absl::string_view header_json, uint64_t data_section_size);
+    absl::string_view header_json, std::optional<uint64_t> data_section_size);
 
 // An open safetensors file whose header has been read and validated.
 class SafetensorsFile {

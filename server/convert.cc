@@ -26,6 +26,14 @@ void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info) {
   info->set_offset(0);
   info->set_xxh3_64(meta.xxh3_64);
   info->set_created_unix_micros(meta.created_unix_micros);
+  info->set_kind(static_cast<v1::EntryKind>(meta.kind));
+}
+
+void AddBlocks(const TensorMeta& meta, v1::TensorInfo* info) {
+  info->set_block_bytes(meta.block_bytes);
+  for (const BlockId& id : meta.blocks) {
+    info->add_block_ids(id.ToByteString());
+  }
 }
 
 void SetDerivedInfo(Encoding encoding, uint64_t xxh3_64,

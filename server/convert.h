@@ -30,6 +30,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 // a read sends (encoding, byte_length, offset, xxh3_64) describe the whole
 // raw tensor.
 void ToTensorInfo(const TensorMeta& meta, v1::TensorInfo* info);
+// Sets info's block_bytes and block_ids from `meta`.
+void AddBlocks(const TensorMeta& meta, v1::TensorInfo* info);
 
 // Fills `info` with what a read of `part` sends: the stored tensor, the
 // encoding, the part's offset and byte length, and its XXH3-64 and

@@ -94,6 +94,12 @@ void PutTensorReactor::Process() {
     spec.name = *std::move(name);
     spec.dtype = *dtype;
     spec.shape.assign(header.shape().begin(), header.shape().end());
+    if (!IsValidEntryKind(static_cast<uint32_t>(header.kind()))) {
+      Fail(absl::InvalidArgumentError(absl::StrCat(
+          "put of ", header.name(), ": unknown entry kind ", header.kind())));
+      return;
+    }
+    spec.kind = static_cast<EntryKind>(header.kind());
     if (header.has_xxh3_64()) spec.expected_xxh3_64 = header.xxh3_64();
     absl::StatusOr<std::unique_ptr<TensorWriter>> writer =
         store_->PutTensor(std::move(spec));

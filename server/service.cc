@@ -370,7 +370,9 @@ grpc::ServerUnaryReactor* ParamStoreService::GetRevision(
         ToRevision(manifest.revision, response);
         uint64_t total = 0;
         for (const TensorMeta& meta : manifest.tensors) {
-          ToTensorInfo(meta, response->add_tensors());
+          v1::TensorInfo* info = response->add_tensors();
+          ToTensorInfo(meta, info);
+          if (request->with_blocks()) AddBlocks(meta, info);
           total += meta.byte_length;
         }
         response->set_total_bytes(total);

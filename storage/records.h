@@ -29,6 +29,14 @@ struct NodeInfo {
   uint32_t ring_size = 0;
 };
 
+// What an entry of a revision is (v1::EntryKind): a tensor, or a file or
+// the header of a safetensors shard of a model directory, both kept as U8
+// tensors of one dimension. The numbers are stored: never reuse one.
+enum class EntryKind : uint32_t { kTensor = 0, kFile = 1, kShardHeader = 2 };
+
+// Returns whether `value` is an EntryKind.
+inline bool IsValidEntryKind(uint32_t value) { return value <= 2; }
+
 struct SizedBlock {
   BlockId id;
   uint64_t size = 0;
@@ -37,6 +45,7 @@ struct SizedBlock {
 // A stored tensor: what its record holds, with its full name.
 struct TensorMeta {
   TensorName name;  // The revision is always resolved (never "latest").
+  EntryKind kind = EntryKind::kTensor;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
   uint64_t byte_length = 0;

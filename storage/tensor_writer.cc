@@ -142,6 +142,7 @@ absl::StatusOr<TensorMeta> TensorWriter::Commit() {
   }
   TensorMeta meta;
   meta.name = spec_.name;
+  meta.kind = spec_.kind;
   meta.dtype = spec_.dtype;
   meta.shape = spec_.shape;
   meta.byte_length = byte_length_;

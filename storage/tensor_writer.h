@@ -36,6 +36,8 @@ namespace pstore {
 // What a put needs to know before the bytes arrive.
 struct PutTensorSpec {
   TensorName name;  // Must name its revision.
+  // A file or shard header must be U8 of one dimension.
+  EntryKind kind = EntryKind::kTensor;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
   // The XXH3-64 of the whole tensor, checked at Commit when set.

@@ -263,6 +263,12 @@ absl::StatusOr<std::unique_ptr<TensorWriter>> TieredStore::PutTensor(
     return absl::InvalidArgumentError(absl::StrCat(
         "shape has ", spec.shape.size(), " dimensions; at most ", kMaxDims));
   }
+  if (spec.kind != EntryKind::kTensor &&
+      (spec.dtype != DType::kU8 || spec.shape.size() != 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name.ToString(), " is a file or shard header: put it as ",
+                     "U8 of one dimension (its bytes)"));
+  }
   absl::StatusOr<uint64_t> byte_length =
       TensorByteLength(spec.dtype, spec.shape);
   if (!byte_length.ok()) {

@@ -17,11 +17,13 @@ absl::StatusOr<TensorMeta> DecodeTensor(const TensorName& name,
     return corrupt("does not parse");
   }
   if (!IsValidDTypeValue(record.dtype())) return corrupt("unknown dtype");
+  if (!IsValidEntryKind(record.kind())) return corrupt("unknown kind");
   if (record.block_ids().size() % BlockId::kSize != 0) {
     return corrupt("block id list length");
   }
   TensorMeta meta;
   meta.name = name;
+  meta.kind = static_cast<EntryKind>(record.kind());
   meta.dtype = static_cast<DType>(record.dtype());
   meta.shape.assign(record.shape().begin(), record.shape().end());
   meta.byte_length = record.byte_length();
@@ -51,6 +53,7 @@ absl::StatusOr<TensorMeta> DecodeTensor(const TensorName& name,
 
 std::string EncodeTensor(const TensorMeta& meta) {
   storage::TensorRecord record;
+  record.set_kind(static_cast<uint32_t>(meta.kind));
   record.set_dtype(static_cast<uint32_t>(meta.dtype));
   for (int64_t dim : meta.shape) record.add_shape(dim);
   record.set_byte_length(meta.byte_length);

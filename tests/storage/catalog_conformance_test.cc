@@ -385,6 +385,36 @@ TEST_P(CatalogConformanceTest, PinRecordsNeedTheirRevisionAndGoWithIt) {
   EXPECT_OK(catalog_->RemovePinRecord(a));
 }
 
+// Files and shard headers of a model directory keep their kind, read back
+// at once and after a restart; records without one are tensors.
+TEST_P(CatalogConformanceTest, EntriesKeepTheirKind) {
+  ASSERT_OK(catalog_->CreateRevision(RevisionName{"m", "a"}, {}));
+  ASSERT_OK(Commit("m", "a", "w", {Block(1)}).status());
+  for (auto [name, kind] :
+       {std::pair{"config.json", EntryKind::kFile},
+        std::pair{"model.safetensors", EntryKind::kShardHeader}}) {
+    TensorMeta meta;
+    meta.name = TensorName{RevisionName{"m", "a"}, name};
+    meta.kind = kind;
+    meta.dtype = DType::kU8;
+    meta.block_bytes = 4096;
+    meta.blocks = {Block(2)};
+    meta.byte_length = 4096;
+    meta.shape = {4096};
+    ASSERT_OK(catalog_->CommitTensor(meta).status());
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(catalog_->GetTensor(TensorName{{"m", "a"}, "w"})->kind,
+              EntryKind::kTensor);
+    EXPECT_EQ(catalog_->GetTensor(TensorName{{"m", "a"}, "config.json"})->kind,
+              EntryKind::kFile);
+    EXPECT_EQ(
+        catalog_->GetTensor(TensorName{{"m", "a"}, "model.safetensors"})->kind,
+        EntryKind::kShardHeader);
+    Reopen();
+  }
+}
+
 TEST_P(CatalogConformanceTest, ReopenKeepsEverything) {
   ASSERT_OK(catalog_->CreateRevision(RevisionName{"m", "a"}, {{"k", "v"}}));
   ASSERT_OK(Commit("m", "a", "t", {Block(1), Block(2)}).status());

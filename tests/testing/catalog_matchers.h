@@ -25,6 +25,7 @@ MATCHER_P(EqualsMeta, expected,
     same = false;
   };
   if (!(actual.name == expected.name)) differs("name");
+  if (actual.kind != expected.kind) differs("kind");
   if (actual.dtype != expected.dtype) differs("dtype");
   if (actual.shape != expected.shape) differs("shape");
   if (actual.byte_length != expected.byte_length) differs("byte_length");

@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "storage/cold/catalog_codec.h"
 #include "storage/cold/cold_database.h"
 #include "tests/testing/catalog_matchers.h"
 #include "tests/testing/status_matchers.h"
@@ -154,6 +155,38 @@ TEST_F(RocksDbCatalogTest, ACorruptRevisionOrTensorRecordIsDataLoss) {
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("m@v2/t")));
   EXPECT_THAT(catalog_->GetManifest(v2),
               StatusIs(absl::StatusCode::kDataLoss, HasSubstr("m@v2/t")));
+}
+
+// A tensor record as every commit before kinds wrote it (fields 1-7, bytes
+// spelled out) reads as a tensor; a file's record reads as a file; a kind
+// this build does not know is a corrupt record, not a tensor.
+TEST(CatalogCodecTest, RecordsFromBeforeKindsAreTensors) {
+  const std::string block(16, '\x11');
+  std::string old_record;
+  old_record += std::string("\x08\x0b", 2);              // dtype 11 (U8)
+  old_record += std::string("\x12\x01\x10", 3);          // shape [16]
+  old_record += std::string("\x18\x10", 2);              // byte_length 16
+  old_record += std::string("\x20\x2a", 2);              // xxh3_64 42
+  old_record += std::string("\x28\x80\x80\x80\x02", 5);  // block_bytes 4 MiB
+  old_record += std::string("\x32\x10", 2) + block;      // one block id
+  old_record += std::string("\x38\x07", 2);              // created 7
+  const TensorName name{{"m", "v1"}, "t"};
+  ASSERT_OK_AND_ASSIGN(TensorMeta meta, DecodeTensor(name, old_record));
+  EXPECT_EQ(meta.kind, EntryKind::kTensor);
+  EXPECT_EQ(meta.dtype, DType::kU8);
+  EXPECT_EQ(meta.byte_length, 16u);
+  EXPECT_EQ(meta.block_bytes, uint64_t{4} << 20);
+  ASSERT_EQ(meta.blocks.size(), 1u);
+  EXPECT_EQ(meta.blocks[0].ToByteString(), block);
+
+  meta.kind = EntryKind::kFile;
+  const std::string file_record = EncodeTensor(meta);
+  EXPECT_EQ(file_record.substr(0, old_record.size()), old_record);
+  ASSERT_OK_AND_ASSIGN(TensorMeta file, DecodeTensor(name, file_record));
+  EXPECT_EQ(file.kind, EntryKind::kFile);
+
+  EXPECT_THAT(DecodeTensor(name, old_record + std::string("\x40\x09", 2)),
+              StatusIs(absl::StatusCode::kDataLoss, HasSubstr("kind")));
 }
 
 }  // namespace
