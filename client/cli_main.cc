@@ -53,8 +53,9 @@ constexpr size_t kGetBufferBytes = size_t{1} << 20;
 
 // The temporary file (PATH.tmp) a command is writing, if any: the handler
 // of the signals that end pstore-cli removes it, so that an interrupted
-// get, pull or export leaves nothing behind. A lock-free atomic, which a
-// signal handler may read.
+// get or raw safetensors export leaves nothing behind (a pull, or an export
+// through one, keeps its NAME.tmp files: the next one resumes from them).
+// A lock-free atomic, which a signal handler may read.
 std::atomic<const char*> g_temp_file{nullptr};
 static_assert(std::atomic<const char*>::is_always_lock_free);
 
@@ -359,7 +360,11 @@ absl::Status Import(Client& client, const std::string& path,
   return absl::OkStatus();
 }
 
-// Imports model directory `dir` as new revision `revision`.
+bool IsGgufPath(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// Imports model directory or GGUF file `dir` as new revision `revision`.
 absl::Status ImportDir(Client& client, const std::string& dir,
                        const std::string& revision, bool publish, int jobs) {
   std::unique_ptr<ProgressBar> progress;
@@ -374,9 +379,16 @@ absl::Status ImportDir(Client& client, const std::string& dir,
     progress->Update(done);
   };
   absl::StatusOr<ImportResult> result =
-      ImportDirectory(client, dir, revision, options);
+      IsGgufPath(dir) ? ImportGguf(client, dir, revision, options)
+                      : ImportDirectory(client, dir, revision, options);
   progress.reset();
   PSTORE_RETURN_IF_ERROR(result.status());
+  if (IsGgufPath(dir)) {
+    std::printf("imported %d tensors (%s) from %s into %s%s\n", result->tensors,
+                FormatBytes(result->bytes).c_str(), dir.c_str(),
+                result->revision.name().c_str(), publish ? ", published" : "");
+    return absl::OkStatus();
+  }
   std::printf(
       "imported %s (%d shards, %d tensors, %d other files, %s) into %s%s\n",
       dir.c_str(), result->shards, result->tensors, result->files,
@@ -414,8 +426,11 @@ absl::Status Export(Client& client, const std::string& name,
   guard.Arm(ReplacingFile::TempPathOf(path));  // Before it exists.
   PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsWriter> writer,
                           SafetensorsWriter::Create(path, specs, metadata));
-  ProgressBar progress(absl::StrCat("export ", revision.name()),
-                       revision.total_bytes());
+  uint64_t tensor_bytes = 0;
+  for (const SafetensorsTensor& tensor : writer->layout().tensors) {
+    tensor_bytes += tensor.byte_length;
+  }
+  ProgressBar progress(absl::StrCat("export ", revision.name()), tensor_bytes);
   for (const SafetensorsTensor& tensor : writer->layout().tensors) {
     std::string tensor_name = absl::StrCat(revision.name(), "/", tensor.name);
     PSTORE_ASSIGN_OR_RETURN(
@@ -429,14 +444,10 @@ absl::Status Export(Client& client, const std::string& name,
     (void)info;
   }
   PSTORE_RETURN_IF_ERROR(writer->Finish());
-  std::printf("exported %s (%d tensors, %s) to %s\n", revision.name().c_str(),
-              revision.tensors_size(),
-              FormatBytes(revision.total_bytes()).c_str(), path.c_str());
+  std::printf("exported %s (%zu tensors, %s) to %s\n", revision.name().c_str(),
+              writer->layout().tensors.size(),
+              FormatBytes(tensor_bytes).c_str(), path.c_str());
   return absl::OkStatus();
-}
-
-bool IsGgufPath(const std::string& path) {
-  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
 }
 
 // Returns whether `path` is a pull's target directory: one that exists or
@@ -505,10 +516,18 @@ absl::Status Pull(Client& client, const std::string& name,
     }
     return result.status();
   }
+  // A file: its tensors, as before directories; a directory: its files.
+  int count = result->files;
+  if (!directory) {
+    count = 0;
+    for (const v1::TensorInfo& info : result->revision.tensors()) {
+      count += info.kind() == v1::ENTRY_TENSOR;
+    }
+  }
   std::printf(
       "%s %s (%d %s, %s as %s, %d streams) to %s: %s reused, %s fetched\n",
       verb == "pull" ? "pulled" : "exported", result->revision.name().c_str(),
-      result->files, result->files == 1 ? "file" : "files",
+      count, directory ? "files" : "tensors",
       FormatBytes(result->bytes).c_str(), options.encoding.c_str(), streams,
       path.c_str(), FormatBytes(result->reused_bytes).c_str(),
       FormatBytes(result->fetched_bytes).c_str());
@@ -543,7 +562,8 @@ absl::Status Copy(Client& from, Client& to, const std::string& name,
     auto found = present.find(tensor.tensor());
     return found != present.end() &&
            found->second->stored_xxh3_64() == tensor.stored_xxh3_64() &&
-           found->second->stored_byte_length() == tensor.stored_byte_length();
+           found->second->stored_byte_length() == tensor.stored_byte_length() &&
+           found->second->kind() == tensor.kind();
   };
   if (existing.published()) {
     bool identical = existing.tensors_size() == source.tensors_size();
@@ -566,6 +586,7 @@ absl::Status Copy(Client& from, Client& to, const std::string& name,
     PutOptions put_options;
     // One pass over the source: the stored hash is compared afterwards.
     put_options.send_hash = false;
+    put_options.kind = tensor.kind();
     PSTORE_ASSIGN_OR_RETURN(
         v1::TensorInfo stored,
         to.PutTensorFrom(
@@ -774,8 +795,10 @@ int Main(int argc, char** argv) {
 
   CLI::App* import = app.add_subcommand(
       "import",
-      "import a model directory or a safetensors file as a new revision");
-  import->add_option("path", path, "DIR or FILE.safetensors")->required();
+      "import a model directory, a safetensors file or a GGUF file as a new "
+      "revision");
+  import->add_option("path", path, "DIR, FILE.safetensors or FILE.gguf")
+      ->required();
   import->add_option("name", name, "MODEL@REV")->required();
   import->add_flag("--publish", publish, "publish when imported");
   import->add_option("--jobs", jobs, "tensors put in parallel")
@@ -896,7 +919,7 @@ int Main(int argc, char** argv) {
     if (status.ok()) std::printf("published %s\n", revision->name().c_str());
   } else if (import->parsed()) {
     std::error_code error;
-    status = std::filesystem::is_directory(path, error)
+    status = std::filesystem::is_directory(path, error) || IsGgufPath(path)
                  ? ImportDir(c, path, name, publish, jobs)
                  : Import(c, path, name, publish, jobs);
   } else if (export_cmd->parsed()) {

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,11 +18,14 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
@@ -52,7 +56,8 @@ constexpr uint32_t kPullChunkBytes = 512 << 10;
 constexpr uint64_t kRangeBytes = uint64_t{64} << 20;
 
 // A pull with nothing in place is one PullModel call unless it would send
-// more than this many bytes (or 1/64 of what it writes) that no file takes.
+// more bytes that no file takes (kept in memory) than 1/64 of what it
+// writes, at least this many and at most 32 times as many.
 constexpr uint64_t kMaxUnplacedBytes = uint64_t{8} << 20;
 
 // The file a revision of tensors only becomes in a directory pull.
@@ -140,18 +145,50 @@ DType DTypeSent(DType dtype, Encoding encoding) {
 // tensor file, GGUF or safetensors, with `metadata`: the file's header
 // becomes its literal bytes, each tensor is placed in it.
 absl::Status LayOutTensorFile(
-    const v1::Revision& revision, const std::vector<int>& tensors,
-    Encoding requested, bool gguf,
-    const std::map<std::string, std::string>& metadata, int file_index,
-    Plan* plan) {
+    const v1::Revision& revision, std::vector<int> tensors, Encoding requested,
+    bool gguf, const std::map<std::string, std::string>& metadata,
+    const GgufHeader* source, int file_index, Plan* plan) {
   OutputFile& file = plan->files[file_index];
   std::map<std::string, uint64_t> offsets;
   if (gguf) {
+    // From a GGUF file: its tensors in its order, each of its type (Q8_0
+    // and Q4_0 are stored as their blocks), and its metadata with types.
+    std::map<std::string, const GgufTensorInfo*> from_source;
+    std::vector<GgufKeyValue> typed;
+    std::string general_name = revision.model();
+    if (source != nullptr) {
+      for (const GgufTensorInfo& tensor : source->tensors) {
+        from_source[tensor.name] = &tensor;
+      }
+      auto order = [&](int index) {
+        auto found = from_source.find(revision.tensors(index).tensor());
+        return found == from_source.end() ? UINT64_MAX : found->second->offset;
+      };
+      std::stable_sort(tensors.begin(), tensors.end(),
+                       [&](int a, int b) { return order(a) < order(b); });
+      for (const GgufKeyValue& pair : source->metadata) {
+        if (pair.key == "general.alignment") continue;
+        if (pair.key == "general.name" && pair.value.AsString() != nullptr) {
+          general_name = *pair.value.AsString();
+          continue;
+        }
+        typed.push_back(pair);
+      }
+    }
     std::vector<GgufTensorSpec> specs;
     for (int index : tensors) {
       const v1::TensorInfo& info = revision.tensors(index);
       PSTORE_ASSIGN_OR_RETURN(DType dtype, ParseDType(info.dtype()));
       std::vector<int64_t> shape(info.shape().begin(), info.shape().end());
+      auto found = from_source.find(info.tensor());
+      if (found != from_source.end() && dtype == DType::kU8 &&
+          (found->second->type == GgmlType::kQ8_0 ||
+           found->second->type == GgmlType::kQ4_0) &&
+          found->second->byte_size == info.stored_byte_length()) {
+        specs.push_back(GgufTensorSpec{info.tensor(), found->second->type,
+                                       found->second->Shape()});
+        continue;
+      }
       std::optional<GgmlType> type;
       switch (plan->placements[index].encoding) {
         case Encoding::kRaw:
@@ -182,7 +219,10 @@ absl::Status LayOutTensorFile(
     }
     PSTORE_ASSIGN_OR_RETURN(
         GgufLayout layout,
-        ComputeGgufLayout(specs, revision.model(), metadata));
+        ComputeGgufLayout(
+            specs, general_name,
+            source != nullptr ? std::map<std::string, std::string>() : metadata,
+            typed));
     file.literal = std::move(layout.header_bytes);
     file.size = layout.file_size;
     for (const GgufTensorInfo& tensor : layout.tensors) {
@@ -240,6 +280,19 @@ std::map<std::string, std::string> MetadataOf(const v1::Revision& revision) {
   return {revision.metadata().begin(), revision.metadata().end()};
 }
 
+// Reads and parses the header entry of a GGUF file.
+absl::StatusOr<GgufHeader> FetchGgufHeader(Client& client,
+                                           const v1::TensorInfo& info) {
+  PSTORE_ASSIGN_OR_RETURN(auto read, client.GetTensor(info.name()));
+  absl::StatusOr<GgufHeader> header = ParseGgufHeader(absl::string_view(
+      reinterpret_cast<const char*>(read.second.data()), read.second.size()));
+  if (!header.ok()) {
+    return absl::DataLossError(absl::StrCat("GGUF header ", info.name(), ": ",
+                                            header.status().message()));
+  }
+  return header;
+}
+
 absl::StatusOr<Plan> PlanFile(Client& client, absl::string_view name,
                               const std::string& path,
                               const PullToOptions& options) {
@@ -257,10 +310,59 @@ absl::StatusOr<Plan> PlanFile(Client& client, absl::string_view name,
   file.path = path;
   file.name = path;
   plan.files.push_back(std::move(file));
-  PSTORE_RETURN_IF_ERROR(LayOutTensorFile(plan.revision, tensors, requested,
-                                          absl::EndsWith(path, ".gguf"),
-                                          MetadataOf(plan.revision), 0, &plan));
+  const bool gguf = absl::EndsWith(path, ".gguf");
+  // A revision imported from a GGUF file goes back with that file's types
+  // and metadata.
+  std::optional<GgufHeader> source;
+  for (const v1::TensorInfo& info : plan.revision.tensors()) {
+    if (gguf && info.kind() == v1::ENTRY_SHARD_HEADER &&
+        absl::EndsWith(info.tensor(), ".gguf")) {
+      PSTORE_ASSIGN_OR_RETURN(source, FetchGgufHeader(client, info));
+      break;
+    }
+  }
+  PSTORE_RETURN_IF_ERROR(LayOutTensorFile(
+      plan.revision, tensors, requested, gguf, MetadataOf(plan.revision),
+      source.has_value() ? &*source : nullptr, 0, &plan));
   return plan;
+}
+
+// Places the GGUF file whose header is entry `header_index` of `revision`
+// as file `file_index` of the plan: as it was (its header, then each tensor at
+// the offset the header gives, the padding zeros), or written anew when the
+// pull converts.
+absl::Status PlanGgufFile(Client& client, const v1::Revision& revision,
+                          int header_index, Encoding requested,
+                          const std::map<std::string, int>& by_name,
+                          int file_index, Plan* plan) {
+  const v1::TensorInfo& info = revision.tensors(header_index);
+  PSTORE_ASSIGN_OR_RETURN(GgufHeader header, FetchGgufHeader(client, info));
+  std::vector<int> tensors;
+  for (const GgufTensorInfo& tensor : header.tensors) {
+    auto found = by_name.find(tensor.name);
+    if (found == by_name.end() || plan->placements[found->second].file >= 0 ||
+        revision.tensors(found->second).stored_byte_length() !=
+            tensor.byte_size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "GGUF file ", info.tensor(), " of ", revision.name(),
+          " names tensor ", tensor.name, ", which the revision lacks, holds ",
+          "with another size, or puts in another file"));
+    }
+    tensors.push_back(found->second);
+    if (requested == Encoding::kRaw) {
+      plan->placements[found->second].file = file_index;
+      plan->placements[found->second].offset = tensor.file_offset;
+    }
+  }
+  if (requested != Encoding::kRaw) {
+    plan->placements[header_index].file = -1;
+    return LayOutTensorFile(revision, tensors, requested, /*gguf=*/true, {},
+                            &header, file_index, plan);
+  }
+  plan->placements[header_index].file = file_index;
+  plan->placements[header_index].offset = 0;
+  plan->files[file_index].size = header.data_offset + header.data_size;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
@@ -312,6 +414,12 @@ absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
       continue;
     }
     if (info.kind() != v1::ENTRY_SHARD_HEADER) continue;
+    if (absl::EndsWith(info.tensor(), ".gguf")) {
+      PSTORE_RETURN_IF_ERROR(PlanGgufFile(client, revision, i, requested,
+                                          by_name, add_file(info.tensor()),
+                                          &plan));
+      continue;
+    }
     // The header names the shard's tensors and where each goes.
     PSTORE_ASSIGN_OR_RETURN(auto header_read, client.GetTensor(info.name()));
     const std::vector<uint8_t>& header = header_read.second;
@@ -365,9 +473,9 @@ absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
       }
     } else {
       plan.placements[i].file = -1;
-      PSTORE_RETURN_IF_ERROR(LayOutTensorFile(revision, tensors, requested,
-                                              /*gguf=*/false, parsed->metadata,
-                                              file_index, &plan));
+      PSTORE_RETURN_IF_ERROR(LayOutTensorFile(
+          revision, tensors, requested, /*gguf=*/false, parsed->metadata,
+          /*source=*/nullptr, file_index, &plan));
       for (int index : tensors) data_bytes += plan.placements[index].length;
     }
     shard_data_bytes[info.tensor()] = data_bytes;
@@ -386,8 +494,8 @@ absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
     }
     const int file_index = add_file(std::string(kSingleFileName));
     PSTORE_RETURN_IF_ERROR(LayOutTensorFile(
-        revision, loose, requested,
-        /*gguf=*/false, MetadataOf(revision), file_index, &plan));
+        revision, loose, requested, /*gguf=*/false, MetadataOf(revision),
+        /*source=*/nullptr, file_index, &plan));
   }
   // An index of shards written anew says how big they are now.
   for (int index : indexes) {
@@ -402,7 +510,8 @@ absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
     const fs::path index_dir = fs::path(info.tensor()).parent_path();
     uint64_t total = 0;
     for (const std::string& shard : shards) {
-      auto found = shard_data_bytes.find((index_dir / shard).generic_string());
+      auto found = shard_data_bytes.find(
+          (index_dir / shard).lexically_normal().generic_string());
       if (found != shard_data_bytes.end()) total += found->second;
     }
     const int file_index = add_file(info.tensor());
@@ -417,6 +526,14 @@ absl::StatusOr<Plan> PlanDirectory(Client& client, absl::string_view name,
       return absl::FailedPreconditionError(
           absl::StrCat(revision.name(), " holds two entries that are both ",
                        file.name, " in a directory"));
+    }
+  }
+  for (const std::string& path : paths) {
+    // NAME.tmp is where NAME is written.
+    if (paths.contains(TempPathOf(path))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          revision.name(), " holds both ", path, " and ", TempPathOf(path),
+          ", which a pull writes ", path, " through"));
     }
   }
   return plan;
@@ -473,7 +590,7 @@ class PlanPuller {
   absl::StatusOr<PullToResult> Run() {
     for (const OutputFile& file : plan_.files) total_ += file.size;
     PSTORE_RETURN_IF_ERROR(OpenAndCheck());
-    Report(0);
+    Report(reused_);
     // One PullModel when nothing is in place and the pull would not send
     // much that no file takes (the files of a revision pulled into one
     // tensor file), else ranges of what is missing.
@@ -484,7 +601,8 @@ class PlanPuller {
       }
     }
     if (reused_ == 0 && !AnyComplete() &&
-        unplaced <= std::max(kMaxUnplacedBytes, total_ / 64)) {
+        unplaced <= std::clamp(total_ / 64, kMaxUnplacedBytes,
+                               kMaxUnplacedBytes * 32)) {
       PSTORE_RETURN_IF_ERROR(PullWhole());
     } else {
       PSTORE_RETURN_IF_ERROR(FetchRanges());
@@ -508,10 +626,9 @@ class PlanPuller {
   }
 
   void Report(uint64_t added) {
-    const uint64_t done = done_.fetch_add(added) + added;
-    if (!options_.progress) return;
     absl::MutexLock lock(&progress_mu_);
-    options_.progress(std::min(done, total_), total_);
+    done_ += added;
+    if (options_.progress) options_.progress(std::min(done_, total_), total_);
   }
 
   // Opens each file's temporary and finds which blocks are in place, in
@@ -587,6 +704,15 @@ class PlanPuller {
         struct stat st;
         whole =
             whole && fstat(base, &st) == 0 && uint64_t(st.st_size) == file.size;
+        // Bytes no entry covers (a GGUF file's padding) must be zeros.
+        for (const auto& [begin, end] : GapsOf(f, entries_of[f])) {
+          if (!whole) break;
+          buffer.assign(end - begin, 0);
+          absl::Status read =
+              ReadFully(base, base_path, begin, std::span<uint8_t>(buffer));
+          whole = read.ok() && std::all_of(buffer.begin(), buffer.end(),
+                                           [](uint8_t b) { return b == 0; });
+        }
       }
       if (base >= 0 && !base_is_temp && whole) {
         // An earlier pull left this very file: nothing to write.
@@ -606,9 +732,40 @@ class PlanPuller {
         }
       }
       PSTORE_RETURN_IF_ERROR(Size(file, temp));
+      if (base_is_temp) {
+        // What an earlier pull of something else left between the entries.
+        for (const auto& [begin, end] : GapsOf(f, entries_of[f])) {
+          buffer.assign(end - begin, 0);
+          PSTORE_RETURN_IF_ERROR(
+              WriteAt(file.fd, temp, begin, std::span<const uint8_t>(buffer)));
+        }
+      }
       reused_ += present;
     }
     return absl::OkStatus();
+  }
+
+  // Returns the byte ranges [begin, end) of file `f` that neither its
+  // literal bytes nor any of `entries` (those placed in it) cover.
+  std::vector<std::pair<uint64_t, uint64_t>> GapsOf(
+      size_t f, const std::vector<int>& entries) const {
+    const OutputFile& file = plan_.files[f];
+    std::vector<std::pair<uint64_t, uint64_t>> covered;
+    covered.emplace_back(0, file.literal.size());
+    for (int entry : entries) {
+      const Placement& placement = plan_.placements[entry];
+      covered.emplace_back(placement.offset,
+                           placement.offset + placement.length);
+    }
+    std::sort(covered.begin(), covered.end());
+    std::vector<std::pair<uint64_t, uint64_t>> gaps;
+    uint64_t at = 0;
+    for (const auto& [begin, end] : covered) {
+      if (begin > at) gaps.emplace_back(at, std::min(begin, file.size));
+      at = std::max(at, end);
+    }
+    if (at < file.size) gaps.emplace_back(at, file.size);
+    return gaps;
   }
 
   // Copies the good blocks of file `f` from `base` (the finished file of
@@ -656,16 +813,26 @@ class PlanPuller {
 
   // Where byte `offset` of entry `info` goes, or nullptr for an entry the
   // pull does not write.
-  const OutputFile* FileOf(const v1::TensorInfo& info, uint64_t offset,
-                           uint64_t* at) {
-    const Placement& placement = plan_.placements[IndexOf(info)];
+  // Returns where byte `offset` of entry `info` goes: the file, or nullptr
+  // for an entry the pull does not write. Aborted if `info` is not the
+  // entry the plan knows (an open revision changed during the pull).
+  absl::StatusOr<const OutputFile*> FileOf(const v1::TensorInfo& info,
+                                           uint64_t offset, uint64_t* at) {
+    auto found = index_of_.find(info.tensor());
+    const v1::TensorInfo* planned =
+        found == index_of_.end() ? nullptr
+                                 : &plan_.revision.tensors(found->second);
+    if (planned == nullptr ||
+        planned->stored_xxh3_64() != info.stored_xxh3_64() ||
+        planned->stored_byte_length() != info.stored_byte_length()) {
+      return absl::AbortedError(absl::StrCat(
+          info.name(), " changed while it was pulled (the revision is open): ",
+          "pull it again"));
+    }
+    const Placement& placement = plan_.placements[found->second];
     if (placement.file < 0) return nullptr;
     *at = placement.offset + offset;
     return &plan_.files[placement.file];
-  }
-
-  int IndexOf(const v1::TensorInfo& info) const {
-    return index_of_.at(info.tensor());
   }
 
   // Nothing in place: one PullModel of the whole revision.
@@ -679,7 +846,8 @@ class PlanPuller {
     callbacks.write = [&](const v1::TensorInfo& info, uint64_t offset,
                           std::span<const uint8_t> bytes) -> absl::Status {
       uint64_t at = 0;
-      const OutputFile* file = FileOf(info, offset, &at);
+      PSTORE_ASSIGN_OR_RETURN(const OutputFile* file,
+                              FileOf(info, offset, &at));
       if (file == nullptr) {
         absl::MutexLock lock(&unplaced_mu);
         std::string& kept = unplaced[info.tensor()];
@@ -692,7 +860,8 @@ class PlanPuller {
     callbacks.read_back = [&](const v1::TensorInfo& info, uint64_t offset,
                               std::span<uint8_t> out) -> absl::Status {
       uint64_t at = 0;
-      const OutputFile* file = FileOf(info, offset, &at);
+      PSTORE_ASSIGN_OR_RETURN(const OutputFile* file,
+                              FileOf(info, offset, &at));
       if (file == nullptr) {
         absl::MutexLock lock(&unplaced_mu);
         const std::string& kept = unplaced[info.tensor()];
@@ -796,18 +965,20 @@ class PlanPuller {
     uint64_t written = 0;
     PSTORE_RETURN_IF_ERROR(
         client_
-            .GetTensorTo(info.name(), get,
-                         [&](const v1::TensorInfo&,
-                             std::span<const uint8_t> bytes) -> absl::Status {
-                           PSTORE_RETURN_IF_ERROR(WriteAt(
-                               file.fd, temp,
-                               placement.offset + range.offset + written,
-                               bytes));
-                           written += bytes.size();
-                           fetched_.fetch_add(bytes.size());
-                           Report(bytes.size());
-                           return absl::OkStatus();
-                         })
+            .GetTensorTo(
+                info.name(), get,
+                [&](const v1::TensorInfo& sent,
+                    std::span<const uint8_t> bytes) -> absl::Status {
+                  uint64_t unused = 0;
+                  PSTORE_RETURN_IF_ERROR(FileOf(sent, 0, &unused).status());
+                  PSTORE_RETURN_IF_ERROR(WriteAt(
+                      file.fd, temp, placement.offset + range.offset + written,
+                      bytes));
+                  written += bytes.size();
+                  fetched_.fetch_add(bytes.size());
+                  Report(bytes.size());
+                  return absl::OkStatus();
+                })
             .status());
     if (!Checkable(info, placement)) return absl::OkStatus();
     // Each block against its id, as a pull checks a whole tensor's hash.
@@ -859,8 +1030,8 @@ class PlanPuller {
   uint64_t total_ = 0;
   uint64_t reused_ = 0;
   std::atomic<uint64_t> fetched_{0};
-  std::atomic<uint64_t> done_{0};
   absl::Mutex progress_mu_;
+  uint64_t done_ ABSL_GUARDED_BY(progress_mu_) = 0;
   std::map<std::string, int> index_of_;  // Entry name -> manifest index.
   // By entry: whether each block (or the whole entry) is still missing.
   std::vector<std::vector<bool>> missing_;
@@ -876,12 +1047,8 @@ struct ImportItem {
   std::string dtype;
   std::vector<int64_t> shape;
   uint64_t length = 0;
-  // Where its bytes are: a tensor of a shard, or bytes [offset, offset +
-  // length) of a file.
-  const SafetensorsFile* shard = nullptr;
-  const SafetensorsTensor* tensor = nullptr;
-  std::string path;
-  uint64_t offset = 0;
+  // Reads bytes [offset, offset + out.size()) of it.
+  std::function<absl::Status(uint64_t offset, std::span<uint8_t> out)> read;
 };
 
 absl::Status ReadRange(const std::string& path, uint64_t offset,
@@ -892,7 +1059,172 @@ absl::Status ReadRange(const std::string& path, uint64_t offset,
   return ReadFully(fd, path, offset, out);
 }
 
+// Returns OK if pstored takes `name` (a path in a model directory) as an
+// entry's name: 1-1024 bytes, no control characters, no empty, "." or ".."
+// part. InvalidArgument saying why not.
+absl::Status CheckEntryName(absl::string_view name) {
+  if (name.empty() || name.size() > 1024) {
+    return absl::InvalidArgumentError("the path is empty or over 1024 bytes");
+  }
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError(
+          "the path holds a control character, which no name may");
+    }
+  }
+  for (absl::string_view part : absl::StrSplit(name, '/')) {
+    if (part.empty() || part == "." || part == "..") {
+      return absl::InvalidArgumentError(
+          "the path has an empty, . or .. part, which no name may");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Puts `items` into open revision `revision` over options.jobs threads:
+// files and headers first (small; a pstored that predates them says so at
+// once), then tensors, largest first so that the puts end together;
+// `total` is their bytes.
+absl::Status PutAll(Client& client, absl::string_view revision,
+                    std::vector<ImportItem> items, uint64_t total,
+                    const ImportOptions& options) {
+  std::stable_sort(items.begin(), items.end(),
+                   [](const ImportItem& a, const ImportItem& b) {
+                     const bool a_tensor = a.kind == v1::ENTRY_TENSOR;
+                     const bool b_tensor = b.kind == v1::ENTRY_TENSOR;
+                     if (a_tensor != b_tensor) return b_tensor;
+                     return a.length > b.length;
+                   });
+  std::atomic<size_t> next{0};
+  uint64_t done = 0;
+  absl::Mutex mu;
+  absl::Status first_error;
+  auto worker = [&] {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu);
+        if (!first_error.ok()) return;
+      }
+      const size_t index = next.fetch_add(1);
+      if (index >= items.size()) return;
+      const ImportItem& item = items[index];
+      PutOptions put;
+      put.kind = item.kind;
+      absl::StatusOr<v1::TensorInfo> stored = client.PutTensorFrom(
+          absl::StrCat(revision, "/", item.name), item.dtype, item.shape,
+          item.length, item.read, put);
+      absl::MutexLock lock(&mu);
+      if (!stored.ok()) {
+        if (first_error.ok()) first_error = stored.status();
+        return;
+      }
+      done += item.length;
+      if (options.progress) options.progress(done, total);
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int i = 1; i < std::max(1, options.jobs); ++i) {
+    threads.emplace_back(worker);
+  }
+  worker();
+  for (std::thread& thread : threads) thread.join();
+  return first_error;
+}
+
+// Returns a GGUF metadata value as revision metadata: strings as they are,
+// numbers in decimal, booleans as true or false; nullopt for arrays (they
+// stay in the file's header entry, with every type).
+std::optional<std::string> MetadataText(const GgufValue& value) {
+  if (const std::string* text = value.AsString()) return *text;
+  if (const bool* flag = std::get_if<bool>(&value.value)) {
+    return *flag ? "true" : "false";
+  }
+  if (value.type == GgufValueType::kFloat32) {
+    return absl::StrFormat("%.9g", *value.AsDouble());
+  }
+  if (value.type == GgufValueType::kFloat64) {
+    return absl::StrFormat("%.17g", *value.AsDouble());
+  }
+  if (auto number = value.AsUint64()) return absl::StrCat(*number);
+  if (auto number = value.AsInt64()) return absl::StrCat(*number);
+  return std::nullopt;
+}
+
 }  // namespace
+
+absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
+                                        absl::string_view revision,
+                                        const ImportOptions& options) {
+  if (revision.find('@') == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "import into '", revision, "': name a revision, MODEL@REV"));
+  }
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
+  ImportResult result;
+  std::vector<ImportItem> items;
+  // Every type is checked before anything is stored.
+  for (const GgufTensorInfo& tensor : file->tensors()) {
+    ImportItem item;
+    item.name = tensor.name;
+    item.length = tensor.byte_size;
+    item.read = [gguf = file.get(), &tensor](uint64_t offset,
+                                             std::span<uint8_t> out) {
+      return gguf->ReadAt(tensor, offset, out);
+    };
+    if (std::optional<DType> dtype = DTypeFromGgmlType(tensor.type)) {
+      item.dtype = std::string(DTypeName(*dtype));
+      item.shape = tensor.Shape();
+    } else if (tensor.type == GgmlType::kQ8_0 ||
+               tensor.type == GgmlType::kQ4_0) {
+      // Its blocks as they are; the header entry records the type.
+      item.dtype = "U8";
+      item.shape = {static_cast<int64_t>(tensor.byte_size)};
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": tensor ", tensor.name, " has ggml type ",
+          GgmlTypeName(tensor.type), ", which pstore does not store (it ",
+          "stores F32, F16, BF16, F64, I8, I16, I32, I64, Q8_0 and Q4_0)"));
+    }
+    items.push_back(std::move(item));
+    ++result.tensors;
+  }
+  // The header (magic to the data section) as it was: metadata with its
+  // types, each tensor's type, dims and offset.
+  ImportItem header;
+  header.name = fs::path(path).filename().string();
+  header.kind = v1::ENTRY_SHARD_HEADER;
+  header.dtype = "U8";
+  header.length = file->data_offset();
+  header.shape = {static_cast<int64_t>(header.length)};
+  header.read = [gguf_path = path](uint64_t offset, std::span<uint8_t> out) {
+    return ReadRange(gguf_path, offset, out);
+  };
+  if (file->FindTensor(header.name) != nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": a tensor has the name of the file, ", header.name));
+  }
+  items.push_back(std::move(header));
+  result.shards = 1;
+  result.bytes = file->data_offset();
+  for (const GgufTensorInfo& tensor : file->tensors()) {
+    result.bytes += tensor.byte_size;
+  }
+
+  std::map<std::string, std::string> metadata;
+  for (const GgufKeyValue& pair : file->metadata()) {
+    if (std::optional<std::string> text = MetadataText(pair.value)) {
+      metadata[pair.key] = *std::move(text);
+    }
+  }
+  PSTORE_ASSIGN_OR_RETURN(result.revision,
+                          client.CreateRevision(revision, metadata));
+  PSTORE_RETURN_IF_ERROR(
+      PutAll(client, revision, std::move(items), result.bytes, options));
+  if (options.publish) {
+    PSTORE_ASSIGN_OR_RETURN(result.revision, client.PublishRevision(revision));
+  }
+  return result;
+}
 
 bool HoldsModelDirectory(const v1::Revision& revision) {
   for (const v1::TensorInfo& info : revision.tensors()) {
@@ -936,9 +1268,10 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
   for (; !error && walk != fs::recursive_directory_iterator();
        walk.increment(error)) {
     const fs::directory_entry& entry = *walk;
+    // By the path as listed: a symbolic link (a Hugging Face cache's
+    // snapshot links every file into its blobs) keeps its own name.
     const std::string relative =
-        fs::relative(entry.path(), dir, error).generic_string();
-    if (error) break;
+        entry.path().lexically_relative(dir).generic_string();
     if (entry.is_directory(error)) {
       if (entry.path().filename() == ".git") {
         result.skipped.push_back(relative);
@@ -949,6 +1282,16 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
     if (!entry.is_regular_file(error)) {
       return absl::InvalidArgumentError(absl::StrCat(
           entry.path().string(), " is neither a regular file nor a directory"));
+    }
+    if (absl::EndsWith(relative, ".tmp")) {
+      // What a pull that stopped left: NAME.tmp is where NAME is written.
+      result.skipped.push_back(relative);
+      continue;
+    }
+    absl::Status name = CheckEntryName(relative);
+    if (!name.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(entry.path().string(), ": ", name.message()));
     }
     files[relative] = entry.file_size(error);
     if (error) break;
@@ -992,7 +1335,8 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
     const fs::path index_dir = fs::path(relative).parent_path();
     std::set<std::string> named_shards;
     for (const auto& [tensor, shard_name] : index->weight_map) {
-      const std::string shard = (index_dir / shard_name).generic_string();
+      const std::string shard =
+          (index_dir / shard_name).lexically_normal().generic_string();
       auto found = shards.find(shard);
       if (found == shards.end()) {
         return absl::InvalidArgumentError(
@@ -1025,7 +1369,10 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
     ImportItem item;
     item.name = relative;
     item.dtype = "U8";
-    item.path = (fs::path(dir) / relative).string();
+    item.read = [path = (fs::path(dir) / relative).string()](
+                    uint64_t offset, std::span<uint8_t> out) {
+      return ReadRange(path, offset, out);
+    };
     auto shard = shards.find(relative);
     if (shard == shards.end()) {
       item.kind = v1::ENTRY_FILE;
@@ -1041,8 +1388,10 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
         put.dtype = std::string(DTypeName(tensor.dtype));
         put.shape = tensor.shape;
         put.length = tensor.byte_length;
-        put.shard = shard->second.get();
-        put.tensor = &tensor;
+        put.read = [file = shard->second.get(), &tensor](
+                       uint64_t offset, std::span<uint8_t> out) {
+          return file->ReadAt(tensor, offset, out);
+        };
         items.push_back(std::move(put));
         ++result.tensors;
       }
@@ -1051,12 +1400,6 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
     result.bytes += size;
     items.push_back(std::move(item));
   }
-  // Largest first, so that the puts end together.
-  std::stable_sort(items.begin(), items.end(),
-                   [](const ImportItem& a, const ImportItem& b) {
-                     return a.length > b.length;
-                   });
-
   // The revision's metadata: the first shard's, as an import of that one
   // file would give (a pull into one file writes it back).
   std::map<std::string, std::string> metadata;
@@ -1064,47 +1407,8 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
   PSTORE_ASSIGN_OR_RETURN(result.revision,
                           client.CreateRevision(revision, metadata));
 
-  std::atomic<size_t> next{0};
-  std::atomic<uint64_t> done{0};
-  absl::Mutex mu;
-  absl::Status first_error;
-  auto worker = [&] {
-    while (true) {
-      {
-        absl::MutexLock lock(&mu);
-        if (!first_error.ok()) return;
-      }
-      const size_t index = next.fetch_add(1);
-      if (index >= items.size()) return;
-      const ImportItem& item = items[index];
-      PutOptions put;
-      put.kind = item.kind;
-      absl::StatusOr<v1::TensorInfo> stored = client.PutTensorFrom(
-          absl::StrCat(revision, "/", item.name), item.dtype, item.shape,
-          item.length,
-          [&](uint64_t offset, std::span<uint8_t> out) -> absl::Status {
-            if (item.shard != nullptr) {
-              return item.shard->ReadAt(*item.tensor, offset, out);
-            }
-            return ReadRange(item.path, item.offset + offset, out);
-          },
-          put);
-      absl::MutexLock lock(&mu);
-      if (!stored.ok()) {
-        if (first_error.ok()) first_error = stored.status();
-        return;
-      }
-      const uint64_t now = done.fetch_add(item.length) + item.length;
-      if (options.progress) options.progress(now, result.bytes);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int i = 1; i < std::max(1, options.jobs); ++i) {
-    threads.emplace_back(worker);
-  }
-  worker();
-  for (std::thread& thread : threads) thread.join();
-  PSTORE_RETURN_IF_ERROR(first_error);
+  PSTORE_RETURN_IF_ERROR(
+      PutAll(client, revision, std::move(items), result.bytes, options));
   if (options.publish) {
     PSTORE_ASSIGN_OR_RETURN(result.revision, client.PublishRevision(revision));
   }

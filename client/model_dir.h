@@ -55,14 +55,16 @@ struct ImportResult {
   int tensors = 0;
   int files = 0;       // Files other than shards (the index among them).
   uint64_t bytes = 0;  // Of every file of the directory.
-  // Paths left out: the .git directory.
+  // Paths left out: a .git directory, NAME.tmp files (a pull that stopped
+  // left them).
   std::vector<std::string> skipped;
 };
 
 // Imports model directory `dir` as new revision `revision` ("MODEL@REV"):
 // every *.safetensors file under it as a shard (its tensors, and its header
 // as a shard header), every other regular file as a file, named by its path
-// relative to `dir` with '/' between parts; a .git directory is left out.
+// relative to `dir` with '/' between parts (a symbolic link by its own
+// name); a .git directory and NAME.tmp files are left out.
 // Each *.safetensors.index.json is checked before anything is stored: every
 // tensor its weight_map names must be in the shard it names, which must
 // exist, and every tensor of the shards it names must be in it. Returns
@@ -71,11 +73,25 @@ struct ImportResult {
 // two shards, a tensor whose name is also a file's, or an entry that is
 // neither a regular file nor a directory; AlreadyExists if the revision
 // exists; the codes of the puts else (a failed put leaves the revision
-// open with what was stored).
+// open with what was stored). Files and headers are put before tensors.
 absl::StatusOr<ImportResult> ImportDirectory(Client& client,
                                              const std::string& dir,
                                              absl::string_view revision,
                                              const ImportOptions& options = {});
+
+// Imports GGUF file `path` as new revision `revision`: F32, F16, BF16 (and
+// F64, I8, I16, I32, I64) tensors as tensors of those dtypes and their
+// shapes; Q8_0 and Q4_0 tensors as their blocks (U8, one dimension); the
+// file's header (metadata with its types, each tensor's ggml type, dims
+// and offset) as a shard header entry named by the file's name; every
+// metadata value but arrays as the revision's metadata (strings as they
+// are, numbers in decimal, booleans as true or false). A pull of the
+// revision to a .gguf file writes that metadata and those types back;
+// into a directory, the file as it was. InvalidArgument, storing nothing,
+// for a tensor of any other type (named in the message).
+absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
+                                        absl::string_view revision,
+                                        const ImportOptions& options = {});
 
 struct PullToOptions {
   // "raw", "f32", "f16" or "bf16"; a .gguf file also takes "q8_0" and

@@ -891,6 +891,11 @@ class HeaderBuilder {
     U32(static_cast<uint32_t>(GgufValueType::kString));
     String(value);
   }
+  // Writes `value` as the file stores it: its type, then its bytes.
+  void TypedValue(const GgufValue& value) {
+    U32(static_cast<uint32_t>(value.type));
+    ValueBytes(value);
+  }
   void PadTo(uint64_t alignment) {
     bytes_.append(AlignUp(bytes_.size(), alignment) - bytes_.size(), '\0');
   }
@@ -900,6 +905,67 @@ class HeaderBuilder {
   void Raw(const void* data, size_t size) {
     bytes_.append(static_cast<const char*>(data), size);
   }
+  // The bytes of `value` without its type, at its type's width.
+  void ValueBytes(const GgufValue& value) {
+    auto as_unsigned = [&] {
+      if (auto v = value.AsUint64()) return *v;
+      return static_cast<uint64_t>(value.AsInt64().value_or(0));
+    };
+    switch (value.type) {
+      case GgufValueType::kUint8:
+      case GgufValueType::kInt8:
+      case GgufValueType::kBool: {
+        const uint8_t byte =
+            value.type == GgufValueType::kBool
+                ? static_cast<uint8_t>(std::get_if<bool>(&value.value) !=
+                                           nullptr &&
+                                       std::get<bool>(value.value))
+                : static_cast<uint8_t>(as_unsigned());
+        Raw(&byte, 1);
+        return;
+      }
+      case GgufValueType::kUint16:
+      case GgufValueType::kInt16: {
+        const uint16_t half = static_cast<uint16_t>(as_unsigned());
+        Raw(&half, 2);
+        return;
+      }
+      case GgufValueType::kUint32:
+      case GgufValueType::kInt32:
+        U32(static_cast<uint32_t>(as_unsigned()));
+        return;
+      case GgufValueType::kUint64:
+      case GgufValueType::kInt64:
+        U64(as_unsigned());
+        return;
+      case GgufValueType::kFloat32: {
+        const float single = static_cast<float>(value.AsDouble().value_or(0));
+        Raw(&single, 4);
+        return;
+      }
+      case GgufValueType::kFloat64: {
+        const double wide = value.AsDouble().value_or(0);
+        Raw(&wide, 8);
+        return;
+      }
+      case GgufValueType::kString: {
+        const std::string* text = value.AsString();
+        String(text == nullptr ? absl::string_view() : *text);
+        return;
+      }
+      case GgufValueType::kArray: {
+        const GgufArray* array = value.AsArray();
+        U32(static_cast<uint32_t>(array == nullptr ? GgufValueType::kUint8
+                                                   : array->element_type));
+        U64(array == nullptr ? 0 : array->elements.size());
+        if (array == nullptr) return;
+        for (const GgufValue& element : array->elements) {
+          ValueBytes(element);
+        }
+        return;
+      }
+    }
+  }
   std::string bytes_;
 };
 
@@ -907,10 +973,23 @@ class HeaderBuilder {
 
 absl::StatusOr<GgufLayout> ComputeGgufLayout(
     std::span<const GgufTensorSpec> tensors, absl::string_view general_name,
-    const std::map<std::string, std::string>& metadata) {
+    const std::map<std::string, std::string>& metadata,
+    std::span<const GgufKeyValue> typed_metadata) {
   if (!IsValidUtf8(general_name)) {
     return absl::InvalidArgumentError(absl::StrCat(
         kGgufNameKey, " ", Quoted(general_name), " is not valid UTF-8"));
+  }
+  absl::flat_hash_set<absl::string_view> typed_keys;
+  for (const GgufKeyValue& pair : typed_metadata) {
+    const std::string context = absl::StrCat("metadata key ", Quoted(pair.key));
+    if (pair.key.empty() || pair.key == kGgufNameKey ||
+        pair.key == kGgufAlignmentKey || pair.key.size() > kGgufMaxKeyBytes ||
+        !IsValidUtf8(pair.key) || metadata.contains(pair.key) ||
+        !typed_keys.insert(pair.key).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          context, ": empty, too long, not UTF-8, written by the writer ",
+          "itself, or given twice"));
+    }
   }
   for (const auto& [key, value] : metadata) {
     const std::string context = absl::StrCat("metadata key ", Quoted(key));
@@ -1001,12 +1080,16 @@ absl::StatusOr<GgufLayout> ComputeGgufLayout(
   body.Bytes(absl::string_view(kMagic, 4));
   body.U32(kGgufVersion);
   body.U64(layout.tensors.size());
-  body.U64(2 + metadata.size());
+  body.U64(2 + metadata.size() + typed_metadata.size());
   body.StringPair(kGgufNameKey, general_name);
   body.String(kGgufAlignmentKey);
   body.U32(static_cast<uint32_t>(GgufValueType::kUint32));
   body.U32(kGgufDefaultAlignment);
   for (const auto& [key, value] : metadata) body.StringPair(key, value);
+  for (const GgufKeyValue& pair : typed_metadata) {
+    body.String(pair.key);
+    body.TypedValue(pair.value);
+  }
   for (const GgufTensorInfo& tensor : layout.tensors) {
     body.String(tensor.name);
     body.U32(static_cast<uint32_t>(tensor.dims.size()));

@@ -364,17 +364,20 @@ struct GgufLayout {
 };
 
 // Computes the layout of a file holding `tensors` (in this order) and the
-// metadata general.name = `general_name`, general.alignment = 32 and
-// `metadata` (in key order). Returns the layout; InvalidArgument if a tensor
-// name is empty, repeated, longer than kGgufMaxWrittenTensorNameBytes or not
-// UTF-8; a type is not IsGgufWritableType; a shape has more than 4 dims, a
-// negative or zero dim (ggml mishandles empty tensors), an innermost dim not
-// a multiple of 32 for Q8_0/Q4_0, or too many elements; a metadata key is
-// empty, longer than kGgufMaxKeyBytes, general.name or general.alignment; a
-// key or value is not UTF-8; or the file size overflows 64 bits.
+// metadata general.name = `general_name`, general.alignment = 32,
+// `metadata` (strings, in key order) and `typed_metadata` (values of any
+// type, as given, in the order given: what a GgufFile read, say). Returns the
+// layout; InvalidArgument if a tensor name is empty, repeated, longer than
+// kGgufMaxWrittenTensorNameBytes or not UTF-8; a type is not
+// IsGgufWritableType; a shape has more than 4 dims, a negative or zero dim
+// (ggml mishandles empty tensors), an innermost dim not a multiple of 32 for
+// Q8_0/Q4_0, or too many elements; a metadata key is empty, longer than
+// kGgufMaxKeyBytes, general.name or general.alignment, or given twice; a key or
+// string value of `metadata` is not UTF-8; or the file size overflows 64 bits.
 absl::StatusOr<GgufLayout> ComputeGgufLayout(
     std::span<const GgufTensorSpec> tensors, absl::string_view general_name,
-    const std::map<std::string, std::string>& metadata);
+    const std::map<std::string, std::string>& metadata,
+    std::span<const GgufKeyValue> typed_metadata = {});
 
 // Writes one GGUF file front to back through a buffer: Create, then Append
 // the data of every tensor in layout().tensors order, then Finish.

@@ -44,7 +44,8 @@ tests=(util_test codec_test storage_block_test storage_test
        tier_conformance_test cold_tier_test dram_tier_test nvme_tier_test
        flags_test raw_chunk_test hostile_server_test safetensors_test
        gguf_test server_e2e_test cli_e2e_test encoding_e2e_test
-       faults_e2e_test security_e2e_test observability_e2e_test peers_test)
+       faults_e2e_test security_e2e_test observability_e2e_test peers_test
+       model_dir_e2e_test)
 labels="^($(IFS='|'; echo "${tests[*]}"))\$"
 targets=("${tests[@]}" pstored pstore-cli)
 

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "client/model_dir.h"
 #include "client/pstore_client.h"
+#include "formats/gguf.h"
 #include "formats/safetensors.h"
 #include "gtest/gtest.h"
 #include "tests/testing/pstored_process.h"
@@ -361,6 +362,279 @@ TEST_F(ModelDirE2eTest, FixturesAsOneShardDirectoriesComeBackIdentical) {
     ++imported;
   }
   EXPECT_GE(imported, 4);
+}
+
+// ---------------------------------------------------------------------------
+// GGUF files.
+
+// Builds a GGUF file byte by byte from the spec (ggml's docs/gguf.md),
+// independently of this project's writer: any alignment, tensors in the
+// data section in any order.
+class GgufBuilder {
+ public:
+  explicit GgufBuilder(uint32_t alignment) : alignment_(alignment) {
+    if (alignment != 32) Uint32("general.alignment", alignment);
+  }
+
+  void String(const std::string& key, const std::string& value) {
+    Key(key, 8);
+    Str(&kv_, value);
+  }
+  void Uint32(const std::string& key, uint32_t value) {
+    Key(key, 4);
+    Raw(&kv_, &value, 4);
+  }
+  void Float32(const std::string& key, float value) {
+    Key(key, 6);
+    Raw(&kv_, &value, 4);
+  }
+  void Bool(const std::string& key, bool value) {
+    Key(key, 7);
+    kv_.push_back(value ? 1 : 0);
+  }
+  void Int16(const std::string& key, int16_t value) {
+    Key(key, 3);
+    Raw(&kv_, &value, 2);
+  }
+  void Uint64(const std::string& key, uint64_t value) {
+    Key(key, 10);
+    Raw(&kv_, &value, 8);
+  }
+  void Float64(const std::string& key, double value) {
+    Key(key, 12);
+    Raw(&kv_, &value, 8);
+  }
+  void Strings(const std::string& key, const std::vector<std::string>& values) {
+    Key(key, 9);
+    const uint32_t type = 8;
+    const uint64_t count = values.size();
+    Raw(&kv_, &type, 4);
+    Raw(&kv_, &count, 8);
+    for (const std::string& value : values) Str(&kv_, value);
+  }
+  void Int32s(const std::string& key, const std::vector<int32_t>& values) {
+    Key(key, 9);
+    const uint32_t type = 5;
+    const uint64_t count = values.size();
+    Raw(&kv_, &type, 4);
+    Raw(&kv_, &count, 8);
+    Raw(&kv_, values.data(), 4 * values.size());
+  }
+  // A tensor of ggml type `type` with `dims` (ggml order) and `bytes`.
+  void Tensor(const std::string& name, uint32_t type,
+              std::vector<uint64_t> dims, std::string bytes) {
+    tensors_.push_back({name, type, std::move(dims), std::move(bytes)});
+  }
+
+  // Returns the file; the tensors' data go in `data_order` (indexes into
+  // the tensors in the order added), each at a multiple of the alignment.
+  std::string Build(const std::vector<int>& data_order) {
+    std::vector<uint64_t> offsets(tensors_.size());
+    std::string data;
+    for (int index : data_order) {
+      data.resize((data.size() + alignment_ - 1) / alignment_ * alignment_);
+      offsets[index] = data.size();
+      data += tensors_[index].bytes;
+    }
+    std::string file = "GGUF";
+    const uint32_t version = 3;
+    const uint64_t tensor_count = tensors_.size();
+    Raw(&file, &version, 4);
+    Raw(&file, &tensor_count, 8);
+    Raw(&file, &kv_count_, 8);
+    file += kv_;
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+      Str(&file, tensors_[i].name);
+      const uint32_t dims = tensors_[i].dims.size();
+      Raw(&file, &dims, 4);
+      Raw(&file, tensors_[i].dims.data(), 8 * dims);
+      Raw(&file, &tensors_[i].type, 4);
+      Raw(&file, &offsets[i], 8);
+    }
+    file.resize((file.size() + alignment_ - 1) / alignment_ * alignment_);
+    return file + data;
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    uint32_t type;
+    std::vector<uint64_t> dims;
+    std::string bytes;
+  };
+  static void Raw(std::string* out, const void* data, size_t size) {
+    out->append(static_cast<const char*>(data), size);
+  }
+  static void Str(std::string* out, const std::string& text) {
+    const uint64_t size = text.size();
+    Raw(out, &size, 8);
+    *out += text;
+  }
+  void Key(const std::string& key, uint32_t type) {
+    Str(&kv_, key);
+    Raw(&kv_, &type, 4);
+    ++kv_count_;
+  }
+
+  const uint32_t alignment_;
+  std::string kv_;
+  uint64_t kv_count_ = 0;
+  std::vector<Entry> tensors_;
+};
+
+// A GGUF file as llama.cpp's converters write one, built by hand: metadata
+// of many types (an array of strings as a vocabulary is), F32, F16, BF16,
+// Q8_0 and Q4_0 tensors; alignment 64, and tensors not in data order.
+std::string HandBuiltGguf() {
+  GgufBuilder gguf(64);
+  gguf.String("general.architecture", "llama");
+  gguf.String("general.name", "tiny llama");
+  gguf.Uint32("llama.block_count", 2);
+  gguf.Float32("llama.rope.freq_base", 10000.5f);
+  gguf.Bool("tokenizer.ggml.add_bos_token", true);
+  gguf.Int16("test.int16", -7);
+  gguf.Uint64("test.uint64", uint64_t{1} << 40);
+  gguf.Float64("test.float64", 0.1);
+  gguf.Strings("tokenizer.ggml.tokens", {"<s>", "</s>", "hello", "wörld"});
+  gguf.Int32s("tokenizer.ggml.token_type", {3, 3, 1, 1});
+  auto bytes = [](size_t size, uint64_t seed) {
+    return AsString(testing::RandomBytes(size, seed));
+  };
+  gguf.Tensor("token_embd.weight", 1, {64, 4}, bytes(64 * 4 * 2, 1));  // F16
+  gguf.Tensor("blk.0.attn_q.weight", 8, {64, 8}, bytes(8 * 2 * 34, 2));
+  gguf.Tensor("blk.0.ffn_up.weight", 2, {128, 4}, bytes(4 * 4 * 18, 3));
+  gguf.Tensor("blk.0.attn_norm.weight", 0, {64}, bytes(64 * 4, 4));  // F32
+  gguf.Tensor("output.weight", 30, {64, 4}, bytes(64 * 4 * 2, 5));   // BF16
+  return gguf.Build({3, 0, 2, 1, 4});
+}
+
+// Expects GGUF files `a` and `b` (read by this project's reader) to hold the
+// same tensors (types, dims, bytes) and metadata, but general.alignment.
+void ExpectSameGguf(const std::string& a, const std::string& b) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GgufFile> left, GgufFile::Open(a));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<GgufFile> right, GgufFile::Open(b));
+  ASSERT_EQ(left->tensors().size(), right->tensors().size());
+  for (const GgufTensorInfo& tensor : left->tensors()) {
+    const GgufTensorInfo* other = right->FindTensor(tensor.name);
+    ASSERT_NE(other, nullptr) << tensor.name;
+    EXPECT_EQ(other->type, tensor.type) << tensor.name;
+    EXPECT_EQ(other->dims, tensor.dims) << tensor.name;
+    std::vector<uint8_t> want(tensor.byte_size), got(other->byte_size);
+    ASSERT_OK(left->ReadAt(tensor, 0, std::span<uint8_t>(want)));
+    ASSERT_OK(right->ReadAt(*other, 0, std::span<uint8_t>(got)));
+    EXPECT_TRUE(want == got) << tensor.name;
+  }
+  int keys = 0;
+  for (const GgufKeyValue& pair : left->metadata()) {
+    if (pair.key == "general.alignment") continue;
+    const GgufValue* other = right->FindMetadata(pair.key);
+    ASSERT_NE(other, nullptr) << pair.key;
+    EXPECT_TRUE(*other == pair.value) << pair.key;
+    ++keys;
+  }
+  EXPECT_EQ(right->metadata().size(),
+            keys + 1 /* general.alignment */ +
+                (left->FindMetadata("general.name") == nullptr));
+}
+
+TEST_F(ModelDirE2eTest, GgufFilesGoInAndComeBackWithTheirTypesAndMetadata) {
+  // One built by hand, one by this project's writer.
+  const std::string hand = dir_.Sub("hand.gguf");
+  WriteFile(hand, HandBuiltGguf());
+  const std::string ours = dir_.Sub("ours.gguf");
+  {
+    std::vector<GgufTensorSpec> specs = {{"a.weight", GgmlType::kQ8_0, {3, 64}},
+                                         {"b.weight", GgmlType::kF32, {5}},
+                                         {"c.weight", GgmlType::kQ4_0, {2, 32}},
+                                         {"d.weight", GgmlType::kF16, {2, 8}}};
+    ASSERT_OK_AND_ASSIGN(
+        std::unique_ptr<GgufWriter> writer,
+        GgufWriter::Create(ours, specs, "ours", {{"general.license", "mit"}}));
+    uint64_t seed = 10;
+    for (const GgufTensorInfo& tensor : writer->layout().tensors) {
+      ASSERT_OK(writer->Append(testing::RandomBytes(tensor.byte_size, ++seed)));
+    }
+    ASSERT_OK(writer->Finish());
+  }
+  for (const std::string& source : {hand, ours}) {
+    const std::string model = fs::path(source).stem().string();
+    CliResult import =
+        Run(absl::StrCat("import ", source, " ", model, "@v1 --publish"));
+    ASSERT_EQ(import.exit_code, 0) << import.out;
+    // Metadata values but arrays are the revision's metadata.
+    CliResult stat = Run(absl::StrCat("ls ", model, "@v1"));
+    ASSERT_EQ(stat.exit_code, 0) << stat.out;
+
+    const std::string exported = dir_.Sub(model + ".exported.gguf");
+    CliResult exported_run = Run(absl::StrCat("export ", model, " ", exported));
+    ASSERT_EQ(exported_run.exit_code, 0) << exported_run.out;
+    ExpectSameGguf(source, exported);
+
+    // Into a directory, the file comes back as it was.
+    const std::string pulled = dir_.Sub(model + ".dir");
+    CliResult pull = Run(absl::StrCat("pull ", model, " ", pulled, "/"));
+    ASSERT_EQ(pull.exit_code, 0) << pull.out;
+    EXPECT_TRUE(ReadFile(fs::path(pulled) / fs::path(source).filename()) ==
+                ReadFile(source))
+        << model;
+  }
+  auto client = NewClient();
+  ASSERT_NE(client, nullptr);
+  ASSERT_OK_AND_ASSIGN(v1::Revision revision, client->GetRevision("hand"));
+  EXPECT_EQ(revision.metadata().at("general.architecture"), "llama");
+  EXPECT_EQ(revision.metadata().at("llama.block_count"), "2");
+  EXPECT_EQ(revision.metadata().at("llama.rope.freq_base"), "10000.5");
+  EXPECT_EQ(revision.metadata().at("tokenizer.ggml.add_bos_token"), "true");
+  EXPECT_EQ(revision.metadata().at("general.alignment"), "64");
+  EXPECT_FALSE(revision.metadata().contains("tokenizer.ggml.tokens"));
+  for (const v1::TensorInfo& info : revision.tensors()) {
+    if (info.tensor() == "blk.0.attn_q.weight") {
+      EXPECT_EQ(info.dtype(), "U8");  // Q8_0 blocks as they are.
+      EXPECT_EQ(info.stored_byte_length(), 8u * 2 * 34);
+    }
+    if (info.tensor() == "output.weight") {
+      EXPECT_EQ(info.dtype(), "BF16");
+    }
+  }
+}
+
+TEST_F(ModelDirE2eTest, AGgufTensorOfAnotherTypeIsRefusedByName) {
+  GgufBuilder gguf(32);
+  gguf.Tensor("ok.weight", 0, {32}, std::string(128, '\0'));
+  gguf.Tensor("k.weight", 12, {256}, std::string(144, '\0'));  // Q4_K
+  const std::string path = dir_.Sub("q4k.gguf");
+  WriteFile(path, gguf.Build({0, 1}));
+  CliResult import = Run(absl::StrCat("import ", path, " q4k@v1"));
+  EXPECT_EQ(import.exit_code, 1) << import.out;
+  EXPECT_NE(import.out.find("INVALID_ARGUMENT"), std::string::npos)
+      << import.out;
+  EXPECT_NE(import.out.find("k.weight has ggml type Q4_K"), std::string::npos)
+      << import.out;
+  EXPECT_NE(Run("ls q4k@v1").out.find("NOT_FOUND"), std::string::npos);
+}
+
+// Hugging Face's reader (npm @huggingface/gguf) finds in the exported file
+// the tensors, types and metadata of the file imported.
+TEST_F(ModelDirE2eTest, AnExportedGgufReadsAlikeInHuggingFaceGguf) {
+  const std::string source_dir = PSTORE_SOURCE_DIR;
+  CliResult npm = ::pstore::testing::RunCommand(
+      absl::StrCat("sh ", source_dir, "/tests/testing/npm_gguf.sh"));
+  if (npm.exit_code == 77) GTEST_SKIP() << npm.out;
+  ASSERT_EQ(npm.exit_code, 0) << npm.out;
+  const std::string hand = dir_.Sub("hand.gguf");
+  WriteFile(hand, HandBuiltGguf());
+  ASSERT_EQ(Run(absl::StrCat("import ", hand, " hand@v1")).exit_code, 0);
+  const std::string exported = dir_.Sub("exported.gguf");
+  CliResult exported_run = Run(absl::StrCat("export hand@v1 ", exported));
+  ASSERT_EQ(exported_run.exit_code, 0) << exported_run.out;
+  const char* prefix = std::getenv("PSTORE_NPM_PREFIX");
+  CliResult same = ::pstore::testing::RunCommand(absl::StrCat(
+      "PSTORE_NPM_PREFIX=", prefix == nullptr ? "/var/tmp/pstore-npm" : prefix,
+      " node ", source_dir, "/tests/e2e/gguf_same.mjs ", hand, " ", exported));
+  EXPECT_EQ(same.exit_code, 0) << same.out;
+  EXPECT_NE(same.out.find("same: 5 tensors, 10 metadata keys"),
+            std::string::npos)
+      << same.out;
 }
 
 // Bytes of the files of `source` that are already in place under `target`

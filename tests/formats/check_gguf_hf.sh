@@ -7,7 +7,8 @@
 # Usage: check_gguf_hf.sh TOOL CHECK_SCRIPT_MJS
 #
 # The package lives outside the repository, in $PSTORE_NPM_PREFIX (default
-# /var/tmp/pstore-npm), and is installed there on first use. The ggml library
+# /var/tmp/pstore-npm), and is installed there on first use
+# (tests/testing/npm_gguf.sh). The ggml library
 # is $PSTORE_GGML_LIB, else the first libggml-base.so under the prefix (npm
 # node-llama-cpp ships one); without one that part is left out with a note.
 # Exits 77 (ctest SKIP_RETURN_CODE) when node is missing or too old, or when
@@ -18,27 +19,7 @@ tool=$1
 script=$2
 prefix=${PSTORE_NPM_PREFIX:-/var/tmp/pstore-npm}
 
-skip() {
-  echo "SKIP: $*"
-  exit 77
-}
-
-command -v node >/dev/null 2>&1 || skip "node is not installed"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
-  skip "node $(node --version) is older than 20, which @huggingface/gguf needs"
-
-if [ ! -f "$prefix/node_modules/@huggingface/gguf/package.json" ]; then
-  command -v npm >/dev/null 2>&1 ||
-    skip "@huggingface/gguf is not in $prefix and npm is not installed"
-  echo "installing @huggingface/gguf into $prefix"
-  mkdir -p "$prefix" || skip "cannot create $prefix"
-  log="$prefix/install-gguf.log"
-  if ! timeout 300 npm install --prefix "$prefix" --no-audit --no-fund \
-      '@huggingface/gguf@0' >"$log" 2>&1; then
-    tail -n 20 "$log"
-    skip "cannot install @huggingface/gguf into $prefix (offline?)"
-  fi
-fi
+sh "$(dirname "$0")/../testing/npm_gguf.sh" || exit $?
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/pstore-gguf-check-XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT
