@@ -928,7 +928,6 @@ class PlanPuller {
     absl::Mutex mu;
     absl::Status first_error;
     auto worker = [&] {
-      std::vector<uint8_t> buffer;
       while (true) {
         {
           absl::MutexLock lock(&mu);
@@ -936,7 +935,7 @@ class PlanPuller {
         }
         const size_t index = next.fetch_add(1);
         if (index >= ranges.size()) return;
-        absl::Status status = Fetch(ranges[index], &buffer);
+        absl::Status status = Fetch(ranges[index]);
         if (!status.ok()) {
           absl::MutexLock lock(&mu);
           if (first_error.ok()) first_error = status;
@@ -952,7 +951,7 @@ class PlanPuller {
     return first_error;
   }
 
-  absl::Status Fetch(const Range& range, std::vector<uint8_t>* buffer) {
+  absl::Status Fetch(const Range& range) {
     const v1::TensorInfo& info = plan_.revision.tensors(range.entry);
     const Placement& placement = plan_.placements[range.entry];
     const OutputFile& file = plan_.files[placement.file];
@@ -962,6 +961,33 @@ class PlanPuller {
     if (placement.encoding == Encoding::kRaw) get.encoding = "raw";
     get.offset = range.offset;
     get.length = range.length;
+    get.chunk_bytes = kPullChunkBytes;
+    // Raw bytes are checked against the blocks' ids as they arrive (the
+    // range starts on a block boundary), as a pull checks a tensor's hash.
+    const bool checkable = Checkable(info, placement);
+    Xxh3_128Hasher hasher;
+    int block =
+        checkable ? static_cast<int>(range.offset / info.block_bytes()) : 0;
+    uint64_t in_block = 0;  // Bytes of `block` hashed.
+    auto check = [&](std::span<const uint8_t> bytes) -> absl::Status {
+      while (!bytes.empty()) {
+        const uint64_t take = std::min<uint64_t>(
+            bytes.size(), BlockLength(info, block) - in_block);
+        hasher.Update(bytes.first(take));
+        bytes = bytes.subspan(take);
+        in_block += take;
+        if (in_block < BlockLength(info, block)) continue;
+        if (BlockId(hasher.Digest()).ToByteString() != info.block_ids(block)) {
+          return absl::DataLossError(
+              absl::StrCat(info.name(), ": block ", block,
+                           " as received does not hash to its id"));
+        }
+        hasher.Reset();
+        in_block = 0;
+        ++block;
+      }
+      return absl::OkStatus();
+    };
     uint64_t written = 0;
     PSTORE_RETURN_IF_ERROR(
         client_
@@ -971,6 +997,7 @@ class PlanPuller {
                     std::span<const uint8_t> bytes) -> absl::Status {
                   uint64_t unused = 0;
                   PSTORE_RETURN_IF_ERROR(FileOf(sent, 0, &unused).status());
+                  if (checkable) PSTORE_RETURN_IF_ERROR(check(bytes));
                   PSTORE_RETURN_IF_ERROR(WriteAt(
                       file.fd, temp, placement.offset + range.offset + written,
                       bytes));
@@ -980,20 +1007,9 @@ class PlanPuller {
                   return absl::OkStatus();
                 })
             .status());
-    if (!Checkable(info, placement)) return absl::OkStatus();
-    // Each block against its id, as a pull checks a whole tensor's hash.
-    for (uint64_t at = range.offset; at < range.offset + range.length;) {
-      const int b = static_cast<int>(at / info.block_bytes());
-      const uint64_t length = BlockLength(info, b);
-      PSTORE_ASSIGN_OR_RETURN(
-          bool good, BlockMatches(file.fd, temp, placement.offset + at, length,
-                                  info.block_ids(b), buffer));
-      if (!good) {
-        return absl::DataLossError(
-            absl::StrCat(info.name(), ": block ", b,
-                         " as received does not hash to its id"));
-      }
-      at += length;
+    if (checkable && (in_block != 0 || written != range.length)) {
+      return absl::DataLossError(absl::StrCat(info.name(), ": the range at ",
+                                              range.offset, " ended early"));
     }
     return absl::OkStatus();
   }

@@ -293,7 +293,9 @@ absl::StatusOr<v1::TensorInfo> Client::StreamTo(
         SetDeadline(options_, &context);
         v1::GetTensorRequest request;
         request.set_encoding(options.encoding);
-        request.set_max_chunk_bytes(options_.chunk_bytes);
+        request.set_max_chunk_bytes(options.chunk_bytes != 0
+                                        ? options.chunk_bytes
+                                        : options_.chunk_bytes);
         if (have_info) {
           // Resume after the bytes already received, of the same revision.
           request.set_name(info.name());

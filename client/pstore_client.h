@@ -121,6 +121,10 @@ struct GetOptions {
   // Byte range of the encoded tensor; length 0 means to the end.
   uint64_t offset = 0;
   uint64_t length = 0;
+  // Bytes of tensor data per message of a stream (the server's
+  // max_chunk_bytes), at most 16 MiB; 0 takes ClientOptions::chunk_bytes.
+  // Default: 0.
+  uint32_t chunk_bytes = 0;
 };
 
 struct PullOptions {

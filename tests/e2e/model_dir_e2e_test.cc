@@ -246,6 +246,34 @@ TEST_F(ModelDirE2eTest, ADirectoryComesBackByteForByte) {
   EXPECT_EQ(again.fetched_bytes, 0u);
   EXPECT_EQ(again.reused_bytes, TreeBytes(source));
 
+  // A flipped byte costs its block, fetched again, and nothing else.
+  {
+    const std::string shard =
+        (fs::path(dir_.Sub("pulled4")) / "model-00002-of-00004.safetensors")
+            .string();
+    std::fstream file(shard, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(5 << 20);
+    const char byte = static_cast<char>(file.get() ^ 0x20);
+    file.seekp(5 << 20);
+    file.put(byte);
+  }
+  ASSERT_OK_AND_ASSIGN(PullToResult repaired,
+                       PullToDirectory(*client, "llama", dir_.Sub("pulled4")));
+  EXPECT_GT(repaired.fetched_bytes, 0u);
+  EXPECT_LE(repaired.fetched_bytes, kBlockBytes);
+  ExpectSameTree(source, dir_.Sub("pulled4"));
+
+  // copy carries files and shard headers as what they are.
+  PstoredProcess other(dir_.Sub("other"), {});
+  ASSERT_OK(other.Start());
+  CliResult copy = Run(absl::StrCat("copy llama@v1 --to ", other.address()));
+  ASSERT_EQ(copy.exit_code, 0) << copy.out;
+  const std::string copied = dir_.Sub("copied");
+  CliResult pull_copy = ::pstore::testing::RunCommand(absl::StrCat(
+      PstoreCliPath(), " --addr ", other.address(), " pull llama ", copied));
+  ASSERT_EQ(pull_copy.exit_code, 0) << pull_copy.out;
+  ExpectSameTree(source, copied);
+
   // The revision's tensors alone still pull into one file.
   const std::string one = dir_.Sub("one.safetensors");
   ASSERT_EQ(Run(absl::StrCat("pull llama@v1 ", one)).exit_code, 0);
