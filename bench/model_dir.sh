@@ -8,6 +8,8 @@
 #
 # Usage: bench/model_dir.sh [BUILD_DIR] [WORK_DIR] [MIB] [REPS]
 #   defaults: build /var/tmp/pstore-model-dir 1024 5
+# WORK_DIR is removed at the end; it needs about (6 + 2 * REPS) * MIB of disk
+# while it runs.
 set -eu
 build=$(realpath "${1:-build}")
 work=${2:-/var/tmp/pstore-model-dir}
@@ -23,7 +25,8 @@ rm -rf src store out* cp* kill*
 "$build/server/pstored" --listen=127.0.0.1:$port --metrics_listen=127.0.0.1:0 \
   --cold_dir=store/cold --nvme_dir=store/nvme >pstored.log 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+# The store keeps every repetition's revision: gigabytes, removed at the end.
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do $cli status >/dev/null 2>&1 && break; sleep 0.2; done
 
 # Prints "SECONDS s, FAULTS minor faults" of a command, and its last line.

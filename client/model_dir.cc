@@ -189,27 +189,12 @@ absl::Status LayOutTensorFile(
                                        found->second->Shape()});
         continue;
       }
-      std::optional<GgmlType> type;
-      switch (plan->placements[index].encoding) {
-        case Encoding::kRaw:
-          type = GgmlTypeFromDType(dtype);
-          break;
-        case Encoding::kF32:
-          type = GgmlType::kF32;
-          break;
-        case Encoding::kF16:
-          type = GgmlType::kF16;
-          break;
-        case Encoding::kBF16:
-          type = GgmlType::kBF16;
-          break;
-        case Encoding::kQ8_0:
-          type = GgmlType::kQ8_0;
-          break;
-        case Encoding::kQ4_0:
-          type = GgmlType::kQ4_0;
-          break;
-      }
+      const Encoding encoding = plan->placements[index].encoding;
+      std::optional<GgmlType> type =
+          encoding == Encoding::kQ8_0 ? GgmlType::kQ8_0
+          : encoding == Encoding::kQ4_0
+              ? GgmlType::kQ4_0
+              : GgmlTypeFromDType(DTypeSent(dtype, encoding));
       if (!type.has_value()) {
         return absl::InvalidArgumentError(
             absl::StrCat(info.name(), ": GGUF has no type for ", info.dtype(),

@@ -53,13 +53,7 @@ class IndexReader final : public nlohmann::json_sax<Json> {
   bool start_object(std::size_t) override {
     if (InWeightMap()) return Value("an object");
     if (depth_ == 1 && keys_.back() == "weight_map") saw_weight_map_ = true;
-    ++depth_;
-    keys_.emplace_back();
-    if (depth_ > kMaxDepth) {
-      error_ = "the index nests too deep";
-      return false;
-    }
-    return true;
+    return Open();
   }
   bool key(string_t& key) override {
     if (depth_ == 2 && keys_[0] == "weight_map") {
@@ -79,19 +73,9 @@ class IndexReader final : public nlohmann::json_sax<Json> {
   }
   bool start_array(std::size_t) override {
     if (InWeightMap()) return Value("an array");
-    ++depth_;
-    keys_.emplace_back();
-    if (depth_ > kMaxDepth) {
-      error_ = "the index nests too deep";
-      return false;
-    }
-    return true;
+    return Open();
   }
-  bool end_array() override {
-    --depth_;
-    keys_.pop_back();
-    return true;
-  }
+  bool end_array() override { return end_object(); }
   bool parse_error(std::size_t position, const std::string&,
                    const nlohmann::detail::exception& e) override {
     error_ = absl::StrCat("the index is not valid JSON (at byte ", position,
@@ -102,6 +86,16 @@ class IndexReader final : public nlohmann::json_sax<Json> {
  private:
   static constexpr int kMaxDepth = 64;
 
+  // Enters an object or array.
+  bool Open() {
+    ++depth_;
+    keys_.emplace_back();
+    if (depth_ > kMaxDepth) {
+      error_ = "the index nests too deep";
+      return false;
+    }
+    return true;
+  }
   bool InWeightMap() const { return depth_ == 2 && keys_[0] == "weight_map"; }
   bool InTotalSize() const {
     return depth_ == 2 && keys_[0] == "metadata" && keys_[1] == "total_size";

@@ -8,7 +8,7 @@
 #
 # The package lives outside the repository, in $PSTORE_NPM_PREFIX (default
 # /var/tmp/pstore-npm), and is installed there on first use
-# (tests/testing/npm_gguf.sh). The ggml library
+# (tests/testing/npm_package.sh). The ggml library
 # is $PSTORE_GGML_LIB, else the first libggml-base.so under the prefix (npm
 # node-llama-cpp ships one); without one that part is left out with a note.
 # Exits 77 (ctest SKIP_RETURN_CODE) when node is missing or too old, or when
@@ -19,7 +19,7 @@ tool=$1
 script=$2
 prefix=${PSTORE_NPM_PREFIX:-/var/tmp/pstore-npm}
 
-sh "$(dirname "$0")/../testing/npm_gguf.sh" || exit $?
+sh "$(dirname "$0")/../testing/npm_package.sh" @huggingface/gguf 0 20 || exit $?
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/pstore-gguf-check-XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT

@@ -15,27 +15,7 @@ tool=$1
 script=$2
 prefix=${PSTORE_NPM_PREFIX:-/var/tmp/pstore-npm}
 
-skip() {
-  echo "SKIP: $*"
-  exit 77
-}
-
-command -v node >/dev/null 2>&1 || skip "node is not installed"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
-  skip "node $(node --version) is older than 18, which @huggingface/hub needs"
-
-if [ ! -f "$prefix/node_modules/@huggingface/hub/package.json" ]; then
-  command -v npm >/dev/null 2>&1 ||
-    skip "@huggingface/hub is not in $prefix and npm is not installed"
-  echo "installing @huggingface/hub into $prefix"
-  mkdir -p "$prefix" || skip "cannot create $prefix"
-  log="$prefix/install.log"
-  if ! timeout 300 npm install --prefix "$prefix" --no-audit --no-fund \
-      '@huggingface/hub@2' >"$log" 2>&1; then
-    tail -n 20 "$log"
-    skip "cannot install @huggingface/hub into $prefix (offline?)"
-  fi
-fi
+sh "$(dirname "$0")/../testing/npm_package.sh" @huggingface/hub 2 18 || exit $?
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/pstore-hf-check-XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT
