@@ -646,7 +646,8 @@ TEST_F(ModelDirE2eTest, AGgufTensorOfAnotherTypeIsRefusedByName) {
 TEST_F(ModelDirE2eTest, AnExportedGgufReadsAlikeInHuggingFaceGguf) {
   const std::string source_dir = PSTORE_SOURCE_DIR;
   CliResult npm = ::pstore::testing::RunCommand(
-      absl::StrCat("sh ", source_dir, "/tests/testing/npm_package.sh @huggingface/gguf 0 20"));
+      absl::StrCat("sh ", source_dir,
+                   "/tests/testing/npm_package.sh @huggingface/gguf 0 20"));
   if (npm.exit_code == 77) GTEST_SKIP() << npm.out;
   ASSERT_EQ(npm.exit_code, 0) << npm.out;
   const std::string hand = dir_.Sub("hand.gguf");
