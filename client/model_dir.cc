@@ -65,6 +65,39 @@ constexpr absl::string_view kSingleFileName = "model.safetensors";
 
 std::string TempPathOf(const std::string& path) { return path + ".tmp"; }
 
+// Runs task(0) ... task(count - 1), each once, on up to `threads` threads
+// (the calling one among them); once a task fails no other starts.
+// Returns the first error.
+absl::Status ForEachInParallel(
+    size_t count, int threads,
+    const std::function<absl::Status(size_t index)>& task) {
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status first_error;
+  auto worker = [&] {
+    while (true) {
+      {
+        absl::MutexLock lock(&mu);
+        if (!first_error.ok()) return;
+      }
+      const size_t index = next.fetch_add(1);
+      if (index >= count) return;
+      absl::Status status = task(index);
+      if (!status.ok()) {
+        absl::MutexLock lock(&mu);
+        if (first_error.ok()) first_error = std::move(status);
+      }
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t extra =
+      std::min<size_t>(std::max(1, threads), std::max<size_t>(count, 1)) - 1;
+  for (size_t i = 0; i < extra; ++i) workers.emplace_back(worker);
+  worker();
+  for (std::thread& thread : workers) thread.join();
+  return first_error;
+}
+
 // Writes all of `bytes` at `offset` of `fd` (the file at `path`).
 absl::Status WriteAt(int fd, const std::string& path, uint64_t offset,
                      std::span<const uint8_t> bytes) {
@@ -909,31 +942,9 @@ class PlanPuller {
         ranges.push_back(range);
       }
     }
-    std::atomic<size_t> next{0};
-    absl::Mutex mu;
-    absl::Status first_error;
-    auto worker = [&] {
-      while (true) {
-        {
-          absl::MutexLock lock(&mu);
-          if (!first_error.ok()) return;
-        }
-        const size_t index = next.fetch_add(1);
-        if (index >= ranges.size()) return;
-        absl::Status status = Fetch(ranges[index]);
-        if (!status.ok()) {
-          absl::MutexLock lock(&mu);
-          if (first_error.ok()) first_error = status;
-        }
-      }
-    };
-    std::vector<std::thread> threads;
-    const int streams =
-        std::min<int>(std::max(1, options_.streams), ranges.size());
-    for (int i = 1; i < streams; ++i) threads.emplace_back(worker);
-    worker();
-    for (std::thread& thread : threads) thread.join();
-    return first_error;
+    return ForEachInParallel(
+        ranges.size(), options_.streams,
+        [&](size_t index) { return Fetch(ranges[index]); });
   }
 
   absl::Status Fetch(const Range& range) {
@@ -1096,40 +1107,39 @@ absl::Status PutAll(Client& client, absl::string_view revision,
                      if (a_tensor != b_tensor) return b_tensor;
                      return a.length > b.length;
                    });
-  std::atomic<size_t> next{0};
-  uint64_t done = 0;
   absl::Mutex mu;
-  absl::Status first_error;
-  auto worker = [&] {
-    while (true) {
-      {
+  uint64_t done = 0;
+  return ForEachInParallel(
+      items.size(), options.jobs, [&](size_t index) -> absl::Status {
+        const ImportItem& item = items[index];
+        PutOptions put;
+        put.kind = item.kind;
+        PSTORE_RETURN_IF_ERROR(
+            client
+                .PutTensorFrom(absl::StrCat(revision, "/", item.name),
+                               item.dtype, item.shape, item.length, item.read,
+                               put)
+                .status());
         absl::MutexLock lock(&mu);
-        if (!first_error.ok()) return;
-      }
-      const size_t index = next.fetch_add(1);
-      if (index >= items.size()) return;
-      const ImportItem& item = items[index];
-      PutOptions put;
-      put.kind = item.kind;
-      absl::StatusOr<v1::TensorInfo> stored = client.PutTensorFrom(
-          absl::StrCat(revision, "/", item.name), item.dtype, item.shape,
-          item.length, item.read, put);
-      absl::MutexLock lock(&mu);
-      if (!stored.ok()) {
-        if (first_error.ok()) first_error = stored.status();
-        return;
-      }
-      done += item.length;
-      if (options.progress) options.progress(done, total);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int i = 1; i < std::max(1, options.jobs); ++i) {
-    threads.emplace_back(worker);
-  }
-  worker();
-  for (std::thread& thread : threads) thread.join();
-  return first_error;
+        done += item.length;
+        if (options.progress) options.progress(done, total);
+        return absl::OkStatus();
+      });
+}
+
+// Creates revision `revision` with `metadata`, puts `items` (`total`
+// bytes) into it, and publishes it if asked. Returns the revision.
+absl::StatusOr<v1::Revision> StoreRevision(
+    Client& client, absl::string_view revision,
+    const std::map<std::string, std::string>& metadata,
+    std::vector<ImportItem> items, uint64_t total,
+    const ImportOptions& options) {
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision created,
+                          client.CreateRevision(revision, metadata));
+  PSTORE_RETURN_IF_ERROR(
+      PutAll(client, revision, std::move(items), total, options));
+  if (options.publish) return client.PublishRevision(revision);
+  return created;
 }
 
 // Returns a GGUF metadata value as revision metadata: strings as they are,
@@ -1217,13 +1227,9 @@ absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
       metadata[pair.key] = *std::move(text);
     }
   }
-  PSTORE_ASSIGN_OR_RETURN(result.revision,
-                          client.CreateRevision(revision, metadata));
-  PSTORE_RETURN_IF_ERROR(
-      PutAll(client, revision, std::move(items), result.bytes, options));
-  if (options.publish) {
-    PSTORE_ASSIGN_OR_RETURN(result.revision, client.PublishRevision(revision));
-  }
+  PSTORE_ASSIGN_OR_RETURN(
+      result.revision, StoreRevision(client, revision, metadata,
+                                     std::move(items), result.bytes, options));
   return result;
 }
 
@@ -1405,14 +1411,9 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
   // file would give (a pull into one file writes it back).
   std::map<std::string, std::string> metadata;
   if (!shards.empty()) metadata = shards.begin()->second->metadata();
-  PSTORE_ASSIGN_OR_RETURN(result.revision,
-                          client.CreateRevision(revision, metadata));
-
-  PSTORE_RETURN_IF_ERROR(
-      PutAll(client, revision, std::move(items), result.bytes, options));
-  if (options.publish) {
-    PSTORE_ASSIGN_OR_RETURN(result.revision, client.PublishRevision(revision));
-  }
+  PSTORE_ASSIGN_OR_RETURN(
+      result.revision, StoreRevision(client, revision, metadata,
+                                     std::move(items), result.bytes, options));
   return result;
 }
 
