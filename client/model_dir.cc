@@ -98,22 +98,6 @@ absl::Status ForEachInParallel(
   return first_error;
 }
 
-// Writes all of `bytes` at `offset` of `fd` (the file at `path`).
-absl::Status WriteAt(int fd, const std::string& path, uint64_t offset,
-                     std::span<const uint8_t> bytes) {
-  while (!bytes.empty()) {
-    ssize_t wrote = pwrite(fd, bytes.data(), bytes.size(), offset);
-    if (wrote < 0 && errno == EINTR) continue;
-    if (wrote < 0) return ErrnoToStatus(errno, absl::StrCat("write ", path));
-    if (wrote == 0) {
-      return ErrnoToStatus(EIO, absl::StrCat("write ", path, " wrote nothing"));
-    }
-    bytes = bytes.subspan(wrote);
-    offset += wrote;
-  }
-  return absl::OkStatus();
-}
-
 std::span<const uint8_t> BytesOf(absl::string_view text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
 }
@@ -754,8 +738,8 @@ class PlanPuller {
         // What an earlier pull of something else left between the entries.
         for (const auto& [begin, end] : GapsOf(f, entries_of[f])) {
           buffer.assign(end - begin, 0);
-          PSTORE_RETURN_IF_ERROR(
-              WriteAt(file.fd, temp, begin, std::span<const uint8_t>(buffer)));
+          PSTORE_RETURN_IF_ERROR(WriteFullyAt(
+              file.fd, temp, begin, std::span<const uint8_t>(buffer)));
         }
       }
       reused_ += present;
@@ -803,8 +787,8 @@ class PlanPuller {
         buffer->resize(length);
         PSTORE_RETURN_IF_ERROR(
             ReadFully(base, base_path, at, std::span<uint8_t>(*buffer)));
-        PSTORE_RETURN_IF_ERROR(WriteAt(file.fd, TempPathOf(file.path), at,
-                                       std::span<const uint8_t>(*buffer)));
+        PSTORE_RETURN_IF_ERROR(WriteFullyAt(file.fd, TempPathOf(file.path), at,
+                                            std::span<const uint8_t>(*buffer)));
       }
     }
     return absl::OkStatus();
@@ -826,7 +810,7 @@ class PlanPuller {
         return ErrnoToStatus(error, absl::StrCat("allocate ", temp));
       }
     }
-    return WriteAt(file.fd, temp, 0, BytesOf(file.literal));
+    return WriteFullyAt(file.fd, temp, 0, BytesOf(file.literal));
   }
 
   // Where byte `offset` of entry `info` goes, or nullptr for an entry the
@@ -873,7 +857,7 @@ class PlanPuller {
         std::memcpy(kept.data() + offset, bytes.data(), bytes.size());
         return absl::OkStatus();
       }
-      return WriteAt(file->fd, TempPathOf(file->path), at, bytes);
+      return WriteFullyAt(file->fd, TempPathOf(file->path), at, bytes);
     };
     callbacks.read_back = [&](const v1::TensorInfo& info, uint64_t offset,
                               std::span<uint8_t> out) -> absl::Status {
@@ -991,10 +975,13 @@ class PlanPuller {
                 info.name(), get,
                 [&](const v1::TensorInfo& sent,
                     std::span<const uint8_t> bytes) -> absl::Status {
-                  uint64_t unused = 0;
-                  PSTORE_RETURN_IF_ERROR(FileOf(sent, 0, &unused).status());
+                  // The tensor the plan knows: checked once per call.
+                  if (written == 0) {
+                    uint64_t unused = 0;
+                    PSTORE_RETURN_IF_ERROR(FileOf(sent, 0, &unused).status());
+                  }
                   if (checkable) PSTORE_RETURN_IF_ERROR(check(bytes));
-                  PSTORE_RETURN_IF_ERROR(WriteAt(
+                  PSTORE_RETURN_IF_ERROR(WriteFullyAt(
                       file.fd, temp, placement.offset + range.offset + written,
                       bytes));
                   written += bytes.size();
@@ -1059,17 +1046,12 @@ struct ImportItem {
   std::string dtype;
   std::vector<int64_t> shape;
   uint64_t length = 0;
-  // Reads bytes [offset, offset + out.size()) of it.
+  // Where its bytes are: the first `length` bytes of the file at `path`
+  // (a file, a header), or, for a tensor, what `read` reads: bytes
+  // [offset, offset + out.size()) of it.
+  std::string path;
   std::function<absl::Status(uint64_t offset, std::span<uint8_t> out)> read;
 };
-
-absl::Status ReadRange(const std::string& path, uint64_t offset,
-                       std::span<uint8_t> out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  FdCloser closer(fd);
-  return ReadFully(fd, path, offset, out);
-}
 
 // Returns OK if pstored takes `name` (a path in a model directory) as an
 // entry's name: 1-1024 bytes, no control characters, no empty, "." or ".."
@@ -1114,11 +1096,26 @@ absl::Status PutAll(Client& client, absl::string_view revision,
         const ImportItem& item = items[index];
         PutOptions put;
         put.kind = item.kind;
+        // A file is opened once for all the reads of its put.
+        int fd = -1;
+        if (!item.path.empty()) {
+          fd = open(item.path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0) {
+            return ErrnoToStatus(errno, absl::StrCat("open ", item.path));
+          }
+        }
+        FdCloser closer(fd);
+        std::function<absl::Status(uint64_t, std::span<uint8_t>)> read =
+            item.read;
+        if (fd >= 0) {
+          read = [&](uint64_t offset, std::span<uint8_t> out) {
+            return ReadFully(fd, item.path, offset, out);
+          };
+        }
         PSTORE_RETURN_IF_ERROR(
             client
                 .PutTensorFrom(absl::StrCat(revision, "/", item.name),
-                               item.dtype, item.shape, item.length, item.read,
-                               put)
+                               item.dtype, item.shape, item.length, read, put)
                 .status());
         absl::MutexLock lock(&mu);
         done += item.length;
@@ -1207,9 +1204,7 @@ absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
   header.dtype = "U8";
   header.length = file->data_offset();
   header.shape = {static_cast<int64_t>(header.length)};
-  header.read = [gguf_path = path](uint64_t offset, std::span<uint8_t> out) {
-    return ReadRange(gguf_path, offset, out);
-  };
+  header.path = path;
   if (file->FindTensor(header.name) != nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": a tensor has the name of the file, ", header.name));
@@ -1376,10 +1371,7 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
     ImportItem item;
     item.name = relative;
     item.dtype = "U8";
-    item.read = [path = (fs::path(dir) / relative).string()](
-                    uint64_t offset, std::span<uint8_t> out) {
-      return ReadRange(path, offset, out);
-    };
+    item.path = (fs::path(dir) / relative).string();
     auto shard = shards.find(relative);
     if (shard == shards.end()) {
       item.kind = v1::ENTRY_FILE;

@@ -12,6 +12,26 @@
 
 namespace pstore {
 
+absl::Status WriteFullyAt(int fd, const std::string& path, uint64_t offset,
+                          std::span<const uint8_t> bytes) {
+  while (!bytes.empty()) {
+    ssize_t wrote =
+        pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote < 0) {
+      return ErrnoToStatus(errno,
+                           absl::StrCat("pwrite ", path, " at ", offset));
+    }
+    if (wrote == 0) {
+      return ErrnoToStatus(EIO,
+                           absl::StrCat("pwrite ", path, " wrote nothing"));
+    }
+    bytes = bytes.subspan(wrote);
+    offset += wrote;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
                        std::span<uint8_t> dest) {
   size_t done = 0;

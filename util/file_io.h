@@ -25,6 +25,11 @@ namespace pstore {
 absl::Status ReadFully(int fd, const std::string& path, uint64_t offset,
                        std::span<uint8_t> dest);
 
+// Writes all of `bytes` at `offset` of `fd` (the file at `path`, for
+// messages). ResourceExhausted on ENOSPC; ErrnoToStatus codes else.
+absl::Status WriteFullyAt(int fd, const std::string& path, uint64_t offset,
+                          std::span<const uint8_t> bytes);
+
 // Returns the whole contents of the file at `path`. ErrnoToStatus codes:
 // NotFound if it does not exist, PermissionDenied if it may not be read,
 // InvalidArgument for a directory (EISDIR), and so on.

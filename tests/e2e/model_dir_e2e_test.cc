@@ -589,7 +589,7 @@ TEST_F(ModelDirE2eTest, GgufFilesGoInAndComeBackWithTheirTypesAndMetadata) {
     CliResult import =
         Run(absl::StrCat("import ", source, " ", model, "@v1 --publish"));
     ASSERT_EQ(import.exit_code, 0) << import.out;
-    // Metadata values but arrays are the revision's metadata.
+    // It lists (its metadata is checked below, through the client).
     CliResult stat = Run(absl::StrCat("ls ", model, "@v1"));
     ASSERT_EQ(stat.exit_code, 0) << stat.out;
 

@@ -1,5 +1,6 @@
 #include "util/file_io.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,6 +35,20 @@ std::string Contents(const std::string& path) {
 
 void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+}
+
+TEST(WriteFullyAtTest, WritesAtTheOffsetAndLeavesTheRest) {
+  TempDir dir;
+  const std::string path = dir.Sub("f");
+  WriteText(path, "0123456789");
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  FdCloser closer(fd);
+  ASSERT_OK(WriteFullyAt(fd, path, 3, Bytes("abc")));
+  ASSERT_OK(WriteFullyAt(fd, path, 12, Bytes("z")));  // Past the end.
+  EXPECT_EQ(Contents(path), std::string("012abc6789\0\0z", 13));
+  EXPECT_THAT(WriteFullyAt(-1, path, 0, Bytes("x")),
+              StatusIs(absl::StatusCode::kInternal, HasSubstr(path)));
 }
 
 TEST(ReadFileToStringTest, ReturnsTheWholeFile) {
