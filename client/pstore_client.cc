@@ -21,6 +21,7 @@
 #include "grpcpp/support/sync_stream.h"
 #include "pstore/v1/pstore.grpc.pb.h"
 #include "util/file_io.h"
+#include "util/status.h"
 
 namespace pstore {
 namespace {
@@ -247,6 +248,32 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
   return info;
 }
 
+// --- Cancellation ---
+
+void Canceller::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* context : contexts_) context->TryCancel();
+}
+
+bool Canceller::cancelled() const {
+  absl::MutexLock lock(&mu_);
+  return cancelled_;
+}
+
+bool Canceller::Register(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  if (cancelled_) return false;
+  contexts_.push_back(context);
+  return true;
+}
+
+void Canceller::Unregister(grpc::ClientContext* context) {
+  absl::MutexLock lock(&mu_);
+  contexts_.erase(std::remove(contexts_.begin(), contexts_.end(), context),
+                  contexts_.end());
+}
+
 // --- Reads ---
 
 absl::StatusOr<v1::TensorInfo> Client::GetTensorTo(
@@ -261,6 +288,9 @@ absl::StatusOr<v1::TensorInfo> Client::ReadTo(
     std::optional<uint64_t> expected_bytes,
     const std::function<absl::Status(const v1::TensorInfo&,
                                      std::span<const uint8_t>)>& sink) {
+  if (options.canceller != nullptr && options.canceller->cancelled()) {
+    return absl::CancelledError(absl::StrCat("get ", name, ": cancelled"));
+  }
   if (small_reads_->ShouldTry(name, options, expected_bytes)) {
     absl::StatusOr<std::optional<v1::TensorInfo>> small =
         small_reads_->Read(options_, *channels_, name, options, sink);
@@ -291,6 +321,9 @@ absl::StatusOr<v1::TensorInfo> Client::StreamTo(
         Xxh3_64Hasher attempt_hasher;
         grpc::ClientContext context;
         SetDeadline(options_, &context);
+        client_internal::CancelRegistration registration(options.canceller,
+                                                         &context);
+        PSTORE_RETURN_IF_ERROR(registration.status());
         v1::GetTensorRequest request;
         request.set_encoding(options.encoding);
         request.set_max_chunk_bytes(options.chunk_bytes != 0

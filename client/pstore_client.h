@@ -50,12 +50,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pstore/v1/pstore.pb.h"
 
 namespace grpc {
 class ChannelCredentials;
-}
+class ClientContext;
+}  // namespace grpc
 
 namespace pstore {
 namespace client_internal {
@@ -115,6 +117,34 @@ struct PutOptions {
   v1::EntryKind kind = v1::ENTRY_TENSOR;
 };
 
+// Stops reads and pulls in flight from another thread: a GetTensor,
+// GetTensorTo or PullModel given a Canceller returns CANCELLED soon after
+// Cancel() (its gRPC calls are cancelled, not waited out), and one started
+// after Cancel() returns CANCELLED at once. What the Python module uses to
+// end a load on KeyboardInterrupt. Thread-safe; outlives the calls it
+// stops.
+class Canceller {
+ public:
+  Canceller() = default;
+  Canceller(const Canceller&) = delete;
+  Canceller& operator=(const Canceller&) = delete;
+
+  // Cancels every call registered now or later. Idempotent.
+  void Cancel();
+  bool cancelled() const;
+
+  // For the client's calls: registers `context` to be cancelled by
+  // Cancel(). Returns false, registering nothing, if Cancel() came first.
+  // Unregister before the context is destroyed.
+  bool Register(grpc::ClientContext* context);
+  void Unregister(grpc::ClientContext* context);
+
+ private:
+  mutable absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
+};
+
 struct GetOptions {
   // "raw" (the stored bytes), "f32", "f16", "bf16", "q8_0" or "q4_0".
   std::string encoding = "raw";
@@ -125,6 +155,8 @@ struct GetOptions {
   // max_chunk_bytes), at most 16 MiB; 0 takes ClientOptions::chunk_bytes.
   // Default: 0.
   uint32_t chunk_bytes = 0;
+  // Stops the read when cancelled (CANCELLED). Default: none.
+  Canceller* canceller = nullptr;
 };
 
 struct PullOptions {
@@ -135,6 +167,8 @@ struct PullOptions {
   // max_chunk_bytes), at most 16 MiB; 0 takes ClientOptions::chunk_bytes.
   // Default: 0.
   uint32_t chunk_bytes = 0;
+  // Stops the pull when cancelled (CANCELLED). Default: none.
+  Canceller* canceller = nullptr;
 };
 
 // Where a pull puts each tensor and what it tells the caller. Give either

@@ -34,6 +34,23 @@ std::string Hex(uint64_t value) {
   return absl::StrCat(absl::Hex(value, absl::kZeroPad16));
 }
 
+CancelRegistration::CancelRegistration(Canceller* canceller,
+                                       grpc::ClientContext* context)
+    : canceller_(canceller), context_(context) {
+  if (canceller_ != nullptr) registered_ = canceller_->Register(context_);
+}
+
+CancelRegistration::~CancelRegistration() {
+  if (registered_) canceller_->Unregister(context_);
+}
+
+absl::Status CancelRegistration::status() const {
+  if (canceller_ != nullptr && !registered_) {
+    return absl::CancelledError("cancelled by the caller");
+  }
+  return absl::OkStatus();
+}
+
 void SetDeadline(const ClientOptions& options, grpc::ClientContext* context) {
   if (options.call_timeout > absl::ZeroDuration()) {
     context->set_deadline(std::chrono::system_clock::now() +

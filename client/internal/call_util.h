@@ -66,6 +66,26 @@ absl::Status WithRetries(const ClientOptions& options, int max_attempts,
   return status;
 }
 
+// Registers a call's context with `canceller` (none: does nothing) from
+// construction to destruction, so that Canceller::Cancel() cancels the
+// call. Construct it before the call starts.
+class CancelRegistration {
+ public:
+  CancelRegistration(Canceller* canceller, grpc::ClientContext* context);
+  ~CancelRegistration();
+  CancelRegistration(const CancelRegistration&) = delete;
+  CancelRegistration& operator=(const CancelRegistration&) = delete;
+
+  // Returns CANCELLED if the canceller was cancelled before the call could
+  // start (do not start it), else OK.
+  absl::Status status() const;
+
+ private:
+  Canceller* const canceller_;
+  grpc::ClientContext* const context_;
+  bool registered_ = false;
+};
+
 // Sets the call's deadline (options.call_timeout) and bearer token.
 void SetDeadline(const ClientOptions& options, grpc::ClientContext* context);
 

@@ -123,6 +123,8 @@ absl::Status PullSession::ReadShardOnce(int shard, StreamState* stream) {
   Channels::Connection& connection = channels_.Get(shard);
   grpc::ClientContext context;
   SetDeadline(client_options_, &context);
+  CancelRegistration registration(options_.canceller, &context);
+  PSTORE_RETURN_IF_ERROR(registration.status());
   v1::PullModelRequest request;
   request.set_name(result_.revision.name());
   request.set_encoding(options_.encoding);

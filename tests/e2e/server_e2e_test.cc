@@ -175,6 +175,61 @@ TEST_F(ServerE2eTest, PullsAModelOverParallelStreams) {
   }
 }
 
+TEST_F(ServerE2eTest, ACancellerStopsPullsAndReadsInFlight) {
+  // 64 MiB over one stream: cancelled from its first progress report, the
+  // pull stops well before its last byte.
+  std::vector<uint8_t> bytes = RandomBytes(64 * kMiB, 7);
+  ASSERT_OK(Put("big@r1/t", "U8", {static_cast<int64_t>(bytes.size())}, bytes)
+                .status());
+  std::vector<uint8_t> memory(bytes.size());
+  Canceller canceller;
+  uint64_t received_when_cancelled = 0;
+  PullCallbacks callbacks;
+  callbacks.allocate = [&](const v1::TensorInfo&) {
+    return absl::StatusOr<std::span<uint8_t>>(std::span<uint8_t>(memory));
+  };
+  callbacks.progress = [&](uint64_t received, uint64_t) {
+    if (received_when_cancelled == 0) received_when_cancelled = received;
+    canceller.Cancel();
+  };
+  PullOptions options;
+  options.chunk_bytes = 256 << 10;
+  options.canceller = &canceller;
+  EXPECT_THAT(client_->PullModel("big@r1", options, callbacks),
+              StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_LT(received_when_cancelled, bytes.size());
+
+  // A canceller cancelled before the call: CANCELLED at once, for a pull
+  // and for a read of either size.
+  EXPECT_THAT(client_->PullModel("big@r1", options, callbacks),
+              StatusIs(absl::StatusCode::kCancelled));
+  GetOptions get;
+  get.canceller = &canceller;
+  EXPECT_THAT(client_->GetTensor("big@r1/t", get),
+              StatusIs(absl::StatusCode::kCancelled));
+  get.length = 1000;
+  EXPECT_THAT(client_->GetTensor("big@r1/t", get),
+              StatusIs(absl::StatusCode::kCancelled));
+
+  // A read cancelled from its sink stops; the same client reads on.
+  Canceller read_canceller;
+  get = GetOptions();
+  get.chunk_bytes = 256 << 10;
+  get.canceller = &read_canceller;
+  uint64_t sunk = 0;
+  EXPECT_THAT(client_->GetTensorTo(
+                  "big@r1/t", get,
+                  [&](const v1::TensorInfo&, std::span<const uint8_t> piece) {
+                    sunk += piece.size();
+                    read_canceller.Cancel();
+                    return absl::OkStatus();
+                  }),
+              StatusIs(absl::StatusCode::kCancelled));
+  EXPECT_LT(sunk, bytes.size());
+  ASSERT_OK_AND_ASSIGN(auto whole, client_->GetTensor("big@r1/t"));
+  EXPECT_TRUE(whole.second == bytes);
+}
+
 TEST_F(ServerE2eTest, ConcurrentPullersAndPutters) {
   std::vector<std::vector<uint8_t>> contents;
   for (int i = 0; i < 6; ++i) {
