@@ -20,6 +20,11 @@ packages=(
   # Tests (python3: scripts/report-skips.py).
   libgtest-dev libgmock-dev libbenchmark-dev yamllint shellcheck
   fiu-utils openssl python3
+  # The Python package (client/python) and its pytest suite: Debian's
+  # Python with its headers, pybind11, numpy and PyTorch; venv, setuptools
+  # and wheel for `pip install --no-build-isolation ./client/python`.
+  python3-dev pybind11-dev python3-numpy python3-torch python3-pytest
+  python3-venv python3-setuptools python3-wheel
   # Fuzzing, sanitizers and the thread-safety analysis (scripts/fuzz.sh,
   # test-sanitizers.sh, test-tsan.sh): clang with libFuzzer and the
   # sanitizer runtimes, llvm-symbolizer; dpkg-dev for `apt-get source
