@@ -311,52 +311,24 @@ absl::Status List(Client& client, const std::string& prefix) {
 
 absl::Status Import(Client& client, const std::string& path,
                     const std::string& revision, bool publish, int jobs) {
-  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
-                          SafetensorsFile::Open(path));
-  if (revision.find('@') == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "import into '", revision, "': name a revision, MODEL@REV"));
-  }
-  PSTORE_ASSIGN_OR_RETURN(v1::Revision created,
-                          client.CreateRevision(revision, file->metadata()));
-  uint64_t total = 0;
-  for (const SafetensorsTensor& tensor : file->tensors()) {
-    total += tensor.byte_length;
-  }
-  ProgressBar progress(absl::StrCat("import ", revision), total);
-  std::atomic<size_t> next{0};
-  absl::Mutex mu;
-  absl::Status first_error;
-  auto worker = [&] {
-    while (true) {
-      size_t index = next.fetch_add(1);
-      if (index >= file->tensors().size()) return;
-      {
-        absl::MutexLock lock(&mu);
-        if (!first_error.ok()) return;
-      }
-      const SafetensorsTensor& tensor = file->tensors()[index];
-      absl::StatusOr<v1::TensorInfo> put = client.PutTensorFrom(
-          absl::StrCat(revision, "/", tensor.name), DTypeName(tensor.dtype),
-          tensor.shape, tensor.byte_length,
-          [&](uint64_t offset, std::span<uint8_t> out) {
-            return file->ReadAt(tensor, offset, out);
-          });
-      absl::MutexLock lock(&mu);
-      if (!put.ok() && first_error.ok()) first_error = put.status();
-      if (put.ok()) progress.Add(tensor.byte_length);
+  std::unique_ptr<ProgressBar> progress;
+  ImportOptions options;
+  options.publish = publish;
+  options.jobs = jobs;
+  options.progress = [&](uint64_t done, uint64_t total) {
+    if (progress == nullptr) {
+      progress = std::make_unique<ProgressBar>(
+          absl::StrCat("import ", revision), total);
     }
+    progress->Update(done);
   };
-  std::vector<std::thread> threads;
-  for (int i = 1; i < jobs; ++i) threads.emplace_back(worker);
-  worker();
-  for (std::thread& thread : threads) thread.join();
-  PSTORE_RETURN_IF_ERROR(first_error);
-  if (publish)
-    PSTORE_RETURN_IF_ERROR(client.PublishRevision(revision).status());
-  std::printf("imported %zu tensors (%s) from %s into %s%s\n",
-              file->tensors().size(), FormatBytes(total).c_str(), path.c_str(),
-              created.name().c_str(), publish ? ", published" : "");
+  absl::StatusOr<ImportResult> result =
+      ImportSafetensors(client, path, revision, options);
+  progress.reset();
+  PSTORE_RETURN_IF_ERROR(result.status());
+  std::printf("imported %d tensors (%s) from %s into %s%s\n", result->tensors,
+              FormatBytes(result->bytes).c_str(), path.c_str(),
+              result->revision.name().c_str(), publish ? ", published" : "");
   return absl::OkStatus();
 }
 

@@ -1228,6 +1228,40 @@ absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
   return result;
 }
 
+absl::StatusOr<ImportResult> ImportSafetensors(Client& client,
+                                               const std::string& path,
+                                               absl::string_view revision,
+                                               const ImportOptions& options) {
+  if (revision.find('@') == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "import into '", revision, "': name a revision, MODEL@REV"));
+  }
+  PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
+                          SafetensorsFile::Open(path));
+  ImportResult result;
+  std::vector<ImportItem> items;
+  uint64_t total = 0;
+  for (const SafetensorsTensor& tensor : file->tensors()) {
+    ImportItem item;
+    item.name = tensor.name;
+    item.dtype = std::string(DTypeName(tensor.dtype));
+    item.shape = tensor.shape;
+    item.length = tensor.byte_length;
+    item.read = [safetensors = file.get(), &tensor](uint64_t offset,
+                                                    std::span<uint8_t> out) {
+      return safetensors->ReadAt(tensor, offset, out);
+    };
+    items.push_back(std::move(item));
+    total += tensor.byte_length;
+  }
+  result.tensors = static_cast<int>(file->tensors().size());
+  result.bytes = total;
+  PSTORE_ASSIGN_OR_RETURN(result.revision,
+                          StoreRevision(client, revision, file->metadata(),
+                                        std::move(items), total, options));
+  return result;
+}
+
 bool HoldsModelDirectory(const v1::Revision& revision) {
   for (const v1::TensorInfo& info : revision.tensors()) {
     if (info.kind() != v1::ENTRY_TENSOR) return true;

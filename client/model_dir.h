@@ -93,6 +93,16 @@ absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
                                         absl::string_view revision,
                                         const ImportOptions& options = {});
 
+// Imports safetensors file `path` as new revision `revision`: its tensors,
+// with the file's __metadata__ as the revision's metadata (the header
+// itself is not kept: a pull lays the file out again as the safetensors
+// crate does). InvalidArgument, storing nothing, for a file that is not
+// valid safetensors; AlreadyExists if the revision exists; the codes of the
+// puts else.
+absl::StatusOr<ImportResult> ImportSafetensors(
+    Client& client, const std::string& path, absl::string_view revision,
+    const ImportOptions& options = {});
+
 struct PullToOptions {
   // "raw", "f32", "f16" or "bf16"; a .gguf file also takes "q8_0" and
   // "q4_0". Default: "raw".
