@@ -40,10 +40,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/model_dir.h"
 #include "client/pstore_client.h"
+#include "codec/dtype.h"
+#include "codec/encoding.h"
+#include "codec/encoding_plan.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
@@ -593,9 +597,13 @@ class PyClient {
     absl::StatusOr<ImportResult> result;
     {
       py::gil_scoped_release release;
-      result = absl::EndsWith(path, ".gguf")
-                   ? ImportGguf(*client_, path, name, options)
-                   : ImportDirectory(*client_, path, name, options);
+      if (absl::EndsWith(path, ".gguf")) {
+        result = ImportGguf(*client_, path, name, options);
+      } else if (absl::EndsWith(path, ".safetensors")) {
+        result = ImportSafetensors(*client_, path, name, options);
+      } else {
+        result = ImportDirectory(*client_, path, name, options);
+      }
     }
     ImportResult imported = Check(std::move(result));
     py::dict out;
@@ -739,6 +747,17 @@ class PyClient {
   std::unique_ptr<Client> client_;
 };
 
+// Returns the encoding a whole-model pull asking for `encoding` gives a
+// tensor of `dtype` and `shape` ("raw" where it does not apply).
+std::string PullEncoding(const std::string& dtype,
+                         const std::vector<int64_t>& shape,
+                         const std::string& encoding) {
+  DType parsed_dtype = Check(ParseDType(dtype));
+  Encoding requested = Check(ParseEncoding(encoding));
+  return std::string(
+      EncodingName(EncodingForPull(parsed_dtype, shape, requested)));
+}
+
 }  // namespace
 }  // namespace pstore::python
 
@@ -746,6 +765,10 @@ PYBIND11_MODULE(_pstore, m) {
   namespace py = pybind11;
   using pstore::python::PyClient;
   m.doc() = "The C++ half of the pstore package; use pstore.Client.";
+  // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG), and
+  // gRPC's locks are Abseil's: a graph update on every lock. pstore-cli and
+  // pstored turn it off; so does this module.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   py::class_<PyClient>(m, "Client")
       .def(py::init<const std::string&, const std::string&, const std::string&,
                     const std::string&, const std::string&, const std::string&,
@@ -769,4 +792,5 @@ PYBIND11_MODULE(_pstore, m) {
       .def("prefetch", &PyClient::Prefetch)
       .def("status", &PyClient::Status)
       .def("delete_revision", &PyClient::DeleteRevision);
+  m.def("pull_encoding", &pstore::python::PullEncoding);
 }

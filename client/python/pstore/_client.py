@@ -85,6 +85,8 @@ def _as_bytes(value):
         tensor = tensor.cpu()
     tensor = tensor.contiguous()
     shape = tuple(tensor.shape)
+    if tensor.numel() == 0:  # Its strides may be anything.
+        return name, shape, np.empty(0, dtype=np.uint8)
     flat = tensor.reshape(-1)
     if flat.dtype != torch.uint8:
         flat = flat.view(torch.uint8)

@@ -19,6 +19,7 @@ own (or a tensor of its own) in the handle's framework.
 from . import _client
 from . import _dtypes
 from . import _errors
+from . import _pstore
 
 
 class SafeOpen:
@@ -58,10 +59,13 @@ class SafeOpen:
         return self._entry(key)
 
     def get_tensor(self, key):
-        """Reads tensor ``key`` whole."""
+        """Reads tensor ``key`` whole, in the handle's encoding where it
+        applies to the tensor and as stored where not (as ``load`` does:
+        integer tensors stay raw, and 1-D ones are not quantized)."""
         info = self._entry(key)
-        got, flat = self._client._client.read(info["name"], self._encoding, 0,
-                                              0)
+        encoding = _pstore.pull_encoding(info["dtype"], list(info["shape"]),
+                                         self._encoding)
+        got, flat = self._client._client.read(info["name"], encoding, 0, 0)
         return _client._as_output(got, flat, self._framework)
 
     def get_slice(self, key):
@@ -90,13 +94,11 @@ class TensorSlice:
         self._handle = handle
         self._info = info
         self._shape = tuple(info["shape"])
-        encoding = handle._encoding
         dtype = info["dtype"]
-        if encoding in _dtypes.ENCODING_DTYPES and dtype in (
-                "F64", "F32", "F16", "BF16"):
+        encoding = _pstore.pull_encoding(dtype, list(self._shape),
+                                         handle._encoding)
+        if encoding != "raw":
             dtype = _dtypes.ENCODING_DTYPES[encoding]
-        else:
-            encoding = "raw"
         self._encoding = encoding
         self._dtype = dtype
 
@@ -171,7 +173,8 @@ class TensorSlice:
                     f"slice steps must be positive, not {key.step}")
             start, stop, step = key.indices(size)
             keys.append(slice(start, max(start, stop), step))
-        keys.extend([slice(None)] * (rank - len(keys)))
+        keys.extend(slice(0, self._shape[dim], 1)
+                    for dim in range(len(keys), rank))
         return keys
 
     def _element_bytes(self):
