@@ -595,6 +595,38 @@ absl::Status Bench::PrepareFileModel() {
   return absl::OkStatus();
 }
 
+absl::Status Bench::PreparePythonModel() {
+  if (python_model_ready_) return absl::OkStatus();
+  const TransformerShape& shape = config_.python_model;
+  const TransformerShape& file_shape = config_.pull_file_model;
+  if (shape.layers == file_shape.layers && shape.hidden == file_shape.hidden &&
+      shape.ffn == file_shape.ffn && shape.vocab == file_shape.vocab &&
+      shape.dtype == file_shape.dtype) {
+    PSTORE_RETURN_IF_ERROR(PrepareFileModel());
+    python_model_ = file_model_;
+  } else {
+    auto start = Clock::now();
+    python_model_ = absl::StrCat(prefix_, "-python@v1");
+    std::vector<SyntheticTensor> tensors = TransformerTensors(shape);
+    PSTORE_RETURN_IF_ERROR(
+        PutSyntheticModel(*client_, python_model_, tensors, 13));
+    revisions_.push_back(python_model_);
+    std::fprintf(stderr, "pstore-bench: put model %s (%zu tensors) in %.1f s\n",
+                 python_model_.c_str(), tensors.size(), SecondsSince(start));
+  }
+  PSTORE_ASSIGN_OR_RETURN(v1::Revision manifest,
+                          client_->GetRevision(python_model_));
+  python_model_bytes_ = manifest.total_bytes();
+  python_model_tensors_ = manifest.tensors_size();
+  python_model_blocks_ = 0;
+  for (const v1::TensorInfo& info : manifest.tensors()) {
+    python_model_blocks_ +=
+        (info.stored_byte_length() + block_bytes_ - 1) / block_bytes_;
+  }
+  python_model_ready_ = true;
+  return absl::OkStatus();
+}
+
 // --- Reporting helpers ---
 
 void Bench::PrintSeries(const Series& series) {
@@ -784,6 +816,16 @@ void Bench::AddTargets() {
                0.85,
                ""},
         "pull_file/pstore", "pull_file/nginx");
+  ratio(
+      Target{"Python load into torch tensors vs the C++ client's pull",
+             absl::StrCat("python pstore.Client.load, ", config_.python_streams,
+                          " streams / C++ PullModel into pre-touched "
+                          "memory, same streams, same model"),
+             {},
+             true,
+             0.9,
+             ""},
+      "python/pstore-load", "python/cpp-pull");
 }
 
 absl::Status Bench::WriteOutputs() {
@@ -877,6 +919,12 @@ int Bench::Run() {
                                  config_.pull_file_model.vocab, "/",
                                  DTypeName(config_.pull_file_model.dtype), " x",
                                  config_.pull_file_streams, " streams")},
+      {"python",
+       absl::StrCat(config_.python_model.layers, "L/h",
+                    config_.python_model.hidden, "/ffn",
+                    config_.python_model.ffn, "/v", config_.python_model.vocab,
+                    "/", DTypeName(config_.python_model.dtype), " x",
+                    config_.python_streams, " streams")},
       {"encoding_streams", absl::StrCat(config_.encoding_streams)},
   };
   results_.set_settings(settings);
@@ -900,6 +948,8 @@ int Bench::Run() {
       status = RunPull();
     } else if (benchmark == "pull_file") {
       status = RunPullFile();
+    } else if (benchmark == "python") {
+      status = RunPython();
     } else if (benchmark == "encodings") {
       status = RunEncodings();
     } else if (benchmark == "rados") {

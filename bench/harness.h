@@ -44,12 +44,23 @@
 #ifndef CEPH_SCRIPT_DEFAULT_PATH
 #define CEPH_SCRIPT_DEFAULT_PATH ""
 #endif
+// The python line's interpreter (CMake's PSTORE_PYTHON), the build tree's
+// directory holding the pstore package, and bench/python_load.py.
+#ifndef PSTORE_PYTHON_DEFAULT_PATH
+#define PSTORE_PYTHON_DEFAULT_PATH "/usr/bin/python3"
+#endif
+#ifndef PYTHON_PACKAGE_DEFAULT_DIR
+#define PYTHON_PACKAGE_DEFAULT_DIR ""
+#endif
+#ifndef PYTHON_LOAD_SCRIPT_DEFAULT_PATH
+#define PYTHON_LOAD_SCRIPT_DEFAULT_PATH ""
+#endif
 
 namespace pstore::bench {
 
 inline const std::vector<std::string> kAllBenchmarks = {
-    "put",       "get_dram",  "get_nvme", "get_cold",    "latency", "pull",
-    "pull_file", "encodings", "rados",    "rados_scale", "fleet"};
+    "put",       "get_dram", "get_nvme",  "get_cold", "latency",     "pull",
+    "pull_file", "python",   "encodings", "rados",    "rados_scale", "fleet"};
 inline const std::vector<std::string> kAllPeers = {"grpc", "nginx", "redis",
                                                    "fio", "rocksdb"};
 inline constexpr uint32_t kStreamChunkBytes = 4 << 20;  // The client's default.
@@ -96,6 +107,11 @@ struct Flags {
   std::string pull_streams = "1,2,4,8";
   std::string pull_file_bytes = "1GiB";
   int pull_file_streams = 4;
+  std::string python = PSTORE_PYTHON_DEFAULT_PATH;
+  std::string python_path = PYTHON_PACKAGE_DEFAULT_DIR;
+  std::string python_script = PYTHON_LOAD_SCRIPT_DEFAULT_PATH;
+  std::string python_bytes = "1GiB";
+  int python_streams = 4;
   int encoding_streams = 2;
   std::string encodings = "q8_0,bf16";
   std::string dram_bytes = "6GiB";
@@ -136,6 +152,10 @@ struct Config {
   // layers that brings it nearest to pull_file_bytes.
   TransformerShape pull_file_model;
   int pull_file_streams = 4;
+  // The python model: the synthetic model's shape with the number of
+  // layers that brings it nearest to python_bytes.
+  TransformerShape python_model;
+  int python_streams = 4;
   int encoding_streams = 2;
   std::vector<std::string> encodings;
   uint64_t dram_bytes = 0;
@@ -202,6 +222,18 @@ struct Counters {
   }
 };
 
+// What one run of bench/python_load.py measured: per timed repetition,
+// seconds and minor faults of the Python process (getrusage, every thread)
+// and of pstored (/proc/PID/stat; empty when its pid is unknown).
+struct PythonRun {
+  int tensors = 0;
+  uint64_t bytes = 0;       // Of the loaded tensors, summed.
+  uint64_t file_bytes = 0;  // Of the torch.save file.
+  std::string versions;     // "Python 3.11.2, torch 1.13.0, pstore 0.1.0".
+  std::vector<double> load_seconds, load_faults, load_server_faults;
+  std::vector<double> torch_load_seconds, torch_load_faults;
+};
+
 // --- The harness ---
 
 class Bench {
@@ -253,6 +285,9 @@ class Bench {
   absl::Status LoadRedis();
   absl::Status PrepareModel();
   absl::Status PrepareFileModel();
+  // The python line's model: pull_file's when the two have the same shape,
+  // else one of its own.
+  absl::Status PreparePythonModel();
   absl::Status WriteSetFile(const TensorSet& set, const std::string& path,
                             bool sync);
   // A Ceph (--ceph_conf, or one started with --ceph_script), at least
@@ -269,6 +304,12 @@ class Bench {
                                 int outstanding);
   absl::Status RunPull();
   absl::Status RunPullFile();
+  absl::Status RunPython();
+  // Runs bench/python_load.py once (a warm-up load, `repetitions` timed
+  // client.load calls, then as many torch.load calls of a torch.save file
+  // on tmpfs) and returns its output. FailedPrecondition, with the
+  // script's message, when the interpreter lacks torch or the package.
+  absl::StatusOr<PythonRun> RunPythonScript(int repetitions);
   absl::Status RunEncodings();
   absl::Status RunRados();
   absl::Status RunRadosScale();
@@ -355,6 +396,13 @@ class Bench {
   std::string file_model_;
   uint64_t file_model_bytes_ = 0;
   uint64_t file_model_blocks_ = 0;
+  // The python model.
+  bool python_model_ready_ = false;
+  std::string python_model_;
+  uint64_t python_model_bytes_ = 0;
+  uint64_t python_model_blocks_ = 0;
+  int python_model_tensors_ = 0;
+  int python_runs_ = 0;  // Invocations of the script, for their log names.
 };
 
 }  // namespace pstore::bench

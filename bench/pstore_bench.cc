@@ -135,6 +135,7 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
     if (!given("model_vocab")) flags.model_vocab = 8000;
     if (!given("pull_streams")) flags.pull_streams = "1,4";
     if (!given("pull_file_bytes")) flags.pull_file_bytes = "64MiB";
+    if (!given("python_bytes")) flags.python_bytes = "64MiB";
     if (!given("dram_bytes")) flags.dram_bytes = "2GiB";
     if (!given("nvme_bytes")) flags.nvme_bytes = "1GiB";
     if (!given("rados_nodes")) flags.rados_nodes = "1,2";
@@ -182,10 +183,11 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   config.latency_dram_reads = flags.latency_dram_reads;
   config.encoding_streams = flags.encoding_streams;
   config.pull_file_streams = flags.pull_file_streams;
+  config.python_streams = flags.python_streams;
   if (flags.put_tensors < 1 || flags.get_tensors < 1 ||
       flags.latency_max_tensors < 1 || flags.latency_dram_reads < 1 ||
       flags.encoding_streams < 1 || flags.model_layers < 1 ||
-      flags.pull_file_streams < 1) {
+      flags.pull_file_streams < 1 || flags.python_streams < 1) {
     return absl::InvalidArgumentError("counts must be at least 1");
   }
   for (auto [text, out] : std::vector<std::pair<std::string, uint64_t*>>{
@@ -243,6 +245,9 @@ absl::StatusOr<Config> Resolve(Flags& flags, const CLI::App& app) {
   PSTORE_ASSIGN_OR_RETURN(uint64_t pull_file_bytes,
                           ParseByteSize(flags.pull_file_bytes));
   config.pull_file_model = NearestModel(config.model, pull_file_bytes);
+  PSTORE_ASSIGN_OR_RETURN(uint64_t python_bytes,
+                          ParseByteSize(flags.python_bytes));
+  config.python_model = NearestModel(config.model, python_bytes);
   return config;
 }
 
@@ -328,6 +333,19 @@ int main(int argc, char** argv) {
                  "64MiB)");
   app.add_option("--pull_file_streams", flags.pull_file_streams,
                  "pstore-cli pull --streams of pull_file");
+  app.add_option("--python", flags.python,
+                 "python: the interpreter, with torch (CMake's PSTORE_PYTHON)");
+  app.add_option("--python_path", flags.python_path,
+                 "python: the directory holding the pstore package, as "
+                 "PYTHONPATH (the build tree's client/python)");
+  app.add_option("--python_script", flags.python_script,
+                 "python: bench/python_load.py of the source tree");
+  app.add_option("--python_bytes", flags.python_bytes,
+                 "about this size, the python model: the synthetic model's "
+                 "shape with the layers nearest to it (quick: 64MiB)");
+  app.add_option("--python_streams", flags.python_streams,
+                 "python: streams of client.load and of the C++ pulls beside "
+                 "it");
   app.add_option("--encoding_streams", flags.encoding_streams,
                  "streams of encodings pulls");
   app.add_option("--encodings", flags.encodings,

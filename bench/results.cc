@@ -91,6 +91,7 @@ std::string TierTitle(const std::string& tier) {
   if (tier == "cold") return "cold tier";
   if (tier == "pull") return "whole-model pull";
   if (tier == "put") return "put";
+  if (tier == "python") return "Python load";
   return tier;
 }
 
@@ -511,9 +512,9 @@ absl::StatusOr<std::string> Results::WriteGnuplot(
 
   std::string script = absl::StrCat(
       "# Written by pstore-bench; run: gnuplot '", base, ".gnuplot'\n",
-      "set terminal pngcairo size 2200,1100 font \",10\"\n", "set output '",
+      "set terminal pngcairo size 1800,1500 font \",10\"\n", "set output '",
       png, "'\n",
-      "set multiplot layout 2,4 title \"pstore-bench: latency CDFs per tier "
+      "set multiplot layout 3,3 title \"pstore-bench: latency CDFs per tier "
       "(solid: pstore, dashed/dotted: peers) and throughput against peers "
       "(bars: median, whiskers: min-max)\"\n",
       "set grid\n");
@@ -608,7 +609,8 @@ absl::StatusOr<std::string> Results::WriteGnuplot(
         "set autoscale x\nset autoscale y\nset xtics norotate font \",10\"\n");
     return absl::OkStatus();
   };
-  for (const std::string panel : {"put", "dram", "nvme", "cold", "pull"}) {
+  for (const std::string panel :
+       {"put", "dram", "nvme", "cold", "pull", "python"}) {
     if (absl::Status s = bars(panel); !s.ok()) return s;
   }
   script += "unset multiplot\n";
