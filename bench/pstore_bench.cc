@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "bench/bench_util.h"
 #include "bench/harness.h"
+#include "client/pstore_client.h"
 #include "codec/dtype.h"
 #include "codec/encoding.h"
 #include "util/child_process.h"
@@ -258,6 +259,10 @@ int main(int argc, char** argv) {
   // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG);
   // gRPC's locks are Abseil's too. pstored turns it off: so do its peers.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // The client's allocator settings as pstore-cli and the Python module
+  // have them, so that the C++ client is measured at its best
+  // (PSTORE_MALLOC_DEFAULTS keeps glibc's).
+  pstore::KeepFreedBuffersOnHeap(size_t{256} << 20);
   pstore::bench::StartSignalThread();
   pstore::bench::Flags flags;
   CLI::App app(

@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
   // Debian's Abseil keeps the Mutex deadlock detector on (no NDEBUG);
   // gRPC's locks are Abseil's too. pstored turns it off: so do its peers.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // The client's allocator settings as pstore-cli and the Python module
+  // have them, so that the C++ client is measured at its best
+  // (PSTORE_MALLOC_DEFAULTS keeps glibc's).
+  pstore::KeepFreedBuffersOnHeap(size_t{256} << 20);
   std::string address = "127.0.0.1:7070";
   std::string model;
   int streams = 4;

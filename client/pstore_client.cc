@@ -1,8 +1,10 @@
 #include "client/pstore_client.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <utility>
@@ -246,6 +248,19 @@ absl::StatusOr<v1::TensorInfo> Client::PutTensorFrom(
         "them): upgrade pstored"));
   }
   return info;
+}
+
+bool KeepFreedBuffersOnHeap(size_t trim_bytes) {
+  if (std::getenv("PSTORE_MALLOC_DEFAULTS") != nullptr) return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables != nullptr && absl::string_view(tunables).find(
+                                 "glibc.malloc.") != absl::string_view::npos) {
+    return false;
+  }
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD,
+          static_cast<int>(std::min<size_t>(trim_bytes, size_t{1} << 30)));
+  return true;
 }
 
 // --- Cancellation ---

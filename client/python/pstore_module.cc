@@ -769,6 +769,11 @@ PYBIND11_MODULE(_pstore, m) {
   // gRPC's locks are Abseil's: a graph update on every lock. pstore-cli and
   // pstored turn it off; so does this module.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // gRPC's receive buffers kept on the heap for reuse, with at most 256 MiB
+  // of freed heap held (see KeepFreedBuffersOnHeap; PSTORE_MALLOC_DEFAULTS
+  // keeps glibc's settings). It changes the allocator of the whole process:
+  // pstore.malloc_tuned says whether it did.
+  m.attr("malloc_tuned") = pstore::KeepFreedBuffersOnHeap(size_t{256} << 20);
   py::class_<PyClient>(m, "Client")
       .def(py::init<const std::string&, const std::string&, const std::string&,
                     const std::string&, const std::string&, const std::string&,
