@@ -4,9 +4,9 @@
 directories up with CMake (Release, tests and benchmarks off, for the
 interpreter pip runs) and builds the _pstore target, then installs the
 module beside the pure-Python package. Set PSTORE_CMAKE_BUILD_DIR to an
-existing build directory of the repository to build the target there
-instead (a build that scripts/build.sh made, say: no second build of the
-libraries). Offline and on Debian's externally managed Python:
+existing build directory of the repository (absolute, or relative to the
+repository's root) to build the target there instead (a build that
+scripts/build.sh made, say: no second build of the libraries). Offline and on Debian's externally managed Python:
 
     python3 -m venv --system-site-packages VENV
     VENV/bin/pip install --no-build-isolation ./client/python
@@ -36,7 +36,9 @@ class CMakeBuild(build_ext):
         build_dir = os.environ.get("PSTORE_CMAKE_BUILD_DIR")
         jobs = os.environ.get("JOBS", "2")
         if build_dir:
-            build_dir = pathlib.Path(build_dir).resolve()
+            # pip runs this in its own directory: a relative path is taken
+            # from the repository's root.
+            build_dir = (ROOT / build_dir).resolve()
         else:
             build_dir = pathlib.Path(self.build_temp).resolve() / "cmake"
             subprocess.run([
