@@ -74,15 +74,21 @@ absl::Status CallUnary(const ClientOptions& options, Channels& channels,
                        Idempotent idempotent,
                        grpc::Status (v1::ParamStore::Stub::*method)(
                            grpc::ClientContext*, const Request&, Response*),
-                       const Request& request, Response* response) {
+                       const Request& request, Response* response,
+                       Canceller* canceller = nullptr) {
   const int attempts =
       idempotent == Idempotent::kYes ? options.max_attempts : 1;
-  return WithRetries(options, attempts, [&]() -> absl::Status {
-    grpc::ClientContext context;
-    SetDeadline(options, &context);
-    v1::ParamStore::Stub& stub = *channels.Next().stub;
-    return FromGrpc((stub.*method)(&context, request, response));
-  });
+  return WithRetries(
+      options, attempts,
+      [&]() -> absl::Status {
+        grpc::ClientContext context;
+        SetDeadline(options, &context);
+        client_internal::CancelRegistration registration(canceller, &context);
+        PSTORE_RETURN_IF_ERROR(registration.status());
+        v1::ParamStore::Stub& stub = *channels.Next().stub;
+        return FromGrpc((stub.*method)(&context, request, response));
+      },
+      /*retries=*/nullptr, canceller);
 }
 
 }  // namespace
@@ -276,6 +282,12 @@ bool Canceller::cancelled() const {
   return cancelled_;
 }
 
+bool Canceller::SleepUnlessCancelled(absl::Duration duration) {
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&cancelled_), duration);
+  return !cancelled_;
+}
+
 bool Canceller::Register(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   if (cancelled_) return false;
@@ -329,8 +341,9 @@ absl::StatusOr<v1::TensorInfo> Client::StreamTo(
   Xxh3_64Hasher hasher;
   int attempts = 0;
   std::optional<v1::TensorInfo> final_info;
-  absl::Status status =
-      WithRetries(options_, options_.max_attempts, [&]() -> absl::Status {
+  absl::Status status = WithRetries(
+      options_, options_.max_attempts,
+      [&]() -> absl::Status {
         ++attempts;
         // The bytes of this attempt, checked against the last chunk's hash.
         Xxh3_64Hasher attempt_hasher;
@@ -419,7 +432,8 @@ absl::StatusOr<v1::TensorInfo> Client::StreamTo(
           }
         }
         return FromGrpc(reader->Finish());
-      });
+      },
+      /*retries=*/nullptr, options.canceller);
   if (!status.ok()) return WithContext(status, absl::StrCat("get ", name));
   if (!have_info)
     return absl::DataLossError(absl::StrCat("get ", name, ": no data"));
@@ -557,12 +571,15 @@ absl::Status Client::DeleteRevision(absl::string_view name) {
 }
 
 absl::StatusOr<v1::Revision> Client::GetRevision(absl::string_view name,
-                                                 bool with_blocks) {
+                                                 bool with_blocks,
+                                                 Canceller* canceller) {
   v1::GetRevisionRequest request;
   request.set_name(std::string(name));
   request.set_with_blocks(with_blocks);
   v1::Revision response;
-  absl::Status status = PSTORE_UNARY(kYes, GetRevision, request, &response);
+  absl::Status status = CallUnary(options_, *channels_, Idempotent::kYes,
+                                  &v1::ParamStore::Stub::GetRevision, request,
+                                  &response, canceller);
   if (!status.ok()) return WithContext(status, absl::StrCat("revision ", name));
   return response;
 }

@@ -117,12 +117,16 @@ struct PutOptions {
   v1::EntryKind kind = v1::ENTRY_TENSOR;
 };
 
+namespace client_internal {
+class CancelRegistration;
+}  // namespace client_internal
+
 // Stops reads and pulls in flight from another thread: a GetTensor,
-// GetTensorTo or PullModel given a Canceller returns CANCELLED soon after
-// Cancel() (its gRPC calls are cancelled, not waited out), and one started
-// after Cancel() returns CANCELLED at once. What the Python module uses to
-// end a load on KeyboardInterrupt. Thread-safe; outlives the calls it
-// stops.
+// GetTensorTo, PullModel or GetRevision given a Canceller returns CANCELLED
+// soon after Cancel(): its gRPC calls are cancelled, not waited out, and a
+// retry's backoff ends. One started after Cancel() returns CANCELLED at
+// once. What the Python module uses to end a load on KeyboardInterrupt.
+// Thread-safe. REQUIRES: it outlives the calls it is given to.
 class Canceller {
  public:
   Canceller() = default;
@@ -131,15 +135,20 @@ class Canceller {
 
   // Cancels every call registered now or later. Idempotent.
   void Cancel();
+  // Returns whether Cancel() was called.
   bool cancelled() const;
+  // Waits `duration` or until Cancel(); returns false if cancelled.
+  bool SleepUnlessCancelled(absl::Duration duration);
 
-  // For the client's calls: registers `context` to be cancelled by
-  // Cancel(). Returns false, registering nothing, if Cancel() came first.
-  // Unregister before the context is destroyed.
+ private:
+  friend class client_internal::CancelRegistration;
+
+  // Registers `context` to be cancelled by Cancel(). Returns false,
+  // registering nothing, if Cancel() came first. Unregister before the
+  // context is destroyed.
   bool Register(grpc::ClientContext* context);
   void Unregister(grpc::ClientContext* context);
 
- private:
   mutable absl::Mutex mu_;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<grpc::ClientContext*> contexts_ ABSL_GUARDED_BY(mu_);
@@ -311,7 +320,8 @@ class Client {
   // Returns the manifest of `name` ("MODEL@REV" or "MODEL"), with each
   // entry's block ids if `with_blocks`.
   absl::StatusOr<v1::Revision> GetRevision(absl::string_view name,
-                                           bool with_blocks = false);
+                                           bool with_blocks = false,
+                                           Canceller* canceller = nullptr);
   absl::StatusOr<std::vector<v1::Model>> ListModels();
 
   // Pulls every tensor of revision `name` over PullOptions::streams

@@ -46,10 +46,12 @@ std::string Hex(uint64_t value);
 // UNAVAILABLE, or has run `max_attempts` times (at least once); sleeps with
 // jittered exponential backoff in between, as `options` say. Adds the
 // attempts after the first to `*retries` if given. Returns the last
-// attempt's status.
+// attempt's status, or CANCELLED if `canceller` (if given) is cancelled
+// during a backoff.
 template <typename Fn>
 absl::Status WithRetries(const ClientOptions& options, int max_attempts,
-                         Fn attempt, uint64_t* retries = nullptr) {
+                         Fn attempt, uint64_t* retries = nullptr,
+                         Canceller* canceller = nullptr) {
   thread_local std::mt19937_64 rng(std::random_device{}());
   absl::Duration backoff = options.initial_backoff;
   absl::Status status;
@@ -57,7 +59,12 @@ absl::Status WithRetries(const ClientOptions& options, int max_attempts,
     if (i > 0) {
       if (retries != nullptr) ++*retries;
       std::uniform_real_distribution<double> jitter(0.5, 1.0);
-      absl::SleepFor(backoff * jitter(rng));
+      const absl::Duration pause = backoff * jitter(rng);
+      if (canceller == nullptr) {
+        absl::SleepFor(pause);
+      } else if (!canceller->SleepUnlessCancelled(pause)) {
+        return absl::CancelledError("cancelled by the caller");
+      }
       backoff = std::min(backoff * 2, options.max_backoff);
     }
     status = attempt();

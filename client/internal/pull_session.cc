@@ -62,7 +62,8 @@ absl::StatusOr<PullResult> PullSession::Run() {
 }
 
 absl::Status PullSession::ResolveManifest() {
-  absl::StatusOr<v1::Revision> revision = client_.GetRevision(name_);
+  absl::StatusOr<v1::Revision> revision =
+      client_.GetRevision(name_, /*with_blocks=*/false, options_.canceller);
   if (!revision.ok()) return revision.status();
   result_.revision = *std::move(revision);
   const v1::Revision& manifest = result_.revision;
@@ -110,7 +111,8 @@ void PullSession::RunShard(int shard) {
   StreamState stream;
   shard_status_[shard] = WithRetries(
       client_options_, client_options_.max_attempts,
-      [&] { return ReadShardOnce(shard, &stream); }, &shard_retries);
+      [&] { return ReadShardOnce(shard, &stream); }, &shard_retries,
+      options_.canceller);
   retries_ += shard_retries;
 }
 

@@ -87,15 +87,21 @@ absl::StatusOr<std::optional<v1::TensorInfo>> SmallReads::Read(
   request.set_length(options.length);
   grpc::ByteBuffer reply;
   absl::Status status = WithRetries(
-      client_options, client_options.max_attempts, [&]() -> absl::Status {
+      client_options, client_options.max_attempts,
+      [&]() -> absl::Status {
         grpc::ClientContext context;
         SetDeadline(client_options, &context);
+        CancelRegistration registration(options.canceller, &context);
+        if (absl::Status cancelled = registration.status(); !cancelled.ok()) {
+          return cancelled;
+        }
         Channels::Connection& connection = channels.SmallReads();
         return FromGrpc(grpc::internal::BlockingUnaryCall<v1::GetTensorRequest,
                                                           grpc::ByteBuffer>(
             connection.channel.get(), connection.read_tensor, &context, request,
             &reply));
-      });
+      },
+      /*retries=*/nullptr, options.canceller);
   if (absl::IsUnimplemented(status)) {
     unimplemented_.store(true, std::memory_order_relaxed);
     return std::nullopt;
