@@ -4,7 +4,6 @@
 // into memory, and against torch.load of the same tensors from a file on
 // tmpfs. See bench/README.md.
 
-#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +26,7 @@
 #include "codec/dtype.h"
 #include "nlohmann/json.hpp"
 #include "util/file_io.h"
+#include "util/host_buffer.h"
 #include "util/status.h"
 
 namespace pstore::bench {
@@ -40,76 +40,6 @@ using Allocate = std::function<absl::StatusOr<std::span<uint8_t>>(
 constexpr char kSelf[] = "pstore-bench";
 // The script's exit code when the interpreter lacks torch or the package.
 constexpr int kScriptMissingModule = 3;
-constexpr uint64_t kHugePageBytes = uint64_t{2} << 20;
-// From this size up, a tensor gets a mapping of its own (as in
-// client/python/pstore_module.cc).
-constexpr uint64_t kMappedTensorBytes = uint64_t{4} << 20;
-
-// Memory for one tensor of a pull into fresh memory, allocated as the
-// Python module allocates a tensor's (client/python/pstore_module.cc,
-// HostBuffer), so that the C++ pull into fresh memory and the Python load
-// take the same page faults: a 2 MiB-aligned anonymous mapping with
-// MADV_HUGEPAGE from 4 MiB up, aligned_alloc below. Not touched: the pull
-// writes every byte. Freed on destruction.
-class FreshTensorMemory {
- public:
-  // Returns `size` bytes; ResourceExhausted if they cannot be had.
-  static absl::StatusOr<std::unique_ptr<FreshTensorMemory>> Allocate(
-      uint64_t size) {
-    auto memory = std::unique_ptr<FreshTensorMemory>(new FreshTensorMemory());
-    memory->size_ = size;
-    if (size >= kMappedTensorBytes) {
-      // Map a huge page more than needed and trim both ends to align.
-      memory->mapped_bytes_ =
-          (size + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-      const uint64_t span = memory->mapped_bytes_ + kHugePageBytes;
-      void* at = mmap(nullptr, span, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (at == MAP_FAILED) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "cannot map ", size, " bytes: ", std::strerror(errno)));
-      }
-      uintptr_t begin = reinterpret_cast<uintptr_t>(at);
-      uintptr_t aligned = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-      if (aligned > begin) munmap(at, aligned - begin);
-      uintptr_t end = aligned + memory->mapped_bytes_;
-      if (begin + span > end) {
-        munmap(reinterpret_cast<void*>(end), begin + span - end);
-      }
-      memory->data_ = reinterpret_cast<uint8_t*>(aligned);
-      // Advice only: where the kernel declines, pages stay 4 KiB.
-      (void)madvise(memory->data_, memory->mapped_bytes_, MADV_HUGEPAGE);
-    } else {
-      uint64_t rounded = std::max<uint64_t>(64, (size + 63) / 64 * 64);
-      memory->data_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
-      if (memory->data_ == nullptr) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("cannot allocate ", size, " bytes"));
-      }
-    }
-    return memory;
-  }
-
-  ~FreshTensorMemory() {
-    if (mapped_bytes_ != 0) {
-      munmap(data_, mapped_bytes_);
-    } else {
-      std::free(data_);
-    }
-  }
-
-  FreshTensorMemory(const FreshTensorMemory&) = delete;
-  FreshTensorMemory& operator=(const FreshTensorMemory&) = delete;
-
-  std::span<uint8_t> span() const { return {data_, size_}; }
-
- private:
-  FreshTensorMemory() = default;
-
-  uint8_t* data_ = nullptr;
-  uint64_t size_ = 0;
-  uint64_t mapped_bytes_ = 0;  // 0: from aligned_alloc.
-};
 
 // Pulls revision `model` as stored with `streams` streams, each tensor into
 // the memory `allocate` returns; returns the seconds from the call to its
@@ -282,11 +212,13 @@ absl::Status Bench::RunPython() {
     cursor += info.byte_length();
     return span;
   };
-  std::vector<std::unique_ptr<FreshTensorMemory>> fresh;
+  std::vector<std::unique_ptr<HostBuffer>> fresh;
   Allocate into_fresh =
       [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-    PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<FreshTensorMemory> memory,
-                            FreshTensorMemory::Allocate(info.byte_length()));
+    // Allocated as the Python module allocates a tensor's memory
+    // (util/host_buffer.h), so that both take the same page faults.
+    PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<HostBuffer> memory,
+                            HostBuffer::Allocate(info.byte_length()));
     fresh.push_back(std::move(memory));
     return fresh.back()->span();
   };

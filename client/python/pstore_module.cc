@@ -19,16 +19,16 @@
 // reflection): enums by name, except an entry's kind, which is "tensor",
 // "file" or "shard-header".
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -55,6 +55,7 @@
 #include "pybind11/numpy.h"
 #include "pybind11/pybind11.h"
 #include "pybind11/stl.h"
+#include "util/host_buffer.h"
 
 namespace pstore::python {
 namespace {
@@ -64,9 +65,6 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-// Buffers at least this large get a mapping of their own with huge pages.
-constexpr size_t kHugePageBytes = size_t{2} << 20;
-constexpr size_t kMappedBufferBytes = size_t{4} << 20;
 // How often a waiting call wakes to report progress and run signal
 // handlers.
 constexpr absl::Duration kPollInterval = absl::Milliseconds(50);
@@ -78,13 +76,22 @@ constexpr int kColumnReadThreads = 4;
 
 // --- Errors ---
 
+// Returns `text` as a Python str, undecodable bytes replaced (a server's
+// message or metadata need not be UTF-8). REQUIRES: the GIL is held.
+py::str Text(const std::string& text) {
+  PyObject* decoded = PyUnicode_DecodeUTF8(
+      text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+  if (decoded == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(decoded);
+}
+
 // Raises the pstore._errors exception for `status` (not OK). REQUIRES: the
 // GIL is held.
 [[noreturn]] void Raise(const absl::Status& status) {
   py::object from_status =
       py::module_::import("pstore._errors").attr("from_status");
   py::object error = from_status(static_cast<int>(status.code()),
-                                 std::string(status.message()));
+                                 Text(std::string(status.message())));
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())),
                   error.ptr());
   throw py::error_already_set();
@@ -102,78 +109,30 @@ T Check(absl::StatusOr<T> value) {
 
 // --- Memory handed to Python ---
 
-// Memory for one tensor, freed when the last numpy array using it is
-// gone. Not zeroed: the client overwrites every byte.
-class HostBuffer {
- public:
-  // Returns a buffer of `size` bytes; ResourceExhausted if the memory
-  // cannot be had.
-  static absl::StatusOr<std::unique_ptr<HostBuffer>> Allocate(size_t size) {
-    auto buffer = std::unique_ptr<HostBuffer>(new HostBuffer());
-    buffer->size_ = size;
-    if (size >= kMappedBufferBytes) {
-      // A 2 MiB-aligned mapping: map a huge page more and trim both ends.
-      buffer->mapped_bytes_ =
-          (size + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-      const size_t span = buffer->mapped_bytes_ + kHugePageBytes;
-      void* at = mmap(nullptr, span, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (at == MAP_FAILED) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("cannot map ", size,
-                         " bytes for a tensor: ", std::strerror(errno)));
-      }
-      uintptr_t begin = reinterpret_cast<uintptr_t>(at);
-      uintptr_t aligned = (begin + kHugePageBytes - 1) & ~(kHugePageBytes - 1);
-      if (aligned > begin) munmap(at, aligned - begin);
-      uintptr_t end = aligned + buffer->mapped_bytes_;
-      uintptr_t span_end = begin + span;
-      if (span_end > end) munmap(reinterpret_cast<void*>(end), span_end - end);
-      buffer->data_ = reinterpret_cast<uint8_t*>(aligned);
-      // Advice only: where the kernel declines, pages stay 4 KiB.
-      (void)madvise(buffer->data_, buffer->mapped_bytes_, MADV_HUGEPAGE);
-    } else {
-      // 64-byte aligned, and never null (an empty tensor too).
-      size_t rounded = std::max<size_t>(64, (size + 63) / 64 * 64);
-      buffer->data_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
-      if (buffer->data_ == nullptr) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("cannot allocate ", size, " bytes for a tensor"));
-      }
-    }
-    return buffer;
+// Returns a flat uint8 numpy array over `buffer` that owns it: the buffer
+// is freed with the last array (or torch tensor) using it. REQUIRES: the
+// GIL is held.
+py::array ToArray(std::unique_ptr<HostBuffer> buffer) {
+  HostBuffer* raw = buffer.release();
+  py::capsule owner(raw, [](void* p) { delete static_cast<HostBuffer*>(p); });
+  return py::array(py::dtype::of<uint8_t>(),
+                   {static_cast<py::ssize_t>(raw->size())}, {1}, raw->data(),
+                   owner);
+}
+
+// Returns a HostBuffer of `size` bytes for `what` (a tensor's name), or
+// ResourceExhausted naming it.
+absl::StatusOr<std::unique_ptr<HostBuffer>> AllocateFor(absl::string_view what,
+                                                        size_t size) {
+  absl::StatusOr<std::unique_ptr<HostBuffer>> buffer =
+      HostBuffer::Allocate(size);
+  if (!buffer.ok()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": no memory for its ", size,
+                     " bytes: ", buffer.status().message()));
   }
-
-  ~HostBuffer() {
-    if (mapped_bytes_ != 0) {
-      munmap(data_, mapped_bytes_);
-    } else {
-      std::free(data_);
-    }
-  }
-
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
-
-  std::span<uint8_t> span() { return {data_, size_}; }
-
-  // Returns a flat uint8 numpy array over the buffer that owns it.
-  // REQUIRES: the GIL is held.
-  static py::array ToArray(std::unique_ptr<HostBuffer> buffer) {
-    HostBuffer* raw = buffer.release();
-    py::capsule owner(raw, [](void* p) { delete static_cast<HostBuffer*>(p); });
-    return py::array(py::dtype::of<uint8_t>(),
-                     {static_cast<py::ssize_t>(raw->size_)}, {1}, raw->data_,
-                     owner);
-  }
-
- private:
-  HostBuffer() = default;
-
-  uint8_t* data_ = nullptr;
-  size_t size_ = 0;
-  size_t mapped_bytes_ = 0;  // 0: from aligned_alloc.
-};
+  return buffer;
+}
 
 // --- Messages as dicts ---
 
@@ -248,7 +207,7 @@ py::object FieldValue(const Message& message, const FieldDescriptor* field,
       std::string value = at ? r->GetRepeatedString(message, field, index)
                              : r->GetString(message, field);
       if (field->type() == FieldDescriptor::TYPE_BYTES) return py::bytes(value);
-      return py::str(value);
+      return Text(value);
     }
     case FieldDescriptor::CPPTYPE_MESSAGE:
       return ToDict(at ? r->GetRepeatedMessage(message, field, index)
@@ -263,8 +222,10 @@ const char* KindName(v1::EntryKind kind) {
       return "file";
     case v1::ENTRY_SHARD_HEADER:
       return "shard-header";
-    default:
+    case v1::ENTRY_TENSOR:
       return "tensor";
+    default:
+      return "unknown";  // A kind of a later pstored: not a tensor.
   }
 }
 
@@ -285,14 +246,6 @@ py::dict RevisionDict(const v1::Revision& revision) {
   return out;
 }
 
-absl::StatusOr<v1::EntryKind> ParseKind(const std::string& kind) {
-  if (kind == "tensor") return v1::ENTRY_TENSOR;
-  if (kind == "file") return v1::ENTRY_FILE;
-  if (kind == "shard-header") return v1::ENTRY_SHARD_HEADER;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown entry kind '", kind, "': want tensor, file or shard-header"));
-}
-
 absl::StatusOr<v1::Tier> ParseTier(const std::string& tier) {
   if (tier == "dram") return v1::TIER_DRAM;
   if (tier == "nvme") return v1::TIER_NVME;
@@ -303,10 +256,13 @@ absl::StatusOr<v1::Tier> ParseTier(const std::string& tier) {
 // --- Calls that take a while ---
 
 // Runs `call` on a thread of its own while this thread waits with the GIL
-// released, waking every kPollInterval to call `progress` (if not None)
-// with what `done`/`total` hold and to run Python's signal handlers. If a
-// handler or `progress` raises (KeyboardInterrupt, say), cancels the call
-// through `canceller`, waits for it to end and raises that exception.
+// released, waking every kPollInterval to run Python's signal handlers and
+// to call `progress` (if not None) with what `done` and `total` hold, once
+// `total` is known, and once more when the call succeeded. If a handler or
+// `progress` raises (KeyboardInterrupt, say), cancels the call through
+// `canceller`, waits for it to end (every wait of a call given a Canceller
+// ends on Cancel) and raises that exception. A C++ exception in `call`
+// becomes its status (ResourceExhausted for bad_alloc, else Internal).
 // REQUIRES: the GIL is held.
 absl::Status RunWaiting(Canceller& canceller,
                         const std::function<absl::Status()>& call,
@@ -315,15 +271,16 @@ absl::Status RunWaiting(Canceller& canceller,
                         const std::atomic<uint64_t>* total = nullptr) {
   absl::Status status;
   absl::Notification finished;
-  bool raised = false;
   uint64_t reported = UINT64_MAX;
-  auto report = [&]() -> bool {
+  // Calls `progress`; returns false, the Python error set, if it raised.
+  auto report = [&](bool last) -> bool {
     if (progress.is_none() || done == nullptr) return true;
-    uint64_t now = done->load();
-    if (now == reported) return true;
+    const uint64_t all = total->load();
+    const uint64_t now = done->load();
+    if ((all == 0 && !last) || now == reported) return true;
     reported = now;
     try {
-      progress(now, total->load());
+      progress(now, all);
     } catch (py::error_already_set& error) {
       error.restore();
       return false;
@@ -331,14 +288,21 @@ absl::Status RunWaiting(Canceller& canceller,
     return true;
   };
   std::thread worker([&] {
-    status = call();
+    try {
+      status = call();
+    } catch (const std::bad_alloc&) {
+      status = absl::ResourceExhaustedError("out of memory");
+    } catch (const std::exception& error) {
+      status = absl::InternalError(error.what());
+    }
     finished.Notify();
   });
+  bool raised = false;
   {
     py::gil_scoped_release release;
     while (!finished.WaitForNotificationWithTimeout(kPollInterval)) {
       py::gil_scoped_acquire acquire;
-      if (PyErr_CheckSignals() != 0 || !report()) {
+      if (PyErr_CheckSignals() != 0 || !report(/*last=*/false)) {
         raised = true;
         canceller.Cancel();
         break;
@@ -348,7 +312,7 @@ absl::Status RunWaiting(Canceller& canceller,
   }
   worker.join();
   if (raised) throw py::error_already_set();
-  if (status.ok() && !report()) throw py::error_already_set();
+  if (status.ok() && !report(/*last=*/true)) throw py::error_already_set();
   return status;
 }
 
@@ -362,7 +326,7 @@ struct ReadTarget {
                     std::span<const uint8_t> bytes) {
     if (buffer == nullptr) {
       absl::StatusOr<std::unique_ptr<HostBuffer>> allocated =
-          HostBuffer::Allocate(info.byte_length());
+          AllocateFor(info.name(), info.byte_length());
       if (!allocated.ok()) return allocated.status();
       buffer = *std::move(allocated);
     }
@@ -431,7 +395,7 @@ class PyClient {
     callbacks.allocate =
         [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
       absl::StatusOr<std::unique_ptr<HostBuffer>> buffer =
-          HostBuffer::Allocate(info.byte_length());
+          AllocateFor(info.name(), info.byte_length());
       if (!buffer.ok()) return buffer.status();
       index_of[info.name()] = infos.size();
       infos.push_back(info);
@@ -461,8 +425,8 @@ class PyClient {
         progress, &done, &total));
     py::list tensors;
     for (size_t i = 0; i < infos.size(); ++i) {
-      tensors.append(py::make_tuple(
-          InfoDict(infos[i]), HostBuffer::ToArray(std::move(buffers[i]))));
+      tensors.append(
+          py::make_tuple(InfoDict(infos[i]), ToArray(std::move(buffers[i]))));
     }
     result->revision.clear_tensors();
     return py::make_tuple(RevisionDict(result->revision), tensors);
@@ -497,8 +461,7 @@ class PyClient {
       }
       return absl::OkStatus();
     }));
-    return py::make_tuple(InfoDict(info),
-                          HostBuffer::ToArray(std::move(target.buffer)));
+    return py::make_tuple(InfoDict(info), ToArray(std::move(target.buffer)));
   }
 
   // Reads columns [col_offset, col_offset + col_bytes) (in bytes) of rows
@@ -511,12 +474,16 @@ class PyClient {
                         uint64_t row_begin, uint64_t row_end,
                         uint64_t row_bytes, uint64_t col_offset,
                         uint64_t col_bytes) {
-    if (row_end < row_begin || col_offset + col_bytes > row_bytes) {
-      Raise(absl::InvalidArgumentError("columns out of the row"));
+    if (row_end < row_begin || row_bytes == 0 ||
+        col_offset + col_bytes > row_bytes) {
+      Raise(absl::InvalidArgumentError(
+          absl::StrCat(name, ": columns [", col_offset, ", ",
+                       col_offset + col_bytes, ") of rows [", row_begin, ", ",
+                       row_end, ") of ", row_bytes, " bytes do not fit")));
     }
     const uint64_t rows = row_end - row_begin;
     std::unique_ptr<HostBuffer> out =
-        Check(HostBuffer::Allocate(rows * col_bytes));
+        Check(AllocateFor(name, rows * col_bytes));
     Canceller canceller;
     uint8_t* const into = out->span().data();
     Check(RunWaiting(canceller, [&]() -> absl::Status {
@@ -533,7 +500,15 @@ class PyClient {
       uint64_t at = 0;  // Byte of the rows read, from the first.
       absl::StatusOr<v1::TensorInfo> read = client_->GetTensorTo(
           name, options,
-          [&](const v1::TensorInfo&, std::span<const uint8_t> bytes) {
+          [&](const v1::TensorInfo& info, std::span<const uint8_t> bytes) {
+            // The read must be the rows asked for, and stay in them.
+            if (info.offset() != options.offset ||
+                info.byte_length() != options.length ||
+                at + bytes.size() > options.length) {
+              return absl::DataLossError(absl::StrCat(
+                  name, ": the read sent bytes other than the ", options.length,
+                  " at ", options.offset, " asked for"));
+            }
             // Keeps the part of `bytes` that falls in each row's columns.
             const uint64_t base = at;  // Where bytes[0] is in the rows.
             const uint64_t end = at + bytes.size();
@@ -563,7 +538,7 @@ class PyClient {
       }
       return absl::OkStatus();
     }));
-    return HostBuffer::ToArray(std::move(out));
+    return ToArray(std::move(out));
   }
 
   py::dict PullTo(const std::string& name, const std::string& path,
@@ -617,14 +592,11 @@ class PyClient {
 
   // Stores `data` (a C-contiguous buffer of bytes) as `name`.
   py::dict Put(const std::string& name, const std::string& dtype,
-               const std::vector<int64_t>& shape, const py::buffer& data,
-               const std::string& kind) {
-    PutOptions options;
-    options.kind = Check(ParseKind(kind));
+               const std::vector<int64_t>& shape, const py::buffer& data) {
     py::buffer_info view = data.request();
     if (view.ndim > 1 || (view.ndim == 1 && view.strides[0] != view.itemsize)) {
-      Raise(absl::InvalidArgumentError(
-          "put takes a flat C-contiguous buffer of bytes"));
+      Raise(absl::InvalidArgumentError(absl::StrCat(
+          "put ", name, ": takes a flat C-contiguous buffer of bytes")));
     }
     std::span<const uint8_t> bytes(
         static_cast<const uint8_t*>(view.ptr),
@@ -632,7 +604,7 @@ class PyClient {
     absl::StatusOr<v1::TensorInfo> info;
     {
       py::gil_scoped_release release;
-      info = client_->PutTensor(name, dtype, shape, bytes, options);
+      info = client_->PutTensor(name, dtype, shape, bytes);
     }
     return InfoDict(Check(std::move(info)));
   }
@@ -769,11 +741,10 @@ PYBIND11_MODULE(_pstore, m) {
   // gRPC's locks are Abseil's: a graph update on every lock. pstore-cli and
   // pstored turn it off; so does this module.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // gRPC's receive buffers kept on the heap for reuse, with at most 256 MiB
-  // of freed heap held (see KeepFreedBuffersOnHeap; PSTORE_MALLOC_DEFAULTS
-  // keeps glibc's settings). It changes the allocator of the whole process:
-  // pstore.malloc_tuned says whether it did.
-  m.attr("malloc_tuned") = pstore::KeepFreedBuffersOnHeap(size_t{256} << 20);
+  // pstore.Client's first construction calls it (see
+  // KeepFreedBuffersOnHeap; PSTORE_MALLOC_DEFAULTS keeps glibc's settings).
+  m.def("keep_freed_buffers_on_heap",
+        [] { return pstore::KeepFreedBuffersOnHeap(size_t{256} << 20); });
   py::class_<PyClient>(m, "Client")
       .def(py::init<const std::string&, const std::string&, const std::string&,
                     const std::string&, const std::string&, const std::string&,

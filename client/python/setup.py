@@ -6,7 +6,8 @@ interpreter pip runs) and builds the _pstore target, then installs the
 module beside the pure-Python package. Set PSTORE_CMAKE_BUILD_DIR to an
 existing build directory of the repository (absolute, or relative to the
 repository's root) to build the target there instead (a build that
-scripts/build.sh made, say: no second build of the libraries). Offline and on Debian's externally managed Python:
+scripts/build.sh made, say: no second build of the libraries). Offline
+and on Debian's externally managed Python:
 
     python3 -m venv --system-site-packages VENV
     VENV/bin/pip install --no-build-isolation ./client/python
@@ -17,6 +18,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -52,13 +54,18 @@ class CMakeBuild(build_ext):
             ["cmake", "--build",
              str(build_dir), "--target", "_pstore", "-j", jobs],
             check=True)
-        built = sorted((build_dir / "client" / "python" / "pstore").glob(
-            "_pstore*.so"))
-        if not built:
-            raise RuntimeError(f"no _pstore*.so under {build_dir}")
+        # The module for this interpreter's ABI, and none other.
+        name = "_pstore" + sysconfig.get_config_var("EXT_SUFFIX")
+        built = build_dir / "client" / "python" / "pstore" / name
+        if not built.exists():
+            raise RuntimeError(
+                f"{build_dir} has no {name}: it was configured for another "
+                f"Python (its PSTORE_PYTHON in CMakeCache.txt); configure it "
+                f"with -DPSTORE_PYTHON={sys.executable}, or leave "
+                "PSTORE_CMAKE_BUILD_DIR unset")
         target = pathlib.Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(built[-1], target)
+        shutil.copyfile(built, target)
 
 
 setup(ext_modules=[CMakeExtension("pstore._pstore")],

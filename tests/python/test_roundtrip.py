@@ -528,3 +528,32 @@ def test_f64_converts_to_f16_rounding_once(client, conversion_model):
     got = client.load(name, framework="np", encoding="f16")["f64_wide"]
     assert got.dtype == np.float16
     assert got.tobytes() == source.astype(np.float16).tobytes()
+
+
+def test_a_second_put_into_an_open_revision_adds_to_it(client, model_name):
+    """put into an open revision that exists adds its tensors, with no
+    metadata or the same; other metadata is FailedPrecondition, and nothing
+    of that put is stored."""
+    name = f"{model_name}@v1"
+    client.put(name, {"a": torch.ones(3)}, metadata={"k": "v"})
+    client.put(name, {"b": torch.zeros(2)})
+    client.put(name, {"c": torch.zeros(1)}, metadata={"k": "v"})
+    with pytest.raises(pstore.FailedPrecondition) as info:
+        client.put(name, {"d": torch.zeros(1)}, metadata={"k": "other"})
+    assert name in info.value.message
+    assert sorted(client.load(name)) == ["a", "b", "c"]
+
+
+def test_progress_gets_the_total_and_ends_at_it(client, model_name):
+    """A progress callable is called with the model's size as the total
+    (never a total of 0 for a model with bytes) and last with all of it."""
+    name = f"{model_name}@v1"
+    client.put(name, {f"t{i}": torch.zeros(1 << 20) for i in range(8)})
+    calls = []
+    client.load(name, progress=lambda done, total: calls.append(
+        (done, total)))
+    size = 8 * (4 << 20)
+    assert calls, "progress was never called"
+    assert all(total == size for _, total in calls), calls
+    assert calls[-1] == (size, size)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)

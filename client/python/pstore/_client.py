@@ -22,8 +22,20 @@ from . import _pstore
 from ._quantized import QuantizedTensor
 
 DEFAULT_ADDRESS = "127.0.0.1:7070"
-_KINDS = ("tensor", "file", "shard-header")
 _TIERS = ("dram", "nvme")
+
+# Whether the allocator was tuned (see malloc_tuned); None until the first
+# Client.
+_malloc_tuned = None
+
+
+def malloc_tuned():
+    """Returns whether pstore set glibc's allocator of this process to keep
+    large freed buffers on the heap (True), left it alone because
+    ``$PSTORE_MALLOC_DEFAULTS`` is set or ``$GLIBC_TUNABLES`` has malloc
+    settings (False), or has not been asked yet: no Client was made
+    (None). See client/python/README.md, "Memory"."""
+    return _malloc_tuned
 
 
 def _check_framework(framework):
@@ -64,33 +76,44 @@ def _as_output(info, flat, framework):
     return tensor.reshape(shape)
 
 
+def _dtype_name(key, value):
+    """Returns the safetensors dtype of torch tensor or numpy array (or
+    scalar) ``value``, stored as tensor ``key``; InvalidArgument naming it
+    for anything else."""
+    try:
+        if isinstance(value, np.ndarray) or np.isscalar(value):
+            return _dtypes.name_of_numpy(np.asarray(value).dtype)
+        torch = _dtypes.torch_module()
+        if isinstance(value, torch.Tensor):
+            return _dtypes.name_of_torch(value.dtype)
+    except _errors.InvalidArgument as error:
+        raise _errors.InvalidArgument(f"{key}: {error.message}") from None
+    raise _errors.InvalidArgument(
+        f"{key}: cannot store a {type(value).__name__}: give torch tensors "
+        "or numpy arrays")
+
+
 def _as_bytes(value):
-    """Returns (safetensors dtype, shape, flat C-contiguous uint8 numpy
-    array) of a torch tensor or numpy array, sharing its memory where it is
-    contiguous already."""
+    """Returns (shape, flat C-contiguous uint8 numpy array) of a torch
+    tensor or numpy array, sharing its memory where it is contiguous and on
+    the host already (else a copy)."""
     if isinstance(value, np.ndarray) or np.isscalar(value):
         array = np.asarray(value)
         if not array.flags.c_contiguous:
             array = array.copy(order="C")
-        name = _dtypes.name_of_numpy(array.dtype)
-        return name, array.shape, array.reshape(-1).view(np.uint8)
+        return array.shape, array.reshape(-1).view(np.uint8)
     torch = _dtypes.torch_module()
-    if not isinstance(value, torch.Tensor):
-        raise _errors.InvalidArgument(
-            f"cannot store a {type(value).__name__}: give torch tensors or "
-            "numpy arrays")
-    name = _dtypes.name_of_torch(value.dtype)
     tensor = value.detach()
     if tensor.device.type != "cpu":
         tensor = tensor.cpu()
     tensor = tensor.contiguous()
     shape = tuple(tensor.shape)
     if tensor.numel() == 0:  # Its strides may be anything.
-        return name, shape, np.empty(0, dtype=np.uint8)
+        return shape, np.empty(0, dtype=np.uint8)
     flat = tensor.reshape(-1)
     if flat.dtype != torch.uint8:
         flat = flat.view(torch.uint8)
-    return name, shape, flat.numpy()
+    return shape, flat.numpy()
 
 
 class _ProgressBar:
@@ -131,6 +154,9 @@ class Client:
             token = os.environ.get("PSTORE_TOKEN", "")
         if timeout is not None and timeout <= 0:
             raise _errors.InvalidArgument("timeout must be positive seconds")
+        global _malloc_tuned
+        if _malloc_tuned is None:
+            _malloc_tuned = _pstore.keep_freed_buffers_on_heap()
         self.address = addr
         self._client = _pstore.Client(
             addr, token or "", tls_ca or "", tls_cert or "", tls_key or "",
@@ -191,7 +217,10 @@ class Client:
 
     def get_tensor(self, name, *, encoding="raw", framework="pt"):
         """Reads one tensor ("MODEL@REV/TENSOR", or "MODEL/TENSOR" for the
-        latest revision)."""
+        latest revision) in exactly the encoding asked for: InvalidArgument
+        where it does not apply (an integer tensor as f16, a tensor whose
+        last dimension is not a multiple of 32 quantized), where ``load``
+        and ``open`` give such tensors as stored."""
         _check_framework(framework)
         _check_encoding(encoding)
         info, flat = self._client.read(name, encoding, 0, 0)
@@ -222,11 +251,19 @@ class Client:
     def put(self, name, tensors, *, metadata=None, publish=False):
         """Stores ``tensors`` (a dict of torch tensors or numpy arrays, a
         state_dict say) as revision ``name`` ("MODEL@REV"): creates the
-        revision with ``metadata`` (a dict of str), puts every tensor, and
-        publishes it if ``publish``. A revision that exists and is open
-        takes the tensors (AlreadyExists is not raised for it); a published
-        one raises FailedPrecondition. Returns the revision as ``stat``
-        does. Tensors on a GPU are copied to the host first."""
+        revision with ``metadata`` (a dict of str), puts every tensor, one
+        at a time (a tensor on a GPU, or not contiguous, is copied to the
+        host just before its put), and publishes the revision if
+        ``publish``. Returns the revision as ``stat`` does.
+
+        An open revision that exists takes the tensors, if ``metadata`` is
+        None or what it has already (else FailedPrecondition: a revision's
+        metadata is set when it is created); a published one raises
+        FailedPrecondition. Every name and dtype is checked before anything
+        is stored (InvalidArgument). A put that fails part way leaves the
+        revision open with the tensors stored so far: ``put`` the same
+        dict again to complete it, or ``delete`` the revision.
+        """
         if "@" not in name or "/" in name:
             raise _errors.InvalidArgument(
                 f"put takes MODEL@REV, not {name!r}")
@@ -241,22 +278,29 @@ class Client:
                     f"metadata must map str to str; {key!r}: {value!r} "
                     "does not")
             meta[key] = value
-        prepared = []
+        dtypes = {}
         for key, value in tensors.items():
             if not isinstance(key, str) or not key:
                 raise _errors.InvalidArgument(
                     f"tensor names must be non-empty str, not {key!r}")
-            prepared.append((key,) + _as_bytes(value))
+            dtypes[key] = _dtype_name(key, value)
         try:
             self._client.create_revision(name, meta)
         except _errors.AlreadyExists:
-            if self._client.revision(name, False)["published"]:
+            existing = self._client.revision(name, False)
+            if existing["published"]:
                 raise _errors.FailedPrecondition(
                     f"revision {name} is published: put into a new one"
                 ) from None
-        for key, dtype, shape, flat in prepared:
-            self._client.put(f"{name}/{key}", dtype, list(shape), flat,
-                             "tensor")
+            if metadata is not None and existing["metadata"] != meta:
+                raise _errors.FailedPrecondition(
+                    f"revision {name} exists with other metadata "
+                    f"({existing['metadata']}): a revision's metadata is "
+                    "set when it is created") from None
+        for key, value in tensors.items():
+            shape, flat = _as_bytes(value)
+            self._client.put(f"{name}/{key}", dtypes[key], list(shape), flat)
+            del flat
         if publish:
             self._client.publish(name)
         return self.stat(name)

@@ -84,7 +84,11 @@ def torch_dtype(name):
     """Returns the torch dtype a tensor of safetensors dtype ``name`` comes
     back as."""
     torch_module()
-    return _torch_by_name[name]
+    try:
+        return _torch_by_name[name]
+    except KeyError:
+        raise _errors.DataLoss(f"unknown dtype {name!r} from the server") \
+            from None
 
 
 def element_size(name):

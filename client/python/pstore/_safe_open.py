@@ -13,8 +13,13 @@ Slices read only what they need where the layout allows:
 - any other dimension of a tensor of three or more: the rows that hold
   the selection, whole, then sliced in memory.
 A slice is what numpy slicing of the whole tensor gives, as an array of its
-own (or a tensor of its own) in the handle's framework.
+own (or a tensor of its own) in the handle's framework, for ints, slices
+with positive steps and ``...``; an index out of range raises
+pstore.OutOfRange (an IndexError, so iterating a TensorSlice stops at its
+end), a step of zero or below pstore.InvalidArgument.
 """
+
+import numpy as np
 
 from . import _client
 from . import _dtypes
@@ -123,13 +128,23 @@ class TensorSlice:
         begin, end = _bounds(keys[0])
         local = [_shift(keys[0], begin)] + keys[1:]
         columns = keys[1] if len(keys) == 2 else None
-        if columns is not None and columns != slice(0, self._shape[1], 1):
-            col_begin, col_end = _bounds(columns)
+        col_begin, col_end = _bounds(columns) if columns is not None else (0, 0)
+        if columns is not None and (col_begin, col_end) != (0, self._shape[1]):
             array = self._read_columns(begin, end, col_begin, col_end)
             local[1] = _shift(columns, col_begin)
         else:
             array = self._read_rows(begin, end)
-        return self._to_framework(array[tuple(local)])
+        part = array[tuple(local)]
+        if isinstance(part, np.ndarray) and part.nbytes < array.nbytes:
+            part = part.copy(order="C")  # Not the whole read kept alive.
+        return self._to_framework(part)
+
+    def __iter__(self):
+        """Yields the tensor's rows (dimension 0), each read when reached."""
+        if not self._shape:
+            raise TypeError("iteration over a 0-d tensor")
+        for row in range(self._shape[0]):
+            yield self[row]
 
     # The index, as a tuple of one int or step-positive slice with
     # non-negative bounds per dimension.
@@ -148,7 +163,7 @@ class TensorSlice:
                     "dimensions")
             index = index[:at] + (slice(None),) * fill + index[at + 1:]
         if len(index) > rank:
-            raise _errors.InvalidArgument(
+            raise _errors.OutOfRange(
                 f"{len(index)} indices for {self._info['name']} of "
                 f"{rank} dimensions (shape {list(self._shape)})")
         keys = []
@@ -163,7 +178,7 @@ class TensorSlice:
                         f"{type(key).__name__}")
             if isinstance(key, int):
                 if key < -size or key >= size:
-                    raise _errors.InvalidArgument(
+                    raise _errors.OutOfRange(
                         f"index {key} is out of range for dimension {dim} "
                         f"of {self._info['name']} (size {size})")
                 keys.append(key % size)
@@ -194,7 +209,6 @@ class TensorSlice:
         row_bytes = self._row_bytes()
         shape = (end - begin,) + self._shape[1:]
         if row_bytes == 0:
-            import numpy as np
             return np.empty(shape, dtype=_dtypes.numpy_dtype(self._dtype))
         _, flat = self._handle._client._client.read(
             self._info["name"], self._encoding, begin * row_bytes,
@@ -211,7 +225,6 @@ class TensorSlice:
             end - begin, col_end - col_begin)
 
     def _empty(self, keys):
-        import numpy as np
         dtype = _dtypes.numpy_dtype(self._dtype)
         # A view of one element with zero strides: no memory of the
         # tensor's size.
@@ -219,7 +232,6 @@ class TensorSlice:
         return self._to_framework(np.empty(whole[tuple(keys)].shape, dtype))
 
     def _to_framework(self, array):
-        import numpy as np
         # A numpy scalar (every dimension indexed) as a 0-d array, and a
         # strided slice copied: what a read returns owns its elements.
         array = np.asarray(array)
