@@ -308,6 +308,12 @@ absl::Status List(Client& client, const std::string& prefix) {
   return absl::OkStatus();
 }
 
+bool IsGgufPath(const std::string& path) {
+  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+// Imports `path` as new revision `revision`: a model directory, a GGUF
+// file, or else a safetensors file.
 absl::Status Import(Client& client, const std::string& path,
                     const std::string& revision, bool publish, int jobs) {
   std::unique_ptr<ProgressBar> progress;
@@ -321,48 +327,21 @@ absl::Status Import(Client& client, const std::string& path,
     }
     progress->Update(done);
   };
+  std::error_code error;
+  const bool directory = std::filesystem::is_directory(path, error);
   absl::StatusOr<ImportResult> result =
-      ImportSafetensors(client, path, revision, options);
+      ImportPath(client, path, revision, options);
   progress.reset();
   PSTORE_RETURN_IF_ERROR(result.status());
-  std::printf("imported %d tensors (%s) from %s into %s%s\n", result->tensors,
-              FormatBytes(result->bytes).c_str(), path.c_str(),
-              result->revision.name().c_str(), publish ? ", published" : "");
-  return absl::OkStatus();
-}
-
-bool IsGgufPath(const std::string& path) {
-  return path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
-}
-
-// Imports model directory or GGUF file `dir` as new revision `revision`.
-absl::Status ImportDir(Client& client, const std::string& dir,
-                       const std::string& revision, bool publish, int jobs) {
-  std::unique_ptr<ProgressBar> progress;
-  ImportOptions options;
-  options.publish = publish;
-  options.jobs = jobs;
-  options.progress = [&](uint64_t done, uint64_t total) {
-    if (progress == nullptr) {
-      progress = std::make_unique<ProgressBar>(
-          absl::StrCat("import ", revision), total);
-    }
-    progress->Update(done);
-  };
-  absl::StatusOr<ImportResult> result =
-      IsGgufPath(dir) ? ImportGguf(client, dir, revision, options)
-                      : ImportDirectory(client, dir, revision, options);
-  progress.reset();
-  PSTORE_RETURN_IF_ERROR(result.status());
-  if (IsGgufPath(dir)) {
+  if (!directory) {
     std::printf("imported %d tensors (%s) from %s into %s%s\n", result->tensors,
-                FormatBytes(result->bytes).c_str(), dir.c_str(),
+                FormatBytes(result->bytes).c_str(), path.c_str(),
                 result->revision.name().c_str(), publish ? ", published" : "");
     return absl::OkStatus();
   }
   std::printf(
       "imported %s (%d shards, %d tensors, %d other files, %s) into %s%s\n",
-      dir.c_str(), result->shards, result->tensors, result->files,
+      path.c_str(), result->shards, result->tensors, result->files,
       FormatBytes(result->bytes).c_str(), result->revision.name().c_str(),
       publish ? ", published" : "");
   for (const std::string& skipped : result->skipped) {
@@ -889,10 +868,7 @@ int Main(int argc, char** argv) {
     status = revision.status();
     if (status.ok()) std::printf("published %s\n", revision->name().c_str());
   } else if (import->parsed()) {
-    std::error_code error;
-    status = std::filesystem::is_directory(path, error) || IsGgufPath(path)
-                 ? ImportDir(c, path, name, publish, jobs)
-                 : Import(c, path, name, publish, jobs);
+    status = Import(c, path, name, publish, jobs);
   } else if (export_cmd->parsed()) {
     // A raw safetensors export streams tensor by tensor through the
     // writer; anything else goes through a one-stream pull.

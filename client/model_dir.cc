@@ -1139,6 +1139,16 @@ absl::StatusOr<v1::Revision> StoreRevision(
   return created;
 }
 
+// Returns OK if an import can go into `revision`: it names one, MODEL@REV.
+// InvalidArgument saying so else.
+absl::Status CheckImportRevision(absl::string_view revision) {
+  if (revision.find('@') == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "import into '", revision, "': name a revision, MODEL@REV"));
+  }
+  return absl::OkStatus();
+}
+
 // Returns a GGUF metadata value as revision metadata: strings as they are,
 // numbers in decimal, booleans as true or false; nullopt for arrays (they
 // stay in the file's header entry, with every type).
@@ -1163,10 +1173,7 @@ std::optional<std::string> MetadataText(const GgufValue& value) {
 absl::StatusOr<ImportResult> ImportGguf(Client& client, const std::string& path,
                                         absl::string_view revision,
                                         const ImportOptions& options) {
-  if (revision.find('@') == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "import into '", revision, "': name a revision, MODEL@REV"));
-  }
+  PSTORE_RETURN_IF_ERROR(CheckImportRevision(revision));
   PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<GgufFile> file, GgufFile::Open(path));
   ImportResult result;
   std::vector<ImportItem> items;
@@ -1232,10 +1239,7 @@ absl::StatusOr<ImportResult> ImportSafetensors(Client& client,
                                                const std::string& path,
                                                absl::string_view revision,
                                                const ImportOptions& options) {
-  if (revision.find('@') == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "import into '", revision, "': name a revision, MODEL@REV"));
-  }
+  PSTORE_RETURN_IF_ERROR(CheckImportRevision(revision));
   PSTORE_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file,
                           SafetensorsFile::Open(path));
   ImportResult result;
@@ -1260,6 +1264,19 @@ absl::StatusOr<ImportResult> ImportSafetensors(Client& client,
                           StoreRevision(client, revision, file->metadata(),
                                         std::move(items), total, options));
   return result;
+}
+
+absl::StatusOr<ImportResult> ImportPath(Client& client, const std::string& path,
+                                        absl::string_view revision,
+                                        const ImportOptions& options) {
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    return ImportDirectory(client, path, revision, options);
+  }
+  if (absl::EndsWith(path, ".gguf")) {
+    return ImportGguf(client, path, revision, options);
+  }
+  return ImportSafetensors(client, path, revision, options);
 }
 
 bool HoldsModelDirectory(const v1::Revision& revision) {
@@ -1288,10 +1305,7 @@ absl::StatusOr<ImportResult> ImportDirectory(Client& client,
                                              const std::string& dir,
                                              absl::string_view revision,
                                              const ImportOptions& options) {
-  if (revision.find('@') == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "import into '", revision, "': name a revision, MODEL@REV"));
-  }
+  PSTORE_RETURN_IF_ERROR(CheckImportRevision(revision));
   ImportResult result;
   std::error_code error;
   if (!fs::is_directory(dir, error)) {

@@ -103,6 +103,13 @@ absl::StatusOr<ImportResult> ImportSafetensors(
     Client& client, const std::string& path, absl::string_view revision,
     const ImportOptions& options = {});
 
+// Imports `path` as new revision `revision`: as ImportDirectory for a
+// directory, ImportGguf for a file whose name ends in ".gguf", else as
+// ImportSafetensors. What pstore-cli import and the Python package call.
+absl::StatusOr<ImportResult> ImportPath(Client& client, const std::string& path,
+                                        absl::string_view revision,
+                                        const ImportOptions& options = {});
+
 struct PullToOptions {
   // "raw", "f32", "f16" or "bf16"; a .gguf file also takes "q8_0" and
   // "q4_0". Default: "raw".

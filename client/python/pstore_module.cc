@@ -572,13 +572,7 @@ class PyClient {
     absl::StatusOr<ImportResult> result;
     {
       py::gil_scoped_release release;
-      if (absl::EndsWith(path, ".gguf")) {
-        result = ImportGguf(*client_, path, name, options);
-      } else if (absl::EndsWith(path, ".safetensors")) {
-        result = ImportSafetensors(*client_, path, name, options);
-      } else {
-        result = ImportDirectory(*client_, path, name, options);
-      }
+      result = pstore::ImportPath(*client_, path, name, options);
     }
     ImportResult imported = Check(std::move(result));
     py::dict out;
