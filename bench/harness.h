@@ -231,6 +231,10 @@ struct PythonRun {
   uint64_t file_bytes = 0;  // Of the torch.save file.
   std::string versions;     // "Python 3.11.2, torch 1.13.0, pstore 0.1.0".
   std::vector<double> load_seconds, load_faults, load_server_faults;
+  // The process's first load (its warm-up): into fresh memory, where the
+  // timed loads after it get the first one's memory back from the module's
+  // pool.
+  std::vector<double> first_load_seconds, first_load_faults;
   std::vector<double> torch_load_seconds, torch_load_faults;
 };
 

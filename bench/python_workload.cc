@@ -103,6 +103,8 @@ absl::StatusOr<PythonRun> ParsePythonOutput(const std::string& output) {
       ReadNumbers(doc, "load", "seconds", &run.load_seconds) &&
       ReadNumbers(doc, "load", "faults", &run.load_faults) &&
       ReadNumbers(doc, "load", "server_faults", &run.load_server_faults) &&
+      ReadNumbers(doc, "first_load", "seconds", &run.first_load_seconds) &&
+      ReadNumbers(doc, "first_load", "faults", &run.first_load_faults) &&
       ReadNumbers(doc, "torch_load", "seconds", &run.torch_load_seconds) &&
       ReadNumbers(doc, "torch_load", "faults", &run.torch_load_faults);
   if (!ok || run.load_seconds.size() != run.load_faults.size() ||
@@ -290,6 +292,18 @@ absl::Status Bench::RunPython() {
       "aligned_alloc below; freed after the pull, outside the timed part",
       "python");
   pull_fresh.bar_label = "C++ fresh";
+  Series first_load = MakeSeries(
+      "python/pstore-load-first", "python",
+      absl::StrCat("client.load, the process's first (fresh memory), ",
+                   streams_what),
+      "pstore, first load", "MB/s",
+      "the warm-up load of the same python_load.py process, timed the same "
+      "way: its tensors' memory fresh from the kernel (the timed load after "
+      "it gets that memory back from the module's buffer pool, as a "
+      "process that loads again does)",
+      "python");
+  first_load.bar_label = "Python first load";
+  first_load.client_process = "python3";
   Series torch_load = MakeSeries(
       "python/torch-load-tmpfs", "python",
       "the same tensors from a torch.save file on tmpfs", "torch.load", "MB/s",
@@ -369,6 +383,12 @@ absl::Status Bench::RunPython() {
       load.server_faults.push_back(FaultsPerGiB(
           static_cast<uint64_t>(run->load_server_faults[0]), bytes));
     }
+    if (run->first_load_seconds.size() == 1 &&
+        run->first_load_faults.size() == 1) {
+      first_load.samples.push_back(bytes / run->first_load_seconds[0] / 1e6);
+      first_load.client_faults.push_back(FaultsPerGiB(
+          static_cast<uint64_t>(run->first_load_faults[0]), bytes));
+    }
     torch_load.samples.push_back(bytes / run->torch_load_seconds[0] / 1e6);
     torch_load.client_faults.push_back(
         FaultsPerGiB(static_cast<uint64_t>(run->torch_load_faults[0]), bytes));
@@ -399,11 +419,15 @@ absl::Status Bench::RunPython() {
     PrintSeries(load);
     results_.Add(load);
   }
-  for (Series* peer : {&pull, &pull_fresh, &torch_load}) {
+  for (Series* peer : {&pull, &pull_fresh, &first_load, &torch_load}) {
     if (peer->samples.empty()) continue;
     PrintSeries(*peer);
     results_.Add(*peer);
     if (!load.samples.empty()) results_.Compare(load.id, peer->id);
+  }
+  // The first load against the C++ pull into fresh memory: like for like.
+  if (!first_load.samples.empty() && !pull_fresh.samples.empty()) {
+    results_.Compare(first_load.id, pull_fresh.id);
   }
   return absl::OkStatus();
 }

@@ -557,3 +557,31 @@ def test_progress_gets_the_total_and_ends_at_it(client, model_name):
     assert all(total == size for _, total in calls), calls
     assert calls[-1] == (size, size)
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_freed_tensor_memory_is_pooled_for_the_next_load(client, model_name):
+    """Tensors of 4 MiB and more give their memory back to the pool when
+    dropped, the next load of the same sizes takes it (and its bytes are
+    right), and the pool holds at most its capacity."""
+    import gc
+    name = f"{model_name}@v1"
+    state = {f"t{i}": torch.full((1 << 20,), float(i)) for i in range(4)}
+    client.put(name, state)
+    pstore.release_memory()
+    assert pstore.memory_pool()[0] == 0
+    loaded = client.load(name)
+    del loaded
+    gc.collect()
+    held, capacity = pstore.memory_pool()
+    assert held == 4 * (4 << 20)
+    again = client.load(name)
+    assert pstore.memory_pool()[0] == 0  # All taken back.
+    for key, value in state.items():
+        assert torch.equal(again[key], value)
+    del again
+    gc.collect()
+    pstore.set_memory_pool(8 << 20)  # Room for two of the four.
+    assert pstore.memory_pool() == (8 << 20, 8 << 20)
+    pstore.set_memory_pool(capacity)
+    pstore.release_memory()
+    assert pstore.memory_pool() == (0, capacity)

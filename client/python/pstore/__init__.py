@@ -18,14 +18,16 @@ from ._errors import (Aborted, AlreadyExists, Cancelled, DataLoss,
                       InvalidArgument, NotFound, OutOfRange, PermissionDenied,
                       ResourceExhausted, Unauthenticated, Unavailable,
                       Unimplemented, Unknown)
-from ._client import Client, malloc_tuned
+from ._client import (Client, malloc_tuned, memory_pool, release_memory,
+                      set_memory_pool)
 from ._quantized import QuantizedTensor
 from ._safe_open import SafeOpen, TensorSlice
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Client", "malloc_tuned", "SafeOpen", "TensorSlice", "QuantizedTensor", "Error",
+    "Client", "malloc_tuned", "memory_pool", "release_memory",
+    "set_memory_pool", "SafeOpen", "TensorSlice", "QuantizedTensor", "Error",
     "Aborted", "AlreadyExists", "Cancelled", "DataLoss", "DeadlineExceeded",
     "FailedPrecondition", "Internal", "InvalidArgument", "NotFound",
     "OutOfRange", "PermissionDenied", "ResourceExhausted", "Unauthenticated",

@@ -38,6 +38,28 @@ def malloc_tuned():
     return _malloc_tuned
 
 
+def set_memory_pool(nbytes):
+    """Sets how much freed tensor memory pstore keeps for the next load of
+    the same sizes (default 2 GiB, or ``$PSTORE_POOL_BYTES``; 0 keeps
+    none), freeing what is held beyond it. See client/python/README.md,
+    "Memory"."""
+    if nbytes < 0:
+        raise _errors.InvalidArgument("the pool's size must be >= 0 bytes")
+    _pstore.set_pool_bytes(int(nbytes))
+
+
+def memory_pool():
+    """Returns (bytes held, capacity) of the pool of freed tensor memory."""
+    return tuple(_pstore.pool_bytes())
+
+
+def release_memory():
+    """Frees the tensor memory the pool holds (its capacity stays)."""
+    _, capacity = _pstore.pool_bytes()
+    _pstore.set_pool_bytes(0)
+    _pstore.set_pool_bytes(capacity)
+
+
 def _check_framework(framework):
     if framework not in ("pt", "np"):
         raise _errors.InvalidArgument(
