@@ -10,6 +10,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/uds_listener.h"
+#include "util/status.h"
 #include "util/units.h"
 
 namespace pstore {
@@ -39,6 +41,7 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   std::string readahead_budget_bytes = "0", max_tensor_bytes = "1TiB";
   std::string max_message_bytes = "32MiB";
   std::string cold_min_free_bytes = "256MiB";
+  std::string uds_mode = "0660", uds_allowed_uids, uds_allowed_gids;
   int max_read_streams = 128, max_put_streams = 16;
   int max_streams_per_connection = 64;
   double drain_seconds = 30;
@@ -186,6 +189,19 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
   app.add_option("--metrics_listen", config.server.metrics_listen,
                  "host:port of the HTTP listener for /metrics, /healthz and "
                  "/readyz (port 0: any free port; off or empty: off)");
+  app.add_option("--uds_path", config.server.uds.path,
+                 "also serve on this Unix domain socket file, for clients "
+                 "on this host (unix:PATH); its directory must exist "
+                 "(default: off)");
+  app.add_option("--uds_mode", uds_mode,
+                 "octal file mode of the --uds_path socket: who may connect");
+  app.add_option("--uds_allowed_uids", uds_allowed_uids,
+                 "comma-separated uids allowed on the socket (SO_PEERCRED); "
+                 "with --uds_allowed_gids, a peer matching either is served "
+                 "(default: any)");
+  app.add_option("--uds_allowed_gids", uds_allowed_gids,
+                 "comma-separated gids allowed on the socket (the peer's "
+                 "primary group)");
   app.add_option("--port_file", config.port_file,
                  "once serving, write the gRPC port and then the metrics "
                  "port to this file, one per line");
@@ -225,6 +241,26 @@ absl::StatusOr<DaemonConfig> ParseDaemonFlags(int argc,
 
   if (config.server.metrics_listen == "off") {
     config.server.metrics_listen.clear();
+  }
+  {
+    uint32_t mode = 0;
+    if (uds_mode.empty() || uds_mode.size() > 4 ||
+        uds_mode.find_first_not_of("01234567") != std::string::npos ||
+        (mode = static_cast<uint32_t>(std::stoul(uds_mode, nullptr, 8))) >
+            0777) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--uds_mode: '", uds_mode,
+                       "' is not an octal file mode (e.g. 0660)"));
+    }
+    config.server.uds.mode = mode;
+    PSTORE_ASSIGN_OR_RETURN(
+        std::vector<uint32_t> uids,
+        ParseIdList(uds_allowed_uids, "--uds_allowed_uids"));
+    PSTORE_ASSIGN_OR_RETURN(
+        std::vector<uint32_t> gids,
+        ParseIdList(uds_allowed_gids, "--uds_allowed_gids"));
+    config.server.uds.allowed_uids.assign(uids.begin(), uids.end());
+    config.server.uds.allowed_gids.assign(gids.begin(), gids.end());
   }
 
   TieredStoreOptions& store = config.server.store;
@@ -338,6 +374,8 @@ std::string DescribeConfig(const DaemonConfig& config) {
       " client_certs=",
       config.server.tls_client_ca_file.empty() ? "off" : "required",
       " tokens=", config.server.tokens_file.empty() ? "off" : "on",
+      " uds_path=",
+      config.server.uds.path.empty() ? "(off)" : config.server.uds.path,
       " log_level=", config.log_level);
 }
 

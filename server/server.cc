@@ -159,6 +159,10 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
                      ": the address is in use or not valid here"));
   }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (!config.uds.path.empty()) {
+    PSTORE_ASSIGN_OR_RETURN(
+        server->uds_, UdsListener::Start(config.uds, server->server_.get()));
+  }
 
   if (!config.metrics_listen.empty()) {
     PstoreServer* raw = server.get();
@@ -176,6 +180,7 @@ absl::StatusOr<std::unique_ptr<PstoreServer>> PstoreServer::Start(
 
 PstoreServer::~PstoreServer() {
   if (!shut_down_) Shutdown(absl::ZeroDuration());
+  uds_.reset();
   http_.reset();
   server_.reset();
   peer_service_.reset();
@@ -213,6 +218,8 @@ void PstoreServer::Shutdown(absl::Duration drain) {
   // with UNAVAILABLE, so clients retry elsewhere, while calls in flight get
   // up to `drain` to finish.
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // No new connections on the socket; those it handed over drain as TCP's.
+  if (uds_ != nullptr) uds_->Stop();
   // The other nodes of a shared store stop counting on this one.
   store_->Leave();
   draining_ = true;

@@ -22,6 +22,7 @@
 #include "server/metrics.h"
 #include "server/peer_service.h"
 #include "server/service.h"
+#include "server/uds_listener.h"
 #include "storage/tiered_store.h"
 
 namespace pstore {
@@ -65,6 +66,10 @@ struct ServerConfig {
   // A test fault: blocks served to other nodes have one byte flipped.
   // Default: false.
   bool fault_corrupt_peer_replies = false;
+  // The Unix domain socket for clients on this host (server/uds_listener.h):
+  // the same service as `listen`, over a socket file. Default: off (empty
+  // uds.path).
+  UdsOptions uds;
 };
 
 class PstoreServer {
@@ -119,6 +124,9 @@ class PstoreServer {
   std::unique_ptr<PeerStoreService> peer_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpEndpoint> http_;
+  // Declared after server_: stops (and so hands no connection to it)
+  // before the server goes.
+  std::unique_ptr<UdsListener> uds_;
   int port_ = 0;
   bool shut_down_ = false;
 };
