@@ -585,3 +585,18 @@ def test_freed_tensor_memory_is_pooled_for_the_next_load(client, model_name):
     pstore.set_memory_pool(capacity)
     pstore.release_memory()
     assert pstore.memory_pool() == (0, capacity)
+def test_a_client_on_the_unix_socket_loads_as_over_tcp(start_pstored,
+                                                        scratch_dir):
+    """pstore.Client("unix:PATH") of a pstored started with --uds_path puts
+    and loads the same bytes as a client over TCP."""
+    socket_path = os.path.join(scratch_dir, "pstored.sock")
+    server = start_pstored(f"--uds_path={socket_path}")
+    local = pstore.Client(f"unix:{socket_path}")
+    tcp = pstore.Client(server.address)
+    state = {"w": torch.randn(64, 33), "ids": torch.arange(7)}
+    local.put("uds@v1", state, publish=True)
+    for client in (local, tcp):
+        loaded = client.load("uds")
+        assert sorted(loaded) == ["ids", "w"]
+        for key, value in state.items():
+            assert torch.equal(loaded[key], value)
