@@ -187,7 +187,9 @@ void UdsListener::AcceptLoop() {
     }
     if (fds[1].revents != 0) return;
     if (fds[0].revents == 0) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    // Non-blocking, as gRPC's endpoints are.
+    int fd =
+        accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) {
       if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
         spdlog::warn("event=uds_accept_failed error=\"{}\"",

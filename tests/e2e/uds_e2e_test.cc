@@ -73,12 +73,10 @@ TEST_F(UdsE2eTest, ServesTheSameCallsAsTcp) {
   ASSERT_NE(uds, nullptr);
   std::vector<uint8_t> big = RandomBytes(9 * kMiB + 77, 1);
   std::vector<uint8_t> small = RandomBytes(4096, 2);
-  ASSERT_OK(
-      tcp->PutTensor("m@v1/big", "U8", {static_cast<int64_t>(big.size())}, big)
-          .status());
-  ASSERT_OK(uds->PutTensor("m@v1/small", "U8",
-                           {static_cast<int64_t>(small.size())}, small)
-                .status());
+  const std::vector<int64_t> big_shape = {static_cast<int64_t>(big.size())};
+  const std::vector<int64_t> small_shape = {static_cast<int64_t>(small.size())};
+  ASSERT_OK(tcp->PutTensor("m@v1/big", "U8", big_shape, big).status());
+  ASSERT_OK(uds->PutTensor("m@v1/small", "U8", small_shape, small).status());
   ASSERT_OK(uds->PublishRevision("m@v1").status());
   // Reads of either size, a range, a pull: the same bytes both ways.
   for (Client* client : {tcp.get(), uds.get()}) {
@@ -160,7 +158,8 @@ TEST_F(UdsE2eTest, TokensWorkOverTheSocketAsOverTcp) {
               StatusIs(absl::StatusCode::kUnauthenticated));
   std::unique_ptr<Client> good = Connect(unix_address(), kToken);
   std::vector<uint8_t> bytes = RandomBytes(1000, 3);
-  ASSERT_OK(good->PutTensor("t@v1/x", "U8", {1000}, bytes).status());
+  const std::vector<int64_t> shape = {1000};
+  ASSERT_OK(good->PutTensor("t@v1/x", "U8", shape, bytes).status());
   ASSERT_OK_AND_ASSIGN(auto got, good->GetTensor("t@v1/x"));
   EXPECT_TRUE(got.second == bytes);
 }

@@ -585,6 +585,8 @@ def test_freed_tensor_memory_is_pooled_for_the_next_load(client, model_name):
     pstore.set_memory_pool(capacity)
     pstore.release_memory()
     assert pstore.memory_pool() == (0, capacity)
+
+
 def test_a_client_on_the_unix_socket_loads_as_over_tcp(start_pstored,
                                                         scratch_dir):
     """pstore.Client("unix:PATH") of a pstored started with --uds_path puts
