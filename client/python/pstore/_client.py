@@ -88,14 +88,7 @@ def _as_output(info, flat, framework):
         return QuantizedTensor(data, info["shape"], encoding, info["dtype"],
                                info.get("quantization_error"))
     dtype = _dtypes.ENCODING_DTYPES.get(encoding, info["dtype"])
-    shape = tuple(info["shape"])
-    if framework == "np":
-        return flat.view(_dtypes.numpy_dtype(dtype)).reshape(shape)
-    torch = _dtypes.torch_module()
-    tensor = torch.from_numpy(flat)
-    if _dtypes.torch_dtype(dtype) != torch.uint8:
-        tensor = tensor.view(_dtypes.torch_dtype(dtype))
-    return tensor.reshape(shape)
+    return _dtypes.from_bytes(flat, dtype, tuple(info["shape"]), framework)
 
 
 def _dtype_name(key, value):
@@ -260,11 +253,13 @@ class Client:
         return out
 
     def pull(self, name, path, *, encoding="raw", streams=4):
-        """Pulls revision ``name`` into directory ``path`` (a revision
-        imported from a directory: every file as it was) or into file
-        ``path`` (".safetensors" or ".gguf"), resuming from what is there,
-        as ``pstore-cli pull`` does. Returns a dict with files, bytes,
-        reused_bytes and fetched_bytes."""
+        """Pulls revision ``name`` into ``path``, resuming from what is
+        there, as ``pstore-cli pull`` does and deciding as it does: a
+        directory if ``path`` is one or ends in "/", or, for a revision
+        imported from a directory, does not exist and does not end in
+        ".safetensors" or ".gguf" (every file as it was); else one file
+        (GGUF for ".gguf", else safetensors). Returns a dict with files,
+        bytes, reused_bytes and fetched_bytes."""
         return self._client.pull_to(name, os.fspath(path), encoding,
                                     int(streams))
 

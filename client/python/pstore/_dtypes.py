@@ -91,6 +91,20 @@ def torch_dtype(name):
             from None
 
 
+def from_bytes(flat, name, shape, framework):
+    """Returns the flat, C-contiguous uint8 numpy array ``flat`` as a tensor
+    of safetensors dtype ``name`` and ``shape``: a numpy array
+    (``framework="np"``) or a torch tensor, sharing its memory either way."""
+    if framework == "np":
+        return flat.view(numpy_dtype(name)).reshape(shape)
+    torch = torch_module()
+    tensor = torch.from_numpy(flat)
+    dtype = torch_dtype(name)
+    if dtype != torch.uint8:
+        tensor = tensor.view(dtype)
+    return tensor.reshape(shape)
+
+
 def element_size(name):
     """Returns the bytes of one element of safetensors dtype ``name``."""
     return numpy_dtype(name).itemsize

@@ -239,12 +239,8 @@ class TensorSlice:
             array = array.copy(order="C")
         if self._handle._framework == "np":
             return array
-        torch = _dtypes.torch_module()
-        flat = torch.from_numpy(array.reshape(-1).view(np.uint8))
-        dtype = _dtypes.torch_dtype(self._dtype)
-        if dtype != torch.uint8:
-            flat = flat.view(dtype)
-        return flat.reshape(array.shape)
+        return _dtypes.from_bytes(array.reshape(-1).view(np.uint8),
+                                  self._dtype, array.shape, "pt")
 
 
 def _is_empty(key):
