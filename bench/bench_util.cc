@@ -104,6 +104,21 @@ TouchedBuffer::TouchedBuffer(uint64_t bytes) : size_(bytes) {
   for (uint64_t i = 0; i < bytes; i += 4096) data_[i] = 1;
 }
 
+std::function<absl::StatusOr<std::span<uint8_t>>(const v1::TensorInfo& info)>
+ArenaAllocator(TouchedBuffer& arena, uint64_t* used) {
+  return [&arena, used](
+             const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
+    if (*used + info.byte_length() > arena.size()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the pull outgrew its ", arena.size(),
+                       "-byte buffer at ", info.name()));
+    }
+    std::span<uint8_t> span = arena.span().subspan(*used, info.byte_length());
+    *used += info.byte_length();
+    return span;
+  };
+}
+
 TouchedBuffer::~TouchedBuffer() {
   if (data_ != nullptr) munmap(data_, size_);
 }

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "bench/minor_faults.h"
 #include "bench/results.h"
+#include "pstore/v1/pstore.pb.h"
 
 namespace pstore::bench {
 
@@ -50,6 +51,13 @@ class TouchedBuffer {
   uint8_t* data_ = nullptr;
   uint64_t size_ = 0;
 };
+
+// Returns a pull's allocate callback (PullCallbacks::allocate) that lays
+// the tensors one after another in `arena`, from `*used` bytes in (the
+// caller sets it to 0 before each pull), adding each tensor's bytes to
+// `*used`. FailedPrecondition when a tensor does not fit.
+std::function<absl::StatusOr<std::span<uint8_t>>(const v1::TensorInfo& info)>
+ArenaAllocator(TouchedBuffer& arena, uint64_t* used);
 
 // Returns seconds since `start` on the steady clock.
 double SecondsSince(std::chrono::steady_clock::time_point start);

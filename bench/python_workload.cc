@@ -205,15 +205,7 @@ absl::Status Bench::RunPython() {
   // into fresh memory per tensor, as a load into new tensors must.
   TouchedBuffer arena(bytes);
   uint64_t cursor = 0;
-  Allocate into_arena =
-      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-    if (cursor + info.byte_length() > arena.size()) {
-      return absl::FailedPreconditionError("the model outgrew its buffer");
-    }
-    std::span<uint8_t> span = arena.span().subspan(cursor, info.byte_length());
-    cursor += info.byte_length();
-    return span;
-  };
+  Allocate into_arena = ArenaAllocator(arena, &cursor);
   std::vector<std::unique_ptr<HostBuffer>> fresh;
   Allocate into_fresh =
       [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {

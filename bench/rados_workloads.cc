@@ -143,15 +143,7 @@ absl::Status PullIntoArena(Client& client, const std::string& revision,
                            int streams, TouchedBuffer& arena) {
   uint64_t cursor = 0;
   PullCallbacks callbacks;
-  callbacks.allocate =
-      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-    if (cursor + info.byte_length() > arena.size()) {
-      return absl::FailedPreconditionError("the set outgrew its buffer");
-    }
-    std::span<uint8_t> span = arena.span().subspan(cursor, info.byte_length());
-    cursor += info.byte_length();
-    return span;
-  };
+  callbacks.allocate = ArenaAllocator(arena, &cursor);
   PullOptions options;
   options.streams = streams;
   return client.PullModel(revision, options, callbacks).status();

@@ -692,15 +692,7 @@ absl::StatusOr<double> Bench::PullOnce(Client& client, int streams,
                                        uint64_t* bytes) {
   uint64_t cursor = 0;
   PullCallbacks callbacks;
-  callbacks.allocate =
-      [&](const v1::TensorInfo& info) -> absl::StatusOr<std::span<uint8_t>> {
-    if (cursor + info.byte_length() > arena_.size()) {
-      return absl::FailedPreconditionError("the model outgrew its buffer");
-    }
-    std::span<uint8_t> span = arena_.span().subspan(cursor, info.byte_length());
-    cursor += info.byte_length();
-    return span;
-  };
+  callbacks.allocate = ArenaAllocator(arena_, &cursor);
   PullOptions options;
   options.streams = streams;
   options.encoding = encoding;
