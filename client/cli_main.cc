@@ -400,19 +400,6 @@ absl::Status Export(Client& client, const std::string& name,
   return absl::OkStatus();
 }
 
-// Returns whether `path` is a pull's target directory: one that exists or
-// ends in '/', or, for a revision imported from a directory, any path
-// that does not end in ".safetensors" or ".gguf".
-bool IsPullDirectory(const std::string& path, const v1::Revision& revision) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error) || absl::EndsWith(path, "/")) {
-    return true;
-  }
-  return HoldsModelDirectory(revision) && !IsGgufPath(path) &&
-         !absl::EndsWith(path, ".safetensors") &&
-         !std::filesystem::exists(path, error);
-}
-
 // Returns whether a pull into `path` left temporary files (NAME.tmp) for
 // the next one. Looks at no more than 10,000 entries of a directory.
 bool KeepsTempFiles(const std::string& path, bool directory) {

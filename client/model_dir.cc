@@ -1279,6 +1279,13 @@ absl::StatusOr<ImportResult> ImportPath(Client& client, const std::string& path,
   return ImportSafetensors(client, path, revision, options);
 }
 
+bool IsPullDirectory(const std::string& path, const v1::Revision& revision) {
+  std::error_code error;
+  if (fs::is_directory(path, error) || absl::EndsWith(path, "/")) return true;
+  return HoldsModelDirectory(revision) && !absl::EndsWith(path, ".gguf") &&
+         !absl::EndsWith(path, ".safetensors") && !fs::exists(path, error);
+}
+
 bool HoldsModelDirectory(const v1::Revision& revision) {
   for (const v1::TensorInfo& info : revision.tensors()) {
     if (info.kind() != v1::ENTRY_TENSOR) return true;

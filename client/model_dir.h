@@ -153,6 +153,13 @@ absl::StatusOr<PullToResult> PullToFile(Client& client, absl::string_view name,
                                         const std::string& path,
                                         const PullToOptions& options = {});
 
+// Returns whether a pull of `revision` into `path` goes into a directory
+// (PullToDirectory) rather than a file (PullToFile): a path that is a
+// directory or ends in '/', or, for a revision imported from a directory,
+// a path that does not exist and does not end in ".safetensors" or
+// ".gguf". What pstore-cli pull and the Python package decide by.
+bool IsPullDirectory(const std::string& path, const v1::Revision& revision);
+
 // Returns whether revision `revision` holds files or shard headers (it was
 // imported from a directory).
 bool HoldsModelDirectory(const v1::Revision& revision);

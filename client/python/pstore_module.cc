@@ -632,12 +632,17 @@ class PyClient {
     options.encoding = encoding;
     options.streams = streams;
     absl::StatusOr<PullToResult> result;
-    bool to_directory = !(absl::EndsWith(path, ".safetensors") ||
-                          absl::EndsWith(path, ".gguf"));
     {
       py::gil_scoped_release release;
-      result = to_directory ? PullToDirectory(*client_, name, path, options)
-                            : PullToFile(*client_, name, path, options);
+      // Resolved once, so that the decision and the pull see one revision.
+      absl::StatusOr<v1::Revision> revision = client_->GetRevision(name);
+      if (!revision.ok()) {
+        result = revision.status();
+      } else if (IsPullDirectory(path, *revision)) {
+        result = PullToDirectory(*client_, revision->name(), path, options);
+      } else {
+        result = PullToFile(*client_, revision->name(), path, options);
+      }
     }
     PullToResult pulled = Check(std::move(result));
     py::dict out;
